@@ -1,0 +1,52 @@
+package dev.amalgam.kernels;
+
+import java.util.Arrays;
+import java.util.Optional;
+
+/**
+ * Storage dtypes the kernels decode from and encode to. Computation is always float32;
+ * these only describe bytes at rest.
+ */
+public enum Dtype {
+    F32("F32", 4, "float32"),
+    F16("F16", 2, "float16"),
+    BF16("BF16", 2, "bfloat16");
+
+    private final String safetensorsName;
+    private final int byteSize;
+    private final String torchName;
+
+    Dtype(String safetensorsName, int byteSize, String torchName) {
+        this.safetensorsName = safetensorsName;
+        this.byteSize = byteSize;
+        this.torchName = torchName;
+    }
+
+    /** The name in a safetensors header ("BF16"). */
+    public String safetensorsName() {
+        return safetensorsName;
+    }
+
+    public int byteSize() {
+        return byteSize;
+    }
+
+    /** The name in config.json's torch_dtype and in merge configs ("bfloat16"). */
+    public String torchName() {
+        return torchName;
+    }
+
+    public static Optional<Dtype> fromSafetensors(String name) {
+        return Arrays.stream(values()).filter(d -> d.safetensorsName.equals(name)).findFirst();
+    }
+
+    /** Accepts the names merge configs use: float32/fp32/f32, float16/fp16/half, bfloat16/bf16. */
+    public static Optional<Dtype> fromConfigName(String name) {
+        return switch (name.toLowerCase()) {
+            case "float32", "fp32", "f32", "float" -> Optional.of(F32);
+            case "float16", "fp16", "f16", "half" -> Optional.of(F16);
+            case "bfloat16", "bf16" -> Optional.of(BF16);
+            default -> Optional.empty();
+        };
+    }
+}

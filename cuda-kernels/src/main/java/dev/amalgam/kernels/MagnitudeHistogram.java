@@ -1,0 +1,56 @@
+package dev.amalgam.kernels;
+
+import org.apache.arrow.memory.ArrowBuf;
+
+/**
+ * Radix histograms over the bit patterns of |delta|, the building block of exact order
+ * statistics: counts add up across chunks in any order, so the selected value is exact and
+ * independent of how a tensor was cut. Round one counts the high 16 bits; round two counts the
+ * low 16 bits of the entries inside one chosen high bucket.
+ */
+public final class MagnitudeHistogram {
+    public static final int BINS = 1 << 16;
+
+    private MagnitudeHistogram() {
+    }
+
+    public static void addHigh(ArrowBuf delta, int count, long[] histogram) {
+        for (int i = 0; i < count; i++) {
+            histogram[KeepRule.magnitudeBits(delta.getFloat((long) i << 2)) >>> 16]++;
+        }
+    }
+
+    public static void addLow(ArrowBuf delta, int count, int highBucket, long[] histogram) {
+        for (int i = 0; i < count; i++) {
+            int bits = KeepRule.magnitudeBits(delta.getFloat((long) i << 2));
+            if (bits >>> 16 == highBucket) {
+                histogram[bits & 0xffff]++;
+            }
+        }
+    }
+
+    public static long countEqual(ArrowBuf delta, int count, int valueBits) {
+        long equal = 0;
+        for (int i = 0; i < count; i++) {
+            if (KeepRule.magnitudeBits(delta.getFloat((long) i << 2)) == valueBits) {
+                equal++;
+            }
+        }
+        return equal;
+    }
+
+    /** The bucket holding ascending position {@code position}, and how many entries lie in lower buckets. */
+    public record Selection(int bucket, long below, long inBucket) {
+    }
+
+    public static Selection select(long[] histogram, long position) {
+        long below = 0;
+        for (int b = 0; b < histogram.length; b++) {
+            if (below + histogram[b] > position) {
+                return new Selection(b, below, histogram[b]);
+            }
+            below += histogram[b];
+        }
+        throw new IllegalArgumentException("position " + position + " is beyond the " + below + " counted entries");
+    }
+}

@@ -1,0 +1,46 @@
+package dev.amalgam.cli;
+
+import dev.amalgam.AmalgamException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code amalgam} command. Exit codes: 0 success, 1 unexpected failure, 2 bad config or
+ * command line, 3 bad input checkpoint, 4 destination refused, 5 the job failed (nothing published).
+ */
+@Command(name = "amalgam", mixinStandardHelpOptions = true, version = "amalgam 0.1.0",
+        description = "Merges large-language-model checkpoints on Spark.",
+        subcommands = {MergeCommand.class, InspectCommand.class, DemoCommand.class, BenchCommand.class},
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {"0:success", "1:unexpected failure", "2:bad merge config or command line",
+                "3:bad input checkpoint", "4:destination refused", "5:the job failed; nothing was published"})
+public final class AmalgamCli implements Runnable {
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "name a command: merge, inspect, demo or bench");
+    }
+
+    public static int execute(String... args) {
+        CommandLine cli = new CommandLine(new AmalgamCli());
+        cli.setExecutionExceptionHandler((e, commandLine, parsed) -> {
+            if (e instanceof AmalgamException a) {
+                for (String problem : a.problems()) {
+                    commandLine.getErr().println("amalgam: error: " + problem);
+                }
+                return a.kind().exitCode();
+            }
+            commandLine.getErr().println("amalgam: unexpected failure: " + e);
+            e.printStackTrace(commandLine.getErr());
+            return 1;
+        });
+        return cli.execute(args);
+    }
+
+    public static void main(String[] args) {
+        System.exit(execute(args));
+    }
+}

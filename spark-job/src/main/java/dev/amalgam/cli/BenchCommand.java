@@ -1,0 +1,117 @@
+package dev.amalgam.cli;
+
+import dev.amalgam.job.MergeJob;
+import dev.amalgam.job.MergeRequest;
+import dev.amalgam.kernels.Dtype;
+import dev.amalgam.merge.ExecutorMemory;
+import dev.amalgam.merge.MergeMethods;
+import dev.amalgam.plan.PlanOptions;
+import dev.amalgam.sample.SampleCheckpoints;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.api.java.JavaSparkContext;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.File;
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryPoolMXBean;
+import java.lang.management.MemoryType;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "bench", description = "Generates checkpoints of a requested size and measures each method end to end.")
+final class BenchCommand implements Callable<Integer> {
+    @Option(names = "--size", defaultValue = "1G", converter = Sizes.class,
+            description = "size of each generated model (default: ${DEFAULT-VALUE})")
+    long size;
+
+    @Option(names = "--models", defaultValue = "2", description = "fine-tuned models besides the base (default: ${DEFAULT-VALUE})")
+    int models;
+
+    @Option(names = "--dtype", defaultValue = "bfloat16", description = "storage dtype (default: ${DEFAULT-VALUE})")
+    String dtype;
+
+    @Option(names = "--methods", split = ",", defaultValue = "linear,task_arithmetic,ties,dare_ties,dare_linear,breadcrumbs,breadcrumbs_ties,della,della_linear",
+            description = "methods to measure (default: all)")
+    List<String> methods;
+
+    @Option(names = "--chunk-elements", defaultValue = "" + PlanOptions.DEFAULT_CHUNK_ELEMENTS,
+            description = "elements per chunk (default: ${DEFAULT-VALUE})")
+    int chunkElements;
+
+    @Option(names = "--work-dir", defaultValue = "amalgam-bench", description = "scratch directory (default: ${DEFAULT-VALUE})")
+    File workDir;
+
+    @Mixin
+    SparkOptions spark;
+
+    @Override
+    public Integer call() throws Exception {
+        Dtype storage = Dtype.fromConfigName(dtype).orElseThrow(() -> new IllegalArgumentException("unknown dtype " + dtype));
+        Configuration hadoop = new Configuration();
+        String root = workDir.getAbsolutePath();
+        SampleCheckpoints.delete(hadoop, root);
+        SampleCheckpoints.Shape shape = SampleCheckpoints.Shape.ofBytes(size, storage);
+        long started = System.nanoTime();
+        List<String> dirs = SampleCheckpoints.write(hadoop, root, shape, storage, models, 7, 2_000_000_000L);
+        System.out.printf("generated base + %d models of %d layers (%s) in %.1f s%n", models, shape.layers(),
+                storage.torchName(), (System.nanoTime() - started) / 1e9);
+        System.out.printf("%-18s %10s %12s %14s %14s %14s%n", "method", "seconds", "input GB/s", "elements/s",
+                "arrow peak MB", "heap peak MB");
+        try (JavaSparkContext sc = spark.start()) {
+            for (String method : methods) {
+                if (MergeMethods.byName(method).isEmpty()) {
+                    throw new IllegalArgumentException("unknown method " + method);
+                }
+                File config = new File(workDir, method + ".yml");
+                Files.writeString(config.toPath(), config(method, root, dirs), StandardCharsets.UTF_8);
+                resetPeaks();
+                long t = System.nanoTime();
+                MergeJob.Result result = new MergeJob(sc).run(MergeRequest.of(config.getAbsolutePath(), root + "/out-" + method)
+                        .withChunkElements(chunkElements).withOverwrite(true));
+                double seconds = (System.nanoTime() - t) / 1e9;
+                long inputBytes = result.report().path("input_bytes").asLong();
+                long elements = result.report().path("output_bytes").asLong() / storage.byteSize();
+                System.out.printf("%-18s %10.2f %12.3f %14.3e %14.1f %14.1f%n", method, seconds, inputBytes / 1e9 / seconds,
+                        elements / seconds, ExecutorMemory.peak() / 1e6, heapPeak() / 1e6);
+                SampleCheckpoints.delete(hadoop, root + "/out-" + method);
+            }
+        }
+        return 0;
+    }
+
+    private static String config(String method, String root, List<String> dirs) {
+        StringBuilder s = new StringBuilder("merge_method: " + method + "\n");
+        if (!method.equals("linear")) {
+            s.append("base_model: ").append(root).append("/base\n");
+        }
+        s.append("models:\n");
+        for (String d : dirs) {
+            s.append("  - model: ").append(d).append("\n    parameters: {weight: 0.5");
+            if (!method.equals("linear") && !method.equals("task_arithmetic")) {
+                s.append(", density: 0.5");
+            }
+            s.append("}\n");
+        }
+        return s.toString();
+    }
+
+    private static void resetPeaks() {
+        for (MemoryPoolMXBean pool : ManagementFactory.getMemoryPoolMXBeans()) {
+            pool.resetPeakUsage();
+        }
+    }
+
+    private static long heapPeak() {
+        long peak = 0;
+        for (MemoryPoolMXBean pool : ManagementFactory.getMemoryPoolMXBeans()) {
+            if (pool.getType() == MemoryType.HEAP) {
+                peak += pool.getPeakUsage().getUsed();
+            }
+        }
+        return peak;
+    }
+}

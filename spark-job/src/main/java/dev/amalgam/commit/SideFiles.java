@@ -1,0 +1,58 @@
+package dev.amalgam.commit;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.amalgam.kernels.Dtype;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataInputStream;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+
+/** The files beside the weights that make the output load as a model: config.json and the tokenizer. */
+public final class SideFiles {
+    public static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
+            "chat_template.jinja");
+
+    private SideFiles() {
+    }
+
+    /** Copies config.json from {@code reference}, with torch_dtype set to the output dtype when there is one. */
+    public static boolean writeConfig(OutputCommitter committer, Configuration hadoop, String reference, Dtype outDtype)
+            throws IOException {
+        Path source = new Path(reference, "config.json");
+        FileSystem fs = source.getFileSystem(hadoop);
+        if (!fs.exists(source)) {
+            return false;
+        }
+        ObjectMapper json = new ObjectMapper();
+        JsonNode root;
+        try (FSDataInputStream in = fs.open(source)) {
+            root = json.readTree(in);
+        }
+        if (root instanceof ObjectNode object && outDtype != null) {
+            object.put("torch_dtype", outDtype.torchName());
+        }
+        committer.writeFile("config.json", json.writerWithDefaultPrettyPrinter().writeValueAsBytes(root));
+        return true;
+    }
+
+    /** Copies the tokenizer files found in {@code source}; returns their names. */
+    public static List<String> copyTokenizer(OutputCommitter committer, String source) throws IOException {
+        List<String> copied = new ArrayList<>();
+        for (String name : TOKENIZER_FILES) {
+            if (committer.copyFrom(source, name)) {
+                copied.add(name);
+            }
+        }
+        if (committer.copyFrom(source, "generation_config.json")) {
+            copied.add("generation_config.json");
+        }
+        return copied;
+    }
+}

@@ -1,0 +1,25 @@
+package dev.amalgam.config;
+
+import dev.amalgam.kernels.Dtype;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * A parsed merge config, in the YAML schema users of the widely used single-node merge tool
+ * already write. Structure is checked when parsing; method-specific rules by the planner.
+ *
+ * @param baseModel null when the config names none
+ * @param outDtype null: each tensor keeps the base model's dtype
+ * @param tokenizerSource null: the base model's tokenizer files (if any) are copied
+ * @param source the YAML text as given, kept for the model card
+ */
+public record MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models,
+                          Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype,
+                          String tokenizerSource, Long randomSeed, String source) {
+
+    public Optional<String> base() {
+        return Optional.ofNullable(baseModel);
+    }
+}

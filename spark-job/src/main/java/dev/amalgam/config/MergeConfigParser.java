@@ -1,0 +1,213 @@
+package dev.amalgam.config;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.amalgam.AmalgamException;
+import dev.amalgam.kernels.Dtype;
+
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Parses merge-config YAML and checks its structure. Every problem is collected and reported
+ * at once, each naming the config file and key. Unknown keys are errors: a typo silently
+ * ignored merges something other than what was meant.
+ */
+public final class MergeConfigParser {
+    private static final Set<String> TOP_KEYS = Set.of("merge_method", "base_model", "models", "parameters",
+            "dtype", "out_dtype", "tokenizer_source", "random_seed", "slices", "tokenizer", "chat_template", "name");
+    private static final Set<String> NOT_YET = Set.of("slices", "tokenizer", "chat_template");
+
+    private MergeConfigParser() {
+    }
+
+    public static MergeConfig parse(String file, String yaml) {
+        JsonNode root;
+        try {
+            root = new ObjectMapper(new YAMLFactory()).readTree(yaml);
+        } catch (Exception e) {
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, file + ": not valid YAML: " + e.getMessage());
+        }
+        if (root == null || !root.isObject()) {
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, file + ": expected a YAML mapping with "
+                    + "merge_method, models and parameters");
+        }
+        List<String> problems = new ArrayList<>();
+        root.fieldNames().forEachRemaining(key -> {
+            if (!TOP_KEYS.contains(key)) {
+                problems.add(file + ": unknown key '" + key + "' (known: " + String.join(", ", sorted(TOP_KEYS)) + ")");
+            } else if (NOT_YET.contains(key)) {
+                problems.add(file + ": '" + key + "' is not supported yet; remove it"
+                        + (key.equals("slices") ? " and list whole models under 'models'" : ""));
+            }
+        });
+        String method = text(root, "merge_method", file, problems);
+        if (method == null) {
+            problems.add(file + ": 'merge_method' is required (e.g. ties, dare_ties, task_arithmetic, linear)");
+        }
+        String base = text(root, "base_model", file, problems);
+        List<ModelSpec> models = new ArrayList<>();
+        JsonNode modelsNode = root.get("models");
+        if (modelsNode == null || !modelsNode.isArray() || modelsNode.isEmpty()) {
+            if (!root.has("slices")) {
+                problems.add(file + ": 'models' must be a non-empty list of {model: PATH, parameters: {...}}");
+            }
+        } else {
+            for (int i = 0; i < modelsNode.size(); i++) {
+                ModelSpec spec = model(file, i, modelsNode.get(i), problems);
+                if (spec != null) {
+                    models.add(spec);
+                }
+            }
+        }
+        Map<String, ParameterValue> parameters = root.has("parameters")
+                ? parameters(file, "parameters", root.get("parameters"), problems) : Map.of();
+        Dtype dtype = dtype(root, "dtype", file, problems);
+        Dtype outDtype = dtype(root, "out_dtype", file, problems);
+        String tokenizer = text(root, "tokenizer_source", file, problems);
+        if ("union".equals(tokenizer)) {
+            problems.add(file + ": tokenizer_source 'union' is not supported yet; use 'base' or a model path");
+        }
+        Long seed = null;
+        JsonNode seedNode = root.get("random_seed");
+        if (seedNode != null) {
+            if (!seedNode.isIntegralNumber()) {
+                problems.add(file + ": 'random_seed' must be an integer, got " + seedNode);
+            } else {
+                seed = seedNode.asLong();
+            }
+        }
+        if (!problems.isEmpty()) {
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, problems);
+        }
+        return new MergeConfig(method, base, List.copyOf(models), parameters, dtype, outDtype, tokenizer, seed, yaml);
+    }
+
+    private static ModelSpec model(String file, int index, JsonNode node, List<String> problems) {
+        String where = file + ": models[" + index + "]";
+        if (node.isTextual()) {
+            return new ModelSpec(node.asText(), Map.of());
+        }
+        if (!node.isObject()) {
+            problems.add(where + " must be a mapping with 'model' and 'parameters'");
+            return null;
+        }
+        node.fieldNames().forEachRemaining(key -> {
+            if (!key.equals("model") && !key.equals("parameters")) {
+                problems.add(where + ": unknown key '" + key + "' (known: model, parameters)");
+            }
+        });
+        JsonNode model = node.get("model");
+        if (model == null || !model.isTextual() || model.asText().isBlank()) {
+            problems.add(where + ": 'model' must be a checkpoint directory path");
+            return null;
+        }
+        Map<String, ParameterValue> parameters = node.has("parameters")
+                ? parameters(file, "models[" + index + "].parameters", node.get("parameters"), problems) : Map.of();
+        return new ModelSpec(model.asText(), parameters);
+    }
+
+    private static Map<String, ParameterValue> parameters(String file, String key, JsonNode node, List<String> problems) {
+        if (node == null || node.isNull()) {
+            return Map.of();
+        }
+        if (!node.isObject()) {
+            problems.add(file + ": '" + key + "' must be a mapping of parameter names to values");
+            return Map.of();
+        }
+        Map<String, ParameterValue> out = new LinkedHashMap<>();
+        Iterator<Map.Entry<String, JsonNode>> it = node.fields();
+        while (it.hasNext()) {
+            Map.Entry<String, JsonNode> e = it.next();
+            ParameterValue value = value(file, key + "." + e.getKey(), e.getValue(), problems);
+            if (value != null) {
+                out.put(e.getKey(), value);
+            }
+        }
+        return out;
+    }
+
+    private static ParameterValue value(String file, String key, JsonNode node, List<String> problems) {
+        if (node.isNumber()) {
+            return new ParameterValue.Scalar(node.asDouble());
+        }
+        if (node.isBoolean()) {
+            return new ParameterValue.Scalar(node.asBoolean());
+        }
+        if (node.isArray() && !node.isEmpty() && allNumbers(node)) {
+            double[] points = new double[node.size()];
+            for (int i = 0; i < points.length; i++) {
+                points[i] = node.get(i).asDouble();
+            }
+            return new ParameterValue.Gradient(points);
+        }
+        if (node.isArray() && !node.isEmpty()) {
+            List<ParameterValue.FilterEntry> entries = new ArrayList<>();
+            for (int i = 0; i < node.size(); i++) {
+                JsonNode entry = node.get(i);
+                String where = key + "[" + i + "]";
+                if (!entry.isObject() || !entry.has("value")) {
+                    problems.add(file + ": '" + where + "' must be {filter: NAME_PART, value: V} or {value: V}");
+                    continue;
+                }
+                entry.fieldNames().forEachRemaining(k -> {
+                    if (!k.equals("filter") && !k.equals("value")) {
+                        problems.add(file + ": '" + where + "' has unknown key '" + k + "' (known: filter, value)");
+                    }
+                });
+                String filter = entry.has("filter") && !entry.get("filter").isNull() ? entry.get("filter").asText() : "";
+                ParameterValue inner = value(file, where + ".value", entry.get("value"), problems);
+                if (inner instanceof ParameterValue.Filtered) {
+                    problems.add(file + ": '" + where + ".value' cannot itself be a filter list");
+                } else if (inner != null) {
+                    entries.add(new ParameterValue.FilterEntry(filter, inner));
+                }
+            }
+            return new ParameterValue.Filtered(List.copyOf(entries));
+        }
+        problems.add(file + ": '" + key + "' must be a number, a boolean, a list of numbers (a layer gradient) "
+                + "or a list of {filter, value}; got " + node);
+        return null;
+    }
+
+    private static boolean allNumbers(JsonNode array) {
+        for (JsonNode n : array) {
+            if (!n.isNumber()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static String text(JsonNode root, String key, String file, List<String> problems) {
+        JsonNode node = root.get(key);
+        if (node == null || node.isNull()) {
+            return null;
+        }
+        if (!node.isTextual()) {
+            problems.add(file + ": '" + key + "' must be a string, got " + node);
+            return null;
+        }
+        return node.asText();
+    }
+
+    private static Dtype dtype(JsonNode root, String key, String file, List<String> problems) {
+        String name = text(root, key, file, problems);
+        if (name == null) {
+            return null;
+        }
+        return Dtype.fromConfigName(name).orElseGet(() -> {
+            problems.add(file + ": '" + key + "' is '" + name + "'; use float32, float16 or bfloat16");
+            return null;
+        });
+    }
+
+    private static List<String> sorted(Set<String> keys) {
+        return keys.stream().sorted().toList();
+    }
+}

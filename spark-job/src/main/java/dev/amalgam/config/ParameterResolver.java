@@ -1,0 +1,62 @@
+package dev.amalgam.config;
+
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Resolves a {@link ParameterValue} for one tensor. Gradients interpolate at
+ * {@code t = layer / (layers - 1)}; tensors outside the layer stack use {@code t = 0}.
+ */
+public final class ParameterResolver {
+    private static final Pattern LAYER = Pattern.compile("(?:^|\\.)layers\\.(\\d+)\\.");
+
+    private final int layerCount;
+
+    public ParameterResolver(int layerCount) {
+        this.layerCount = layerCount;
+    }
+
+    /** The layer index of a tensor name ("model.layers.12.mlp.up_proj.weight" is 12), or -1. */
+    public static int layerOf(String tensorName) {
+        Matcher m = LAYER.matcher(tensorName);
+        return m.find() ? Integer.parseInt(m.group(1)) : -1;
+    }
+
+    /** The value for {@code tensorName}: a Double or Boolean, or null when no filter entry matches. */
+    public Object resolve(ParameterValue value, String tensorName) {
+        if (value instanceof ParameterValue.Scalar s) {
+            return s.value();
+        }
+        if (value instanceof ParameterValue.Gradient g) {
+            return interpolate(g.points(), position(tensorName));
+        }
+        for (ParameterValue.FilterEntry entry : ((ParameterValue.Filtered) value).entries()) {
+            String f = entry.filter();
+            if (f.isEmpty() || f.equals("*") || tensorName.contains(f)) {
+                return resolve(entry.value(), tensorName);
+            }
+        }
+        return null;
+    }
+
+    private double position(String tensorName) {
+        int layer = layerOf(tensorName);
+        if (layer < 0 || layerCount <= 1) {
+            return 0.0;
+        }
+        return (double) layer / (layerCount - 1);
+    }
+
+    static double interpolate(double[] points, double t) {
+        if (points.length == 1) {
+            return points[0];
+        }
+        double x = t * (points.length - 1);
+        int i = (int) Math.floor(x);
+        if (i >= points.length - 1) {
+            return points[points.length - 1];
+        }
+        double frac = x - i;
+        return points[i] + (points[i + 1] - points[i]) * frac;
+    }
+}

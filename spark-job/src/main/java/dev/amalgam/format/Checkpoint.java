@@ -1,0 +1,24 @@
+package dev.amalgam.format;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A checkpoint directory as read from its headers: every tensor with its location, in file
+ * order (shards in name order, tensors by offset), and the side files found beside them.
+ */
+public record Checkpoint(String directory, List<String> shardFiles, List<StoredTensor> tensors, List<String> sideFiles) {
+
+    public Map<String, StoredTensor> byName() {
+        Map<String, StoredTensor> map = new LinkedHashMap<>();
+        for (StoredTensor t : tensors) {
+            map.put(t.name(), t);
+        }
+        return map;
+    }
+
+    public long totalBytes() {
+        return tensors.stream().mapToLong(StoredTensor::byteLength).sum();
+    }
+}

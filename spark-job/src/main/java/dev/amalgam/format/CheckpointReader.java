@@ -1,0 +1,140 @@
+package dev.amalgam.format;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataInputStream;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * Reads a checkpoint directory's headers (never its data) through the Hadoop FileSystem API:
+ * {@code model.safetensors}, or {@code model.safetensors.index.json} and the shards it names.
+ */
+public final class CheckpointReader {
+    public static final String SINGLE_FILE = "model.safetensors";
+    public static final String INDEX_FILE = "model.safetensors.index.json";
+
+    private final Configuration hadoop;
+
+    public CheckpointReader(Configuration hadoop) {
+        this.hadoop = hadoop;
+    }
+
+    /** Reads and validates every header; all problems of the directory are reported together. */
+    public Checkpoint read(String directory) {
+        Path dir = new Path(directory);
+        try {
+            FileSystem fs = dir.getFileSystem(hadoop);
+            if (!fs.exists(dir) || !fs.getFileStatus(dir).isDirectory()) {
+                throw new FormatException(List.of(directory + ": not a directory (expected a checkpoint directory "
+                        + "holding " + SINGLE_FILE + " or " + INDEX_FILE + ")"));
+            }
+            List<String> sideFiles = new ArrayList<>();
+            for (FileStatus status : fs.listStatus(dir)) {
+                String name = status.getPath().getName();
+                if (status.isFile() && !name.endsWith(".safetensors") && !name.equals(INDEX_FILE)) {
+                    sideFiles.add(name);
+                }
+            }
+            Path index = new Path(dir, INDEX_FILE);
+            if (fs.exists(index)) {
+                return readSharded(fs, dir, index, sideFiles);
+            }
+            Path single = new Path(dir, SINGLE_FILE);
+            if (!fs.exists(single)) {
+                throw new FormatException(List.of(directory + ": holds neither " + SINGLE_FILE + " nor " + INDEX_FILE));
+            }
+            List<StoredTensor> tensors = new ArrayList<>();
+            readShard(fs, single, tensors);
+            return new Checkpoint(directory, List.of(single.toString()), tensors, sideFiles);
+        } catch (IOException e) {
+            throw new FormatException(List.of(directory + ": cannot be read: " + e.getMessage()));
+        }
+    }
+
+    private Checkpoint readSharded(FileSystem fs, Path dir, Path index, List<String> sideFiles) throws IOException {
+        JsonNode root;
+        try (InputStream in = fs.open(index)) {
+            root = new ObjectMapper().readTree(in);
+        } catch (IOException e) {
+            throw new FormatException(List.of(index + ": is not valid JSON: " + e.getMessage()));
+        }
+        JsonNode weightMap = root == null ? null : root.get("weight_map");
+        if (weightMap == null || !weightMap.isObject()) {
+            throw new FormatException(List.of(index + ": has no weight_map object"));
+        }
+        Map<String, String> tensorToShard = new LinkedHashMap<>();
+        Iterator<Map.Entry<String, JsonNode>> it = weightMap.fields();
+        while (it.hasNext()) {
+            Map.Entry<String, JsonNode> e = it.next();
+            tensorToShard.put(e.getKey(), e.getValue().asText());
+        }
+        List<String> problems = new ArrayList<>();
+        List<StoredTensor> tensors = new ArrayList<>();
+        List<String> shardFiles = new ArrayList<>();
+        for (String shard : new TreeSet<>(tensorToShard.values())) {
+            Path shardPath = new Path(dir, shard);
+            if (!fs.exists(shardPath)) {
+                problems.add(index + ": weight_map names shard '" + shard + "', which does not exist in " + dir);
+                continue;
+            }
+            shardFiles.add(shardPath.toString());
+            try {
+                readShard(fs, shardPath, tensors);
+            } catch (FormatException e) {
+                problems.addAll(e.problems());
+            }
+        }
+        if (problems.isEmpty()) {
+            Map<String, StoredTensor> found = new LinkedHashMap<>();
+            tensors.forEach(t -> found.put(t.name(), t));
+            tensorToShard.forEach((tensor, shard) -> {
+                StoredTensor t = found.get(tensor);
+                if (t == null || !new Path(t.file()).getName().equals(shard)) {
+                    problems.add(index + ": weight_map puts tensor '" + tensor + "' in " + shard
+                            + ", but that shard does not hold it");
+                }
+            });
+            for (StoredTensor t : tensors) {
+                if (!tensorToShard.containsKey(t.name())) {
+                    problems.add(t.file() + ": tensor '" + t.name() + "' is missing from " + index
+                            + "'s weight_map; add it there or remove it from the shard");
+                }
+            }
+        }
+        if (!problems.isEmpty()) {
+            throw new FormatException(problems);
+        }
+        return new Checkpoint(dir.toString(), shardFiles, tensors, sideFiles);
+    }
+
+    private void readShard(FileSystem fs, Path file, List<StoredTensor> into) throws IOException {
+        FileStatus status = fs.getFileStatus(file);
+        long length = status.getLen();
+        String name = file.toString();
+        try (FSDataInputStream in = fs.open(file)) {
+            byte[] prefix = new byte[8];
+            if (length >= 8) {
+                in.readFully(0, prefix);
+            }
+            long headerLength = SafetensorsHeader.headerLength(name, prefix, length);
+            byte[] header = new byte[(int) headerLength];
+            in.readFully(8, header);
+            SafetensorsHeader.Parsed parsed = SafetensorsHeader.parse(name, header, length);
+            for (TensorEntry t : parsed.tensors()) {
+                into.add(new StoredTensor(t.name(), name, parsed.dataStart() + t.begin(), t.dtype(), t.shape()));
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+package dev.amalgam.job;
+
+import com.esotericsoftware.kryo.Kryo;
+import dev.amalgam.commit.OutputTarget;
+import dev.amalgam.format.StoredTensor;
+import dev.amalgam.kernels.Dtype;
+import dev.amalgam.kernels.ExactSum;
+import dev.amalgam.merge.ChunkReport;
+import dev.amalgam.merge.OrderStatistic;
+import dev.amalgam.plan.ChunkPlan;
+import dev.amalgam.plan.MergePlan;
+import dev.amalgam.plan.MethodSettings;
+import dev.amalgam.plan.ModelParameters;
+import dev.amalgam.plan.ShardPlan;
+import dev.amalgam.plan.TensorPlan;
+import dev.amalgam.stats.StatisticsResult;
+import org.apache.spark.serializer.KryoRegistrator;
+
+import java.util.HashMap;
+
+/**
+ * Registers every type that crosses the wire (broadcast plan and statistics, task results,
+ * shuffled histograms), so that {@code spark.kryo.registrationRequired=true} holds.
+ */
+public final class AmalgamKryoRegistrator implements KryoRegistrator {
+
+    @Override
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    public void registerClasses(Kryo kryo) {
+        Class<?>[] records = {MergePlan.class, MethodSettings.class, TensorPlan.class, ChunkPlan.class, ShardPlan.class,
+                ModelParameters.class, StoredTensor.class, StatisticsResult.class, OrderStatistic.class,
+                ChunkReport.class, OutputTarget.class};
+        for (Class<?> r : records) {
+            kryo.register(r, new RecordSerializer(r));
+        }
+        kryo.register(TensorPlan[].class);
+        kryo.register(ChunkPlan[].class);
+        kryo.register(ShardPlan[].class);
+        kryo.register(ModelParameters[].class);
+        kryo.register(StoredTensor[].class);
+        kryo.register(Dtype.class);
+        kryo.register(ExactSum.class);
+        kryo.register(ExactSum[].class);
+        kryo.register(HashMap.class);
+        kryo.register(long[].class);
+        kryo.register(long[][].class);
+        kryo.register(double[].class);
+        kryo.register(int[].class);
+        kryo.register(byte[].class);
+        kryo.register(String[].class);
+        kryo.register(Object[].class);
+    }
+}

@@ -1,0 +1,153 @@
+package dev.amalgam.job;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.amalgam.AmalgamException;
+import dev.amalgam.commit.ModelCard;
+import dev.amalgam.commit.OutputCommitter;
+import dev.amalgam.commit.OutputTarget;
+import dev.amalgam.commit.SideFiles;
+import dev.amalgam.config.MergeConfig;
+import dev.amalgam.config.MergeConfigParser;
+import dev.amalgam.format.CheckpointReader;
+import dev.amalgam.kernels.Dtype;
+import dev.amalgam.merge.ChunkReport;
+import dev.amalgam.merge.MergeStage;
+import dev.amalgam.plan.MergePlan;
+import dev.amalgam.plan.Planner;
+import dev.amalgam.plan.TensorPlan;
+import dev.amalgam.stats.StatisticsResult;
+import dev.amalgam.stats.StatisticsStage;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataInputStream;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The driver's side of a merge: inspect and validate, plan, statistics, merge, commit. Any
+ * failure after the destination check removes the staging directory and leaves the
+ * destination as it was.
+ */
+public final class MergeJob {
+    private final JavaSparkContext sc;
+
+    public MergeJob(JavaSparkContext sc) {
+        this.sc = sc;
+    }
+
+    /** What a finished merge reports: where it went and the run report it wrote there. */
+    public record Result(String destination, ObjectNode report) {
+    }
+
+    public Result run(MergeRequest request) {
+        Map<String, Double> timings = new LinkedHashMap<>();
+        long started = System.nanoTime();
+        Instant startedAt = Instant.now();
+        Configuration hadoop = sc.hadoopConfiguration();
+        MergeConfig config = MergeConfigParser.parse(request.configFile(), readConfig(hadoop, request.configFile()));
+        if (request.randomSeed() != null) {
+            config = new MergeConfig(config.mergeMethod(), config.baseModel(), config.models(), config.parameters(),
+                    config.dtype(), config.outDtype(), config.tokenizerSource(), request.randomSeed(), config.source());
+        }
+        Planner.Planned planned = new Planner(new CheckpointReader(hadoop)).plan(request.configFile(), config,
+                request.planOptions());
+        MergePlan plan = planned.plan();
+        String tokenizerSource = tokenizerSource(config, planned);
+        OutputCommitter committer = new OutputCommitter(hadoop, request.destination(), request.overwrite());
+        committer.checkDestination();
+        timings.put("inspect_and_plan", seconds(started));
+        int partitions = request.partitions() > 0 ? request.partitions() : Math.max(1, Math.min(plan.chunks().length, 20_000));
+        try {
+            OutputTarget target = committer.prepare(plan, request.writeMode());
+            Broadcast<MergePlan> planB = sc.broadcast(plan);
+
+            long t = System.nanoTime();
+            StatisticsResult stats = StatisticsStage.run(sc, planB, plan, planned.method(), partitions);
+            timings.put("statistics", seconds(t));
+
+            t = System.nanoTime();
+            Broadcast<StatisticsResult> statsB = sc.broadcast(stats);
+            MergeStage.Progress progress = MergeStage.Progress.register(sc);
+            List<ChunkReport> reports;
+            try (ProgressLine ignored = request.progress() ? new ProgressLine(progress, plan.chunks().length) : null) {
+                reports = MergeStage.run(sc, planB, statsB, target, partitions, progress);
+            }
+            timings.put("merge", seconds(t));
+
+            t = System.nanoTime();
+            if (!target.positioned()) {
+                committer.assembleParts(plan);
+            }
+            committer.writeIndex(plan);
+            Dtype uniformOut = config.outDtype();
+            SideFiles.writeConfig(committer, hadoop, planned.reference().directory(), uniformOut);
+            List<String> tokenizer = SideFiles.copyTokenizer(committer, tokenizerSource);
+            committer.writeFile("amalgam-config.yml", config.source().getBytes(StandardCharsets.UTF_8));
+            committer.writeFile("README.md", ModelCard.render(config, plan).getBytes(StandardCharsets.UTF_8));
+            timings.put("commit", seconds(t));
+            ObjectNode report = RunReport.build(request, config, planned, reports, progress, timings, startedAt,
+                    sc.sc().applicationId(), sc.master(), partitions, target.positioned(), tokenizer);
+            committer.writeFile("amalgam-report.json",
+                    new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(report));
+            committer.publish();
+            planB.destroy();
+            statsB.destroy();
+            return new Result(committer.destination().toString(), report);
+        } catch (AmalgamException e) {
+            committer.abort();
+            throw e;
+        } catch (Exception e) {
+            committer.abort();
+            throw new AmalgamException(AmalgamException.Kind.EXECUTION, "the merge failed and nothing was published to "
+                    + request.destination() + ": " + rootMessage(e), e);
+        }
+    }
+
+    private static String tokenizerSource(MergeConfig config, Planner.Planned planned) {
+        String source = config.tokenizerSource();
+        if (source == null || source.equals("base")) {
+            return planned.reference().directory();
+        }
+        return source;
+    }
+
+    private static String readConfig(Configuration hadoop, String file) {
+        try {
+            Path path = new Path(file);
+            FileSystem fs = path.getFileSystem(hadoop);
+            try (FSDataInputStream in = fs.open(path)) {
+                return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+            }
+        } catch (IOException e) {
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, file + ": cannot read the merge config: "
+                    + e.getMessage());
+        }
+    }
+
+    /** Spark wraps task failures several times; the innermost message names the file and tensor. */
+    static String rootMessage(Throwable e) {
+        Throwable t = e;
+        String message = e.getMessage();
+        while (t != null) {
+            if (t.getMessage() != null) {
+                message = t.getMessage();
+            }
+            t = t.getCause() == t ? null : t.getCause();
+        }
+        return message;
+    }
+
+    private static double seconds(long since) {
+        return (System.nanoTime() - since) / 1e9;
+    }
+}

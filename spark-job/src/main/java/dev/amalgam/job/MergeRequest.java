@@ -1,0 +1,50 @@
+package dev.amalgam.job;
+
+import dev.amalgam.commit.WriteMode;
+import dev.amalgam.plan.PlanOptions;
+
+/**
+ * One merge to run: the config, the destination, and the knobs that do not change the result.
+ *
+ * @param partitions Spark partitions for the chunk stages; 0 means one chunk per task
+ * @param randomSeed overrides the config's random_seed when not null
+ */
+public record MergeRequest(String configFile, String destination, PlanOptions planOptions, int partitions,
+                           WriteMode writeMode, boolean overwrite, Long randomSeed, boolean progress) {
+
+    public static MergeRequest of(String configFile, String destination) {
+        return new MergeRequest(configFile, destination,
+                new PlanOptions(PlanOptions.DEFAULT_CHUNK_ELEMENTS, PlanOptions.DEFAULT_SHARD_BYTES),
+                0, WriteMode.AUTO, false, null, false);
+    }
+
+    public MergeRequest withChunkElements(int chunkElements) {
+        return new MergeRequest(configFile, destination, new PlanOptions(chunkElements, planOptions.shardBytes()),
+                partitions, writeMode, overwrite, randomSeed, progress);
+    }
+
+    public MergeRequest withShardBytes(long shardBytes) {
+        return new MergeRequest(configFile, destination, new PlanOptions(planOptions.chunkElements(), shardBytes),
+                partitions, writeMode, overwrite, randomSeed, progress);
+    }
+
+    public MergeRequest withPartitions(int n) {
+        return new MergeRequest(configFile, destination, planOptions, n, writeMode, overwrite, randomSeed, progress);
+    }
+
+    public MergeRequest withWriteMode(WriteMode mode) {
+        return new MergeRequest(configFile, destination, planOptions, partitions, mode, overwrite, randomSeed, progress);
+    }
+
+    public MergeRequest withOverwrite(boolean value) {
+        return new MergeRequest(configFile, destination, planOptions, partitions, writeMode, value, randomSeed, progress);
+    }
+
+    public MergeRequest withRandomSeed(Long seed) {
+        return new MergeRequest(configFile, destination, planOptions, partitions, writeMode, overwrite, seed, progress);
+    }
+
+    public MergeRequest withProgress(boolean value) {
+        return new MergeRequest(configFile, destination, planOptions, partitions, writeMode, overwrite, randomSeed, value);
+    }
+}

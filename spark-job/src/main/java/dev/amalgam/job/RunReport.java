@@ -1,0 +1,97 @@
+package dev.amalgam.job;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.amalgam.config.MergeConfig;
+import dev.amalgam.format.Checkpoint;
+import dev.amalgam.merge.ChunkReport;
+import dev.amalgam.merge.MergeStage;
+import dev.amalgam.plan.MergePlan;
+import dev.amalgam.plan.Planner;
+import dev.amalgam.plan.TensorPlan;
+
+import java.time.Instant;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+
+/** The run report, amalgam-report.json: timings, bytes, and per-tensor statistics. */
+final class RunReport {
+    private RunReport() {
+    }
+
+    static ObjectNode build(MergeRequest request, MergeConfig config, Planner.Planned planned, List<ChunkReport> chunks,
+                            MergeStage.Progress progress, Map<String, Double> timings, Instant startedAt,
+                            String applicationId, String master, int partitions, boolean positioned,
+                            List<String> tokenizerFiles) {
+        MergePlan plan = planned.plan();
+        ObjectNode root = new ObjectMapper().createObjectNode();
+        root.put("merge_method", config.mergeMethod());
+        root.put("config_file", request.configFile());
+        root.put("destination", request.destination());
+        root.put("started_at", startedAt.toString());
+        root.put("finished_at", Instant.now().toString());
+        root.put("spark_application_id", applicationId);
+        root.put("spark_master", master);
+        root.put("chunk_elements", request.planOptions().chunkElements());
+        root.put("chunks", plan.chunks().length);
+        root.put("partitions", partitions);
+        root.put("write_mode", positioned ? "positioned" : "parts");
+        root.put("random_seed", plan.settings().seed());
+        ObjectNode t = root.putObject("timings_seconds");
+        timings.forEach(t::put);
+        root.put("input_bytes", plan.inputBytes());
+        root.put("bytes_read_merge_stage", progress.bytesRead().value());
+        root.put("bytes_written", progress.bytesWritten().value());
+        root.put("output_bytes", plan.outputBytes());
+        root.put("shards", plan.shards().length);
+        ArrayNode tok = root.putArray("tokenizer_files");
+        tokenizerFiles.forEach(tok::add);
+        ArrayNode models = root.putArray("models");
+        for (Checkpoint c : planned.models()) {
+            models.add(c.directory());
+        }
+        if (plan.tensors().length > 0 && plan.tensors()[0].base() != null) {
+            root.put("base_model", planned.reference().directory());
+        }
+
+        int m = plan.modelCount();
+        long[][] kept = new long[plan.tensors().length][m];
+        double[][] squares = new double[plan.tensors().length][m];
+        long[] conflicts = new long[plan.tensors().length];
+        List<ChunkReport> ordered = chunks.stream().sorted(Comparator.comparingInt(ChunkReport::chunk)).toList();
+        for (ChunkReport r : ordered) {
+            for (int i = 0; i < m; i++) {
+                kept[r.tensor()][i] += r.kept()[i];
+                squares[r.tensor()][i] += r.deltaSquares()[i];
+            }
+            conflicts[r.tensor()] += r.signConflicts();
+        }
+        boolean deltas = plan.tensors().length > 0 && plan.tensors()[0].base() != null;
+        ArrayNode tensors = root.putArray("tensors");
+        for (TensorPlan tensor : plan.tensors()) {
+            ObjectNode n = tensors.addObject();
+            n.put("name", tensor.name());
+            ArrayNode shape = n.putArray("shape");
+            for (long d : tensor.shape()) {
+                shape.add(d);
+            }
+            n.put("dtype", tensor.outDtype().safetensorsName());
+            n.put("shard", plan.shards()[tensor.shard()].fileName());
+            if (deltas) {
+                double elements = Math.max(1, tensor.elements());
+                n.put("sign_conflict_fraction", conflicts[tensor.index()] / elements);
+                ArrayNode per = n.putArray("models");
+                for (int i = 0; i < m; i++) {
+                    ObjectNode pm = per.addObject();
+                    pm.put("kept_density", kept[tensor.index()][i] / elements);
+                    pm.put("delta_l2_norm", Math.sqrt(squares[tensor.index()][i]));
+                    pm.put("weight", tensor.parameters()[i].weight());
+                    pm.put("density", tensor.parameters()[i].density());
+                }
+            }
+        }
+        return root;
+    }
+}

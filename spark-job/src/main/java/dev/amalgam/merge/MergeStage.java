@@ -1,0 +1,87 @@
+package dev.amalgam.merge;
+
+import dev.amalgam.commit.ChunkSink;
+import dev.amalgam.commit.OutputTarget;
+import dev.amalgam.kernels.ChunkMetrics;
+import dev.amalgam.kernels.KeepRule;
+import dev.amalgam.kernels.KernelScratch;
+import dev.amalgam.plan.ChunkPlan;
+import dev.amalgam.plan.MergePlan;
+import dev.amalgam.plan.TensorPlan;
+import dev.amalgam.stats.StatisticsResult;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.util.LongAccumulator;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.IntStream;
+
+/**
+ * The merge stage: every chunk is read, decoded, merged by the method's kernel, encoded and
+ * written to its place, on executors. Returns one small report per chunk.
+ */
+public final class MergeStage {
+    private MergeStage() {
+    }
+
+    /** Counters the driver's progress line reads while the stage runs. */
+    public record Progress(LongAccumulator chunks, LongAccumulator bytesRead, LongAccumulator bytesWritten)
+            implements java.io.Serializable {
+        public static Progress register(JavaSparkContext sc) {
+            return new Progress(sc.sc().longAccumulator("amalgam.chunks"), sc.sc().longAccumulator("amalgam.bytesRead"),
+                    sc.sc().longAccumulator("amalgam.bytesWritten"));
+        }
+    }
+
+    public static List<ChunkReport> run(JavaSparkContext sc, Broadcast<MergePlan> planB, Broadcast<StatisticsResult> statsB,
+                                        OutputTarget target, int partitions, Progress progress) {
+        MergePlan plan = planB.value();
+        int maxChunk = 0;
+        for (ChunkPlan c : plan.chunks()) {
+            maxChunk = Math.max(maxChunk, c.count());
+        }
+        int largest = maxChunk;
+        List<Integer> chunks = IntStream.range(0, plan.chunks().length).boxed().toList();
+        if (chunks.isEmpty()) {
+            return List.of();
+        }
+        int slices = Math.max(1, Math.min(partitions, chunks.size()));
+        return sc.parallelize(new ArrayList<>(chunks), slices).mapPartitions(it -> {
+            MergePlan p = planB.value();
+            StatisticsResult stats = statsB.value();
+            MergeMethod method = MergeMethods.byName(p.settings().method()).orElseThrow();
+            Configuration hadoop = ExecutorHadoop.configuration();
+            TaskContext task = TaskContext.get();
+            String name = "merge-task-" + (task == null ? 0 : task.taskAttemptId());
+            boolean hasBase = p.tensors()[0].base() != null;
+            KernelScratch scratch = new KernelScratch();
+            List<ChunkReport> reports = new ArrayList<>();
+            try (ChunkLoader loader = new ChunkLoader(ExecutorMemory.root(), hadoop, name, largest, p.modelCount(), hasBase);
+                 ChunkSink sink = ChunkSink.open(target, hadoop)) {
+                while (it.hasNext()) {
+                    ChunkPlan chunk = p.chunks()[it.next()];
+                    TensorPlan tensor = p.tensors()[chunk.tensor()];
+                    long readBefore = loader.bytesRead();
+                    long writtenBefore = sink.bytesWritten();
+                    ChunkBuffers buffers = loader.load(tensor, chunk, null);
+                    KeepRule[] rules = stats.rules(method, p, tensor, chunk);
+                    ChunkMetrics metrics = new ChunkMetrics(p.modelCount());
+                    method.merge(buffers, tensor, chunk.start(), chunk.count(), rules, stats.scales(tensor, p.modelCount()),
+                            p.settings(), metrics, scratch);
+                    ArrowBuf encoded = loader.encodeOut(tensor, chunk.count());
+                    sink.write(tensor, chunk, encoded, (long) chunk.count() * tensor.outDtype().byteSize());
+                    reports.add(new ChunkReport(chunk.index(), tensor.index(), metrics.kept, metrics.deltaSquares,
+                            metrics.signConflicts, metrics.elements));
+                    progress.chunks().add(1);
+                    progress.bytesRead().add(loader.bytesRead() - readBefore);
+                    progress.bytesWritten().add(sink.bytesWritten() - writtenBefore);
+                }
+            }
+            return reports.iterator();
+        }).collect();
+    }
+}
