@@ -1,0 +1,126 @@
+package dev.amalgam.testing;
+
+import org.apache.hadoop.fs.FSDataInputStream;
+import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.fs.PositionedReadable;
+import org.apache.hadoop.fs.RawLocalFileSystem;
+import org.apache.hadoop.fs.Seekable;
+
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.net.URI;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The local file system under the scheme {@code faulty://}, whose positioned reads start
+ * failing after a set number: a real I/O failure in the middle of a Spark stage, for tests of
+ * what a failed run leaves behind. Header reads (plain reads at the start) always succeed.
+ */
+public final class FaultyFileSystem extends RawLocalFileSystem {
+    public static final AtomicInteger READS_BEFORE_FAILURE = new AtomicInteger(Integer.MAX_VALUE);
+    private static final AtomicInteger READS = new AtomicInteger();
+
+    public static void failAfter(int reads) {
+        READS.set(0);
+        READS_BEFORE_FAILURE.set(reads);
+    }
+
+    public static void heal() {
+        READS_BEFORE_FAILURE.set(Integer.MAX_VALUE);
+    }
+
+    @Override
+    public URI getUri() {
+        return URI.create("faulty:///");
+    }
+
+    @Override
+    public String getScheme() {
+        return "faulty";
+    }
+
+    @Override
+    public FSDataInputStream open(Path f, int bufferSize) throws IOException {
+        FSDataInputStream real = super.open(new Path(f.toUri().getPath()), bufferSize);
+        return new FSDataInputStream(new Failing(real));
+    }
+
+    @Override
+    public Path makeQualified(Path path) {
+        return new Path("faulty://" + path.toUri().getPath());
+    }
+
+    @Override
+    protected void checkPath(Path path) {
+    }
+
+    @Override
+    public org.apache.hadoop.fs.FileStatus getFileStatus(Path f) throws IOException {
+        org.apache.hadoop.fs.FileStatus s = super.getFileStatus(new Path(f.toUri().getPath()));
+        s.setPath(makeQualified(f));
+        return s;
+    }
+
+    @Override
+    public boolean exists(Path f) throws IOException {
+        return super.exists(new Path(f.toUri().getPath()));
+    }
+
+    @Override
+    public org.apache.hadoop.fs.FileStatus[] listStatus(Path f) throws IOException {
+        org.apache.hadoop.fs.FileStatus[] all = super.listStatus(new Path(f.toUri().getPath()));
+        for (org.apache.hadoop.fs.FileStatus s : all) {
+            s.setPath(makeQualified(s.getPath()));
+        }
+        return all;
+    }
+
+    private static final class Failing extends FilterInputStream implements Seekable, PositionedReadable {
+        private final FSDataInputStream real;
+
+        Failing(FSDataInputStream real) {
+            super(real);
+            this.real = real;
+        }
+
+        private void maybeFail(long position) throws IOException {
+            if (position > 0 && READS.incrementAndGet() > READS_BEFORE_FAILURE.get()) {
+                throw new IOException("injected read failure at offset " + position);
+            }
+        }
+
+        @Override
+        public int read(long position, byte[] buffer, int offset, int length) throws IOException {
+            maybeFail(position);
+            return real.read(position, buffer, offset, length);
+        }
+
+        @Override
+        public void readFully(long position, byte[] buffer, int offset, int length) throws IOException {
+            if (position > 8 && length > 0) {
+                maybeFail(position);
+            }
+            real.readFully(position, buffer, offset, length);
+        }
+
+        @Override
+        public void readFully(long position, byte[] buffer) throws IOException {
+            readFully(position, buffer, 0, buffer.length);
+        }
+
+        @Override
+        public void seek(long pos) throws IOException {
+            real.seek(pos);
+        }
+
+        @Override
+        public long getPos() throws IOException {
+            return real.getPos();
+        }
+
+        @Override
+        public boolean seekToNewSource(long targetPos) throws IOException {
+            return real.seekToNewSource(targetPos);
+        }
+    }
+}
