@@ -1,0 +1,122 @@
+package dev.amalgam.config;
+
+import dev.amalgam.AmalgamException;
+import org.junit.jupiter.api.Test;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertNull;
+
+class MergeConfigTest {
+
+    private static AmalgamException refused(String yaml) {
+        AmalgamException e = assertThrows(AmalgamException.class, () -> MergeConfigParser.parse("ties.yml", yaml));
+        assertEquals(AmalgamException.Kind.CONFIG, e.kind());
+        return e;
+    }
+
+    @Test
+    void theSchemaUsersAlreadyWriteParses() {
+        MergeConfig c = MergeConfigParser.parse("ties.yml", """
+                merge_method: ties
+                base_model: /data/base
+                models:
+                  - model: /data/math
+                    parameters: {weight: 1.0, density: [1, 0.7, 0.1]}
+                  - model: /data/code
+                    parameters:
+                      weight: [{filter: mlp, value: 0.5}, {value: 0.3}]
+                      density: 0.5
+                parameters: {normalize: true, lambda: 1.0}
+                dtype: float32
+                out_dtype: bfloat16
+                tokenizer_source: base
+                random_seed: 7
+                """);
+        assertEquals("ties", c.mergeMethod());
+        assertEquals("/data/base", c.baseModel());
+        assertEquals(2, c.models().size());
+        assertThat(c.models().get(0).parameters().get("density")).isInstanceOf(ParameterValue.Gradient.class);
+        assertThat(c.models().get(1).parameters().get("weight")).isInstanceOf(ParameterValue.Filtered.class);
+        assertEquals(new ParameterValue.Scalar(true), c.parameters().get("normalize"));
+        assertEquals(7L, c.randomSeed());
+        assertEquals("bfloat16", c.outDtype().torchName());
+    }
+
+    @Test
+    void unknownTopLevelKeysAreErrors() {
+        assertThat(refused("merge_method: ties\nmodels: [a]\nbase_modle: /x\n").getMessage())
+                .contains("ties.yml: unknown key 'base_modle'");
+    }
+
+    @Test
+    void slicesAreRefusedAsNotSupportedYet() {
+        assertThat(refused("merge_method: passthrough\nslices: []\n").getMessage())
+                .contains("'slices' is not supported yet");
+    }
+
+    @Test
+    void aUnionTokenizerIsRefusedAsNotSupportedYet() {
+        assertThat(refused("merge_method: ties\nmodels: [a]\ntokenizer_source: union\n").getMessage())
+                .contains("tokenizer_source 'union' is not supported yet");
+    }
+
+    @Test
+    void unknownDtypesNameTheKey() {
+        assertThat(refused("merge_method: ties\nmodels: [a]\nout_dtype: float8\n").getMessage())
+                .contains("'out_dtype' is 'float8'; use float32, float16 or bfloat16");
+    }
+
+    @Test
+    void everyProblemIsReportedAtOnce() {
+        AmalgamException e = refused("models: [{model: a, weight: 1}]\nfoo: 1\n");
+        assertThat(e.problems()).hasSize(3);
+        assertThat(e.getMessage()).contains("'merge_method' is required").contains("unknown key 'foo'")
+                .contains("models[0]: unknown key 'weight'");
+    }
+
+    @Test
+    void malformedFilterEntriesAreErrors() {
+        assertThat(refused("merge_method: ties\nmodels:\n  - model: a\n    parameters: {weight: [{filter: mlp}]}\n")
+                .getMessage()).contains("'models[0].parameters.weight[0]' must be {filter: NAME_PART, value: V}");
+    }
+
+    @Test
+    void invalidYamlIsAnError() {
+        assertThat(refused("merge_method: [ties\n").getMessage()).contains("not valid YAML");
+    }
+
+    @Test
+    void gradientsInterpolateOverTheLayerStack() {
+        ParameterResolver five = new ParameterResolver(5);
+        ParameterValue g = new ParameterValue.Gradient(new double[]{1, 0.7, 0.1});
+        assertEquals(1.0, five.resolve(g, "model.layers.0.mlp.up_proj.weight"));
+        assertEquals(0.85, (Double) five.resolve(g, "model.layers.1.mlp.up_proj.weight"), 1e-12);
+        assertEquals(0.7, (Double) five.resolve(g, "model.layers.2.mlp.up_proj.weight"), 1e-12);
+        assertEquals(0.1, five.resolve(g, "model.layers.4.mlp.up_proj.weight"));
+        assertEquals(1.0, five.resolve(g, "model.embed_tokens.weight"), "outside the stack: t = 0");
+    }
+
+    @Test
+    void theFirstMatchingFilterWins() {
+        ParameterResolver r = new ParameterResolver(2);
+        ParameterValue f = new ParameterValue.Filtered(java.util.List.of(
+                new ParameterValue.FilterEntry("mlp", new ParameterValue.Scalar(0.5)),
+                new ParameterValue.FilterEntry("layers.1", new ParameterValue.Scalar(0.9)),
+                new ParameterValue.FilterEntry("", new ParameterValue.Scalar(0.3))));
+        assertEquals(0.5, r.resolve(f, "model.layers.1.mlp.up_proj.weight"));
+        assertEquals(0.9, r.resolve(f, "model.layers.1.self_attn.q_proj.weight"));
+        assertEquals(0.3, r.resolve(f, "lm_head.weight"));
+        ParameterValue noFallback = new ParameterValue.Filtered(java.util.List.of(
+                new ParameterValue.FilterEntry("mlp", new ParameterValue.Scalar(0.5))));
+        assertNull(r.resolve(noFallback, "lm_head.weight"));
+    }
+
+    @Test
+    void layerIndicesAreParsedFromTensorNames() {
+        assertEquals(12, ParameterResolver.layerOf("model.layers.12.mlp.up_proj.weight"));
+        assertEquals(3, ParameterResolver.layerOf("layers.3.attention.wq.weight"));
+        assertEquals(-1, ParameterResolver.layerOf("model.norm.weight"));
+    }
+}
