@@ -12,6 +12,7 @@ import dev.amalgam.config.MergeConfig;
 import dev.amalgam.config.MergeConfigParser;
 import dev.amalgam.format.CheckpointReader;
 import dev.amalgam.kernels.Dtype;
+import dev.amalgam.merge.ChunkFailedException;
 import dev.amalgam.merge.ChunkReport;
 import dev.amalgam.merge.MergeStage;
 import dev.amalgam.plan.MergePlan;
@@ -134,15 +135,19 @@ public final class MergeJob {
         }
     }
 
-    /** Spark wraps task failures several times; the innermost message names the file and tensor. */
+    /**
+     * Spark wraps task failures several times; a chunk failure's own message names the tensor
+     * and the file, otherwise the innermost message is the most specific.
+     */
     static String rootMessage(Throwable e) {
-        Throwable t = e;
         String message = e.getMessage();
-        while (t != null) {
+        for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            if (t instanceof ChunkFailedException) {
+                return t.getMessage();
+            }
             if (t.getMessage() != null) {
                 message = t.getMessage();
             }
-            t = t.getCause() == t ? null : t.getCause();
         }
         return message;
     }

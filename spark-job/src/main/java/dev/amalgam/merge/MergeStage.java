@@ -67,13 +67,17 @@ public final class MergeStage {
                     TensorPlan tensor = p.tensors()[chunk.tensor()];
                     long readBefore = loader.bytesRead();
                     long writtenBefore = sink.bytesWritten();
-                    ChunkBuffers buffers = loader.load(tensor, chunk, null);
-                    KeepRule[] rules = stats.rules(method, p, tensor, chunk);
                     ChunkMetrics metrics = new ChunkMetrics(p.modelCount());
-                    method.merge(buffers, tensor, chunk.start(), chunk.count(), rules, stats.scales(tensor, p.modelCount()),
-                            p.settings(), metrics, scratch);
-                    ArrowBuf encoded = loader.encodeOut(tensor, chunk.count());
-                    sink.write(tensor, chunk, encoded, (long) chunk.count() * tensor.outDtype().byteSize());
+                    try {
+                        ChunkBuffers buffers = loader.load(tensor, chunk, null);
+                        KeepRule[] rules = stats.rules(method, p, tensor, chunk);
+                        method.merge(buffers, tensor, chunk.start(), chunk.count(), rules,
+                                stats.scales(tensor, p.modelCount()), p.settings(), metrics, scratch);
+                        ArrowBuf encoded = loader.encodeOut(tensor, chunk.count());
+                        sink.write(tensor, chunk, encoded, (long) chunk.count() * tensor.outDtype().byteSize());
+                    } catch (RuntimeException e) {
+                        throw new ChunkFailedException(tensor.name(), chunk.start(), chunk.count(), e);
+                    }
                     reports.add(new ChunkReport(chunk.index(), tensor.index(), metrics.kept, metrics.deltaSquares,
                             metrics.signConflicts, metrics.elements));
                     progress.chunks().add(1);

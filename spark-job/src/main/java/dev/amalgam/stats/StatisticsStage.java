@@ -5,6 +5,7 @@ import dev.amalgam.kernels.KeepRule;
 import dev.amalgam.kernels.KernelScratch;
 import dev.amalgam.kernels.MagnitudeHistogram;
 import dev.amalgam.merge.ChunkBuffers;
+import dev.amalgam.merge.ChunkFailedException;
 import dev.amalgam.merge.ChunkLoader;
 import dev.amalgam.merge.ExecutorHadoop;
 import dev.amalgam.merge.ExecutorMemory;
@@ -263,7 +264,12 @@ public final class StatisticsStage {
                             for (int i = 0; i < needed.length; i++) {
                                 needed[i] = method.needsRescale(tensor, i, plan.settings());
                             }
-                            ChunkBuffers buffers = loader.load(tensor, chunk, needed);
+                            ChunkBuffers buffers;
+                            try {
+                                buffers = loader.load(tensor, chunk, needed);
+                            } catch (RuntimeException e) {
+                                throw new ChunkFailedException(tensor.name(), chunk.start(), chunk.count(), e);
+                            }
                             for (int i = 0; i < needed.length; i++) {
                                 if (!needed[i]) {
                                     continue;
@@ -334,12 +340,16 @@ public final class StatisticsStage {
                     positions[i] = method.orderPositions(tensor, i);
                     needed[i] = positions[i][0] != Sparsifier.UNUSED || positions[i][1] != Sparsifier.UNUSED;
                 }
-                ChunkBuffers buffers = loader.load(tensor, chunk, needed);
-                for (int i = 0; i < needed.length; i++) {
-                    if (needed[i]) {
-                        loader.toDelta(i, chunk.count());
-                        visitor.visit(tensor, chunk, i, buffers, chunk.count(), positions[i]);
+                try {
+                    ChunkBuffers buffers = loader.load(tensor, chunk, needed);
+                    for (int i = 0; i < needed.length; i++) {
+                        if (needed[i]) {
+                            loader.toDelta(i, chunk.count());
+                            visitor.visit(tensor, chunk, i, buffers, chunk.count(), positions[i]);
+                        }
                     }
+                } catch (RuntimeException e) {
+                    throw new ChunkFailedException(tensor.name(), chunk.start(), chunk.count(), e);
                 }
             }
         }
