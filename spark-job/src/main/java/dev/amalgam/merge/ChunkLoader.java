@@ -8,6 +8,7 @@ import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.TensorPlan;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.OutOfMemoryException;
 import org.apache.hadoop.conf.Configuration;
 
 /**
@@ -38,9 +39,17 @@ public final class ChunkLoader implements AutoCloseable {
             }
             this.out = allocator.buffer(floats);
             this.encoded = allocator.buffer(floats);
-        } catch (RuntimeException e) {
-            allocator.close();
-            throw e;
+        } catch (OutOfMemoryException e) {
+            for (ArrowBuf b : made) {
+                if (b != null) {
+                    b.close();
+                }
+            }
+            closeAll();
+            throw new IllegalStateException("a task needs " + (floats * (modelCount + 4 + (hasBase ? 1 : 0)))
+                    + " bytes of chunk memory for chunks of " + maxCount + " elements and " + modelCount
+                    + " models, over the executor limit of " + parent.getLimit() + " bytes (" + ExecutorMemory.LIMIT_KEY
+                    + "); lower --chunk-elements or raise --executor-memory-limit", e);
         }
         this.models = made;
     }
@@ -87,12 +96,16 @@ public final class ChunkLoader implements AutoCloseable {
     @Override
     public void close() {
         reader.close();
-        for (ArrowBuf b : new ArrowBuf[]{raw, base, out, encoded}) {
+        for (ArrowBuf b : models) {
             if (b != null) {
                 b.close();
             }
         }
-        for (ArrowBuf b : models) {
+        closeAll();
+    }
+
+    private void closeAll() {
+        for (ArrowBuf b : new ArrowBuf[]{raw, base, out, encoded}) {
             if (b != null) {
                 b.close();
             }

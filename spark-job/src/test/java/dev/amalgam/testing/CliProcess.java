@@ -29,7 +29,9 @@ public final class CliProcess {
         command.add(classpath);
         command.add("dev.amalgam.cli.AmalgamCli");
         command.addAll(Arrays.asList(args));
-        command.add("--master=local[2]");
+        if (!args[0].equals("inspect")) {
+            command.add("--master=local[2]");
+        }
         command.removeIf(String::isEmpty);
         File out = workDir.resolve("cli-stdout-" + System.nanoTime()).toFile();
         File err = workDir.resolve("cli-stderr-" + System.nanoTime()).toFile();

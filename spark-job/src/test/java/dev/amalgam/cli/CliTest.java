@@ -1,0 +1,116 @@
+package dev.amalgam.cli;
+
+import dev.amalgam.kernels.Dtype;
+import dev.amalgam.testing.CliProcess;
+import dev.amalgam.testing.MergeFixture;
+import dev.amalgam.testing.Tensors;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The CLI end to end in its own JVM on local Spark: merge, inspect, demo, and meaningful exit codes. */
+class CliTest {
+    @TempDir
+    static Path temp;
+    static MergeFixture f;
+    static String config;
+
+    @BeforeAll
+    static void generate() {
+        f = MergeFixture.create(temp.resolve("models"), Dtype.BF16, 2, 4_000);
+        config = f.config("ties.yml", "merge_method: ties\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n    parameters: {weight: 1.0, density: [1, 0.5]}\n"
+                + "  - model: " + f.models.get(1) + "\n    parameters:\n      weight: [{filter: mlp, value: 0.5}, {value: 0.3}]\n"
+                + "      density: 0.5\nparameters: {normalize: true, lambda: 1.0}\ndtype: float32\nout_dtype: bfloat16\n");
+    }
+
+    @Test
+    void mergeWritesALoadableCheckpointAndInspectListsIt() throws Exception {
+        String out = temp.resolve("merged").toString();
+        CliProcess.Run merge = CliProcess.run(temp, "merge", config, out, "--chunk-elements", "100",
+                "--out-shard-size", "5K", "--no-progress");
+        assertEquals(0, merge.exitCode(), merge.stderr());
+        assertThat(merge.stdout()).contains("merged ties").contains("amalgam-report.json");
+        for (String file : new String[]{"model.safetensors.index.json", "config.json", "tokenizer_config.json",
+                "amalgam-config.yml", "amalgam-report.json", "README.md"}) {
+            assertTrue(Files.exists(Path.of(out, file)), file);
+        }
+        assertThat(Files.readString(Path.of(out, "config.json"))).contains("\"torch_dtype\" : \"bfloat16\"");
+        assertThat(Tensors.open(out).tensors()).hasSize(Tensors.open(f.base).tensors().size());
+
+        CliProcess.Run inspect = CliProcess.run(temp, "inspect", out);
+        assertEquals(0, inspect.exitCode(), inspect.stderr());
+        assertThat(inspect.stdout()).contains("model.layers.1.mlp.down_proj.weight").contains("BF16").contains("[16, 24]")
+                .contains("model-00001-of-");
+    }
+
+    @Test
+    void demoMergesGeneratedCheckpointsAndPrintsTheReport() throws Exception {
+        CliProcess.Run demo = CliProcess.run(temp, "demo", "--work-dir", temp.resolve("demo").toString());
+        assertEquals(0, demo.exitCode(), demo.stderr());
+        assertThat(demo.stdout()).contains("merged ties").contains("mean kept density");
+        assertTrue(Files.exists(temp.resolve("demo/merged/amalgam-report.json")));
+    }
+
+    @Test
+    void aBadInputExitsThreeNamingTheFile() throws Exception {
+        Path copy = temp.resolve("broken");
+        MergeFixture broken = MergeFixture.create(copy, Dtype.BF16, 1, Long.MAX_VALUE);
+        Path shard = Path.of(broken.models.get(0), "model.safetensors");
+        try (RandomAccessFile raf = new RandomAccessFile(shard.toFile(), "rw")) {
+            raf.setLength(raf.length() - 10);
+        }
+        String cfg = broken.config("t.yml", "merge_method: task_arithmetic\nbase_model: " + broken.base
+                + "\nmodels:\n  - model: " + broken.models.get(0) + "\n    parameters: {weight: 1.0}\n");
+        CliProcess.Run run = CliProcess.run(temp, "merge", cfg, copy.resolve("out").toString());
+        assertEquals(3, run.exitCode(), run.stderr());
+        assertThat(run.stderr()).contains("amalgam: error: " + shard).contains("truncated");
+        assertFalse(Files.exists(copy.resolve("out")));
+    }
+
+    @Test
+    void aBadConfigExitsTwoAndATakenDestinationFour() throws Exception {
+        String bad = f.config("bad.yml", "merge_method: ties\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n    parameters: {weight: 1.0, densty: 0.5}\n");
+        CliProcess.Run run = CliProcess.run(temp, "merge", bad, temp.resolve("never").toString());
+        assertEquals(2, run.exitCode(), run.stderr());
+        assertThat(run.stderr()).contains("models[0].parameters.densty is not a parameter of ties");
+
+        Path taken = Files.createDirectories(temp.resolve("taken"));
+        Files.writeString(taken.resolve("x"), "x");
+        CliProcess.Run refused = CliProcess.run(temp, "merge", config, taken.toString());
+        assertEquals(4, refused.exitCode(), refused.stderr());
+        assertThat(refused.stderr()).contains("exists and is not empty");
+    }
+
+    @Test
+    void memoryIsBoundedByTheChunkNotByTensorOrModelSize() throws Exception {
+        // Tensors of a million elements: three decoded inputs alone need 12 MB, the limit is 4 MB.
+        Path root = temp.resolve("large");
+        java.util.List<String> models = dev.amalgam.sample.SampleCheckpoints.write(new org.apache.hadoop.conf.Configuration(),
+                root.toString(), new dev.amalgam.sample.SampleCheckpoints.Shape(1, 1024, 1024, 1024), Dtype.BF16, 2, 5,
+                Long.MAX_VALUE);
+        String cfg = root.resolve("ties.yml").toString();
+        Files.writeString(Path.of(cfg), "merge_method: ties\nbase_model: " + root + "/base\nmodels:\n"
+                + "  - model: " + models.get(0) + "\n    parameters: {weight: 1.0, density: 0.5}\n"
+                + "  - model: " + models.get(1) + "\n    parameters: {weight: 1.0, density: 0.5}\n");
+        CliProcess.Run bounded = CliProcess.run(temp, "merge", cfg, root.resolve("out").toString(),
+                "--executor-memory-limit", "4m", "--chunk-elements", "65536", "--no-progress");
+        assertEquals(0, bounded.exitCode(), bounded.stderr());
+
+        CliProcess.Run tooLarge = CliProcess.run(temp, "merge", cfg, root.resolve("out2").toString(),
+                "--executor-memory-limit", "4m", "--chunk-elements", "1048576", "--no-progress");
+        assertEquals(5, tooLarge.exitCode(), tooLarge.stderr());
+        assertThat(tooLarge.stderr()).contains("lower --chunk-elements or raise --executor-memory-limit");
+        assertFalse(Files.exists(root.resolve("out2")));
+    }
+}
