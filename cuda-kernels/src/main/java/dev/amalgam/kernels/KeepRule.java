@@ -41,25 +41,21 @@ public sealed interface KeepRule
     record TopK(int thresholdBits, long equalsToKeep, long equalsBefore) implements KeepRule {
         @Override
         public long apply(ArrowBuf delta, int count, long chunkStart, KernelScratch scratch) {
+            // Branch-free: magnitudes near the threshold are common, and a branch on them mispredicts.
             long equalRank = equalsBefore;
             long kept = 0;
             for (int i = 0; i < count; i++) {
                 long at = (long) i << 2;
-                int bits = magnitudeBits(delta.getFloat(at));
-                boolean keep;
-                if (bits > thresholdBits) {
-                    keep = true;
-                } else if (bits == thresholdBits) {
-                    keep = equalRank < equalsToKeep;
-                    equalRank++;
-                } else {
-                    keep = false;
-                }
-                if (keep) {
-                    kept++;
-                } else {
-                    delta.setFloat(at, 0.0f);
-                }
+                int raw = Float.floatToRawIntBits(delta.getFloat(at));
+                int bits = raw & 0x7fffffff;
+                int above = (thresholdBits - bits) >>> 31;
+                int differs = bits ^ thresholdBits;
+                int equal = ((differs - 1) & ~differs) >>> 31;
+                int rankOk = (int) ((equalRank - equalsToKeep) >>> 63);
+                int keep = above | (equal & rankOk);
+                equalRank += equal;
+                kept += keep;
+                delta.setInt(at, raw & -keep);
             }
             return kept;
         }
@@ -114,13 +110,15 @@ public sealed interface KeepRule
     record Random(float density, long streamKey) implements KeepRule {
         @Override
         public long apply(ArrowBuf delta, int count, long chunkStart, KernelScratch scratch) {
+            // Both are non-negative floats, so their bit patterns compare like the values.
+            int densityBits = Float.floatToRawIntBits(density);
             long kept = 0;
             for (int i = 0; i < count; i++) {
-                if (CounterRandom.uniform(streamKey, chunkStart + i) < density) {
-                    kept++;
-                } else {
-                    delta.setFloat((long) i << 2, 0.0f);
-                }
+                long at = (long) i << 2;
+                int u = Float.floatToRawIntBits(CounterRandom.uniform(streamKey, chunkStart + i));
+                int keep = (u - densityBits) >>> 31;
+                kept += keep;
+                delta.setInt(at, delta.getInt(at) & -keep);
             }
             return kept;
         }

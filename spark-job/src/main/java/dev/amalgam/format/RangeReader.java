@@ -33,7 +33,7 @@ public final class RangeReader implements Closeable {
             FSDataInputStream in = open.get(file);
             if (in == null) {
                 Path path = new Path(file);
-                in = path.getFileSystem(hadoop).open(path);
+                in = LocalFiles.withoutChecksums(path.getFileSystem(hadoop)).open(path);
                 open.put(file, in);
             }
             long done = 0;

@@ -52,29 +52,32 @@ class MethodReferenceTest {
         for (String method : List.of("linear", "task_arithmetic", "ties", "dare_ties", "dare_linear", "breadcrumbs",
                 "breadcrumbs_ties", "della", "della_linear")) {
             for (Dtype dtype : Dtype.values()) {
-                cases.add(Arguments.of(method, dtype, ""));
+                cases.add(Arguments.of(method, dtype, "", 3));
             }
+            // Two models take the kernels' specialised two-model path.
+            cases.add(Arguments.of(method, Dtype.BF16, "", 2));
         }
-        cases.add(Arguments.of("ties", Dtype.BF16, "rescale: true, lambda: 0.8"));
-        cases.add(Arguments.of("task_arithmetic", Dtype.F16, "normalize: true, lambda: 1.5"));
-        cases.add(Arguments.of("dare_ties", Dtype.F32, "rescale: false, random_seed: 99"));
-        cases.add(Arguments.of("della_linear", Dtype.BF16, "normalize: true, rescale: false"));
-        cases.add(Arguments.of("linear", Dtype.F32, "normalize: false"));
+        cases.add(Arguments.of("ties", Dtype.BF16, "rescale: true, lambda: 0.8", 3));
+        cases.add(Arguments.of("task_arithmetic", Dtype.F16, "normalize: true, lambda: 1.5", 3));
+        cases.add(Arguments.of("dare_ties", Dtype.F32, "rescale: false, random_seed: 99", 2));
+        cases.add(Arguments.of("della_linear", Dtype.BF16, "normalize: true, rescale: false", 3));
+        cases.add(Arguments.of("linear", Dtype.F32, "normalize: false", 2));
         return cases.stream();
     }
 
-    @ParameterizedTest(name = "{0} on {1} {2}")
+    @ParameterizedTest(name = "{0} on {1} {2} with {3} models")
     @MethodSource("cases")
-    void matchesTheWholeTensorReferenceBitForBit(String method, Dtype dtype, String globals) {
+    void matchesTheWholeTensorReferenceBitForBit(String method, Dtype dtype, String globals, int modelCount) {
         MergeFixture f = FIXTURES.get(dtype);
-        String name = method + "-" + dtype + "-" + Math.abs(globals.hashCode());
-        String configFile = f.config(name + ".yml", config(method, f, globals));
+        String name = method + "-" + dtype + "-" + Math.abs(globals.hashCode()) + "-" + modelCount;
+        String configFile = f.config(name + ".yml", config(method, f.base, f.models.subList(0, modelCount), globals));
         String out = f.out(name);
         new MergeJob(TestSpark.context()).run(MergeRequest.of(configFile, out).withChunkElements(37).withPartitions(3));
 
         Checkpoint merged = Tensors.open(out);
         Map<String, StoredTensor> base = Tensors.open(f.base).byName();
-        List<Map<String, StoredTensor>> models = f.models.stream().map(m -> Tensors.open(m).byName()).toList();
+        List<Map<String, StoredTensor>> models = f.models.subList(0, modelCount).stream()
+                .map(m -> Tensors.open(m).byName()).toList();
         ReferenceMerge.Settings settings = settings(method, globals);
         boolean normalize = !globals.contains("normalize: false");
         for (StoredTensor t : merged.tensors()) {
@@ -92,14 +95,14 @@ class MethodReferenceTest {
         assertTrue(merged.tensors().size() > 10);
     }
 
-    private static String config(String method, MergeFixture f, String globals) {
+    private static String config(String method, String base, List<String> models, String globals) {
         StringBuilder s = new StringBuilder("merge_method: " + method + "\n");
         if (!method.equals("linear")) {
-            s.append("base_model: ").append(f.base).append('\n');
+            s.append("base_model: ").append(base).append('\n');
         }
         s.append("models:\n");
-        for (int i = 0; i < f.models.size(); i++) {
-            s.append("  - model: ").append(f.models.get(i)).append("\n    parameters: {weight: ").append(WEIGHTS[i]);
+        for (int i = 0; i < models.size(); i++) {
+            s.append("  - model: ").append(models.get(i)).append("\n    parameters: {weight: ").append(WEIGHTS[i]);
             if (!method.equals("linear") && !method.equals("task_arithmetic")) {
                 s.append(", density: ").append(DENSITIES[i]);
             }
