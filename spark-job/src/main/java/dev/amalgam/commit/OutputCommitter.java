@@ -27,12 +27,14 @@ import java.util.UUID;
  * as it was. {@link #abort()} removes the staging directory on any failure.
  */
 public final class OutputCommitter {
+    private final Configuration hadoop;
     private final FileSystem fs;
     private final Path destination;
     private final Path staging;
     private final boolean overwrite;
 
     public OutputCommitter(Configuration hadoop, String destination, boolean overwrite) {
+        this.hadoop = hadoop;
         try {
             Path dest = new Path(destination);
             this.fs = LocalFiles.withoutChecksums(dest.getFileSystem(hadoop));
@@ -152,7 +154,7 @@ public final class OutputCommitter {
     /** Copies a side file (tokenizer, config) from a checkpoint directory; false if it is not there. */
     public boolean copyFrom(String directory, String name) throws IOException {
         Path source = new Path(directory, name);
-        FileSystem sourceFs = source.getFileSystem(fs.getConf());
+        FileSystem sourceFs = source.getFileSystem(hadoop);
         if (!sourceFs.exists(source)) {
             return false;
         }

@@ -24,6 +24,7 @@ public final class ChunkLoader implements AutoCloseable {
     private final ArrowBuf[] models;
     private final ArrowBuf out;
     private final ArrowBuf encoded;
+    private final ArrowBuf delta;
 
     public ChunkLoader(BufferAllocator parent, Configuration hadoop, String taskName, int maxCount, int modelCount,
                        boolean hasBase) {
@@ -39,6 +40,7 @@ public final class ChunkLoader implements AutoCloseable {
             }
             this.out = allocator.buffer(floats);
             this.encoded = allocator.buffer(floats);
+            this.delta = hasBase ? allocator.buffer(floats) : null;
         } catch (OutOfMemoryException e) {
             for (ArrowBuf b : made) {
                 if (b != null) {
@@ -46,7 +48,7 @@ public final class ChunkLoader implements AutoCloseable {
                 }
             }
             closeAll();
-            throw new IllegalStateException("a task needs " + (floats * (modelCount + 4 + (hasBase ? 1 : 0)))
+            throw new IllegalStateException("a task needs " + (floats * (modelCount + 4 + (hasBase ? 2 : 0)))
                     + " bytes of chunk memory for chunks of " + maxCount + " elements and " + modelCount
                     + " models, over the executor limit of " + parent.getLimit() + " bytes (" + ExecutorMemory.LIMIT_KEY
                     + "); lower --chunk-elements or raise --executor-memory-limit", e);
@@ -72,6 +74,19 @@ public final class ChunkLoader implements AutoCloseable {
         long length = (long) chunk.count() * dtype.byteSize();
         reader.read(input.file(), input.offset() + chunk.start() * dtype.byteSize(), length, raw);
         ElementCodec.decode(raw, dtype, dst, chunk.count());
+    }
+
+    /**
+     * Model {@code i}'s delta against the base in a separate buffer, leaving the model's values
+     * for the merge; for statistics computed inside a merge task.
+     */
+    public ArrowBuf deltaCopy(int i, int count) {
+        ArrowBuf x = models[i];
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            delta.setFloat(at, x.getFloat(at) - base.getFloat(at));
+        }
+        return delta;
     }
 
     /** Turns model buffer {@code i} into the delta against the base, in place. */
@@ -105,7 +120,7 @@ public final class ChunkLoader implements AutoCloseable {
     }
 
     private void closeAll() {
-        for (ArrowBuf b : new ArrowBuf[]{raw, base, out, encoded}) {
+        for (ArrowBuf b : new ArrowBuf[]{raw, base, out, encoded, delta}) {
             if (b != null) {
                 b.close();
             }

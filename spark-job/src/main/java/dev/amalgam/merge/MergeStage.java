@@ -8,6 +8,7 @@ import dev.amalgam.kernels.KernelScratch;
 import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.TensorPlan;
+import dev.amalgam.stats.LocalStatistics;
 import dev.amalgam.stats.StatisticsResult;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.hadoop.conf.Configuration;
@@ -59,6 +60,7 @@ public final class MergeStage {
             String name = "merge-task-" + (task == null ? 0 : task.taskAttemptId());
             boolean hasBase = p.tensors()[0].base() != null;
             KernelScratch scratch = new KernelScratch();
+            LocalStatistics local = new LocalStatistics();
             List<ChunkReport> reports = new ArrayList<>();
             try (ChunkLoader loader = new ChunkLoader(ExecutorMemory.root(), hadoop, name, largest, p.modelCount(), hasBase);
                  ChunkSink sink = ChunkSink.open(target, hadoop)) {
@@ -70,9 +72,12 @@ public final class MergeStage {
                     ChunkMetrics metrics = new ChunkMetrics(p.modelCount());
                     try {
                         ChunkBuffers buffers = loader.load(tensor, chunk, null);
-                        KeepRule[] rules = stats.rules(method, p, tensor, chunk);
+                        StatisticsResult tensorStats = LocalStatistics.isLocal(tensor, chunk)
+                                && LocalStatistics.needed(method, p, tensor)
+                                ? local.compute(method, p, tensor, chunk, loader, scratch) : stats;
+                        KeepRule[] rules = tensorStats.rules(method, p, tensor, chunk);
                         method.merge(buffers, tensor, chunk.start(), chunk.count(), rules,
-                                stats.scales(tensor, p.modelCount()), p.settings(), metrics, scratch);
+                                tensorStats.scales(tensor, p.modelCount()), p.settings(), metrics, scratch);
                         ArrowBuf encoded = loader.encodeOut(tensor, chunk.count());
                         sink.write(tensor, chunk, encoded, (long) chunk.count() * tensor.outDtype().byteSize());
                     } catch (RuntimeException e) {

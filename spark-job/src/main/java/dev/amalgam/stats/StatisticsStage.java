@@ -28,8 +28,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The statistics stage: distributed passes over the chunks of the tensors that need them,
- * each reduced per tensor and model, never gathering a tensor anywhere.
+ * The statistics stage: distributed passes over the chunks of the multi-chunk tensors that need
+ * them, each reduced per tensor and model, never gathering a tensor anywhere. (Single-chunk
+ * tensors get the same statistics from {@link LocalStatistics} inside their merge task.)
  *
  * <ol>
  *   <li>High-16-bit histograms of |delta|: the bucket of each requested order position.</li>
@@ -68,6 +69,10 @@ public final class StatisticsStage {
             }
         }
         for (ChunkPlan c : plan.chunks()) {
+            if (LocalStatistics.isLocal(plan.tensors()[c.tensor()], c)) {
+                // A single-chunk tensor gets its statistics inside its merge task.
+                continue;
+            }
             if (orderTensor[c.tensor()]) {
                 orderChunks.add(c.index());
             }
@@ -293,12 +298,7 @@ public final class StatisticsStage {
                     a[1].merge(b[1]);
                     return a;
                 })
-                .mapToPair(entry -> {
-                    float all = entry._2()[0].toFloat();
-                    float kept = entry._2()[1].toFloat();
-                    float scale = all < 1e-7f || kept < 1e-7f ? 1.0f : all / kept;
-                    return new Tuple2<>(entry._1(), scale);
-                })
+                .mapToPair(entry -> new Tuple2<>(entry._1(), RescaleFactor.of(entry._2()[0], entry._2()[1])))
                 .collect();
         Map<Long, Float> out = new HashMap<>();
         for (Tuple2<Long, Float> s : scales) {

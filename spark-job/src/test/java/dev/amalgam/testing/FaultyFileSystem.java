@@ -20,13 +20,33 @@ public final class FaultyFileSystem extends RawLocalFileSystem {
     public static final AtomicInteger READS_BEFORE_FAILURE = new AtomicInteger(Integer.MAX_VALUE);
     private static final AtomicInteger READS = new AtomicInteger();
 
+    private static final AtomicInteger FAILURES_LEFT = new AtomicInteger(Integer.MAX_VALUE);
+    private static final AtomicInteger INJECTED = new AtomicInteger();
+
+    /** How many reads failed since the last failAfter / failOnceAfter. */
+    public static int injected() {
+        return INJECTED.get();
+    }
+
+    /** Every positioned read after the first {@code reads} fails. */
     public static void failAfter(int reads) {
         READS.set(0);
+        INJECTED.set(0);
+        FAILURES_LEFT.set(Integer.MAX_VALUE);
+        READS_BEFORE_FAILURE.set(reads);
+    }
+
+    /** Exactly one positioned read, the one after the first {@code reads}, fails: a transient fault. */
+    public static void failOnceAfter(int reads) {
+        READS.set(0);
+        INJECTED.set(0);
+        FAILURES_LEFT.set(1);
         READS_BEFORE_FAILURE.set(reads);
     }
 
     public static void heal() {
         READS_BEFORE_FAILURE.set(Integer.MAX_VALUE);
+        FAILURES_LEFT.set(Integer.MAX_VALUE);
     }
 
     @Override
@@ -84,7 +104,9 @@ public final class FaultyFileSystem extends RawLocalFileSystem {
         }
 
         private void maybeFail(long position) throws IOException {
-            if (position > 0 && READS.incrementAndGet() > READS_BEFORE_FAILURE.get()) {
+            if (position > 0 && READS.incrementAndGet() > READS_BEFORE_FAILURE.get()
+                    && FAILURES_LEFT.getAndDecrement() > 0) {
+                INJECTED.incrementAndGet();
                 throw new IOException("injected read failure at offset " + position);
             }
         }

@@ -5,7 +5,8 @@ import org.apache.spark.api.java.JavaSparkContext;
 
 /**
  * One local Spark context for the whole test JVM (starting one costs seconds). Two cores, like
- * the CI machine; the same settings as production (Kryo with registration required).
+ * the CI machine, and two attempts per task so retries happen; the same settings as production
+ * (Kryo with registration required).
  */
 public final class TestSpark {
     private static JavaSparkContext context;
@@ -15,7 +16,7 @@ public final class TestSpark {
 
     public static synchronized JavaSparkContext context() {
         if (context == null) {
-            context = new JavaSparkContext(SparkSetup.conf("local[2]", "1g")
+            context = new JavaSparkContext(SparkSetup.conf("local[2,2]", "1g")
                     .set("spark.hadoop.fs.faulty.impl", FaultyFileSystem.class.getName())
                     .set("spark.hadoop.fs.faulty.impl.disable.cache", "true"));
             Runtime.getRuntime().addShutdownHook(new Thread(context::stop));
