@@ -40,24 +40,11 @@ public final class CheckpointWriter {
         Path dir = new Path(directory);
         FileSystem fs = LocalFiles.withoutChecksums(dir.getFileSystem(hadoop));
         fs.mkdirs(dir);
-        List<List<Spec>> shards = new ArrayList<>();
-        List<Spec> current = new ArrayList<>();
-        long size = 0;
-        for (Spec s : specs) {
-            if (!current.isEmpty() && size + s.bytes() > shardBytes) {
-                shards.add(current);
-                current = new ArrayList<>();
-                size = 0;
-            }
-            current.add(s);
-            size += s.bytes();
-        }
-        shards.add(current);
+        List<List<Spec>> shards = ShardLayout.greedy(specs, Spec::bytes, shardBytes);
         Map<String, String> weightMap = new LinkedHashMap<>();
         long total = 0;
         for (int i = 0; i < shards.size(); i++) {
-            String name = shards.size() == 1 ? CheckpointReader.SINGLE_FILE
-                    : String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
+            String name = ShardLayout.fileName(i, shards.size());
             List<TensorEntry> entries = new ArrayList<>();
             long offset = 0;
             for (Spec s : shards.get(i)) {

@@ -64,6 +64,7 @@ public final class MergeJob {
                 request.planOptions());
         MergePlan plan = planned.plan();
         String tokenizerSource = tokenizerSource(config, planned);
+        checkTokenizerSource(hadoop, request.configFile(), config, tokenizerSource);
         OutputCommitter committer = new OutputCommitter(hadoop, request.destination(), request.overwrite());
         committer.checkDestination();
         timings.put("inspect_and_plan", seconds(started));
@@ -120,6 +121,23 @@ public final class MergeJob {
             return planned.reference().directory();
         }
         return source;
+    }
+
+    private static void checkTokenizerSource(Configuration hadoop, String configFile, MergeConfig config, String source) {
+        if (config.tokenizerSource() == null || config.tokenizerSource().equals("base")) {
+            return;
+        }
+        try {
+            Path path = new Path(source);
+            FileSystem fs = path.getFileSystem(hadoop);
+            if (!fs.exists(path) || !fs.getFileStatus(path).isDirectory()) {
+                throw new AmalgamException(AmalgamException.Kind.CONFIG, configFile + ": tokenizer_source '" + source
+                        + "' is not a directory; use 'base' or a model directory holding tokenizer files");
+            }
+        } catch (IOException e) {
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, configFile + ": tokenizer_source '" + source
+                    + "' cannot be read: " + e.getMessage());
+        }
     }
 
     private static String readConfig(Configuration hadoop, String file) {

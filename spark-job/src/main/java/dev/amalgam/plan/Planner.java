@@ -11,6 +11,7 @@ import dev.amalgam.format.FormatException;
 import dev.amalgam.format.StoredTensor;
 import dev.amalgam.format.TensorEntry;
 import dev.amalgam.format.SafetensorsHeader;
+import dev.amalgam.format.ShardLayout;
 import dev.amalgam.kernels.Dtype;
 import dev.amalgam.merge.MergeMethod;
 import dev.amalgam.merge.MergeMethods;
@@ -240,23 +241,10 @@ public final class Planner {
     }
 
     private static ShardPlan[] layoutShards(List<TensorPlan> tensors, long limit, List<TensorPlan> placed) {
-        List<List<TensorPlan>> groups = new ArrayList<>();
-        List<TensorPlan> current = new ArrayList<>();
-        long bytes = 0;
-        for (TensorPlan t : tensors) {
-            if (!current.isEmpty() && bytes + t.outBytes() > limit) {
-                groups.add(current);
-                current = new ArrayList<>();
-                bytes = 0;
-            }
-            current.add(t);
-            bytes += t.outBytes();
-        }
-        groups.add(current);
+        List<List<TensorPlan>> groups = ShardLayout.greedy(tensors, TensorPlan::outBytes, limit);
         ShardPlan[] shards = new ShardPlan[groups.size()];
         for (int s = 0; s < groups.size(); s++) {
-            String fileName = groups.size() == 1 ? CheckpointReader.SINGLE_FILE
-                    : String.format("model-%05d-of-%05d.safetensors", s + 1, groups.size());
+            String fileName = ShardLayout.fileName(s, groups.size());
             List<TensorEntry> entries = new ArrayList<>();
             long offset = 0;
             for (TensorPlan t : groups.get(s)) {

@@ -134,6 +134,15 @@ class BadInputTest {
     }
 
     @Test
+    void aTokenizerSourceThatIsNoDirectoryIsAConfigError() {
+        String broken = f.config("tok.yml", "merge_method: task_arithmetic\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n    parameters: {weight: 1.0}\ntokenizer_source: " + temp + "/nowhere\n");
+        AmalgamException e = refused(broken);
+        assertEquals(AmalgamException.Kind.CONFIG, e.kind());
+        assertThat(e.getMessage()).contains("tokenizer_source '" + temp + "/nowhere' is not a directory");
+    }
+
+    @Test
     void aFailureInTheMiddleOfTheMergeStagePublishesNothing() {
         String faulty = f.config("faulty.yml", "merge_method: task_arithmetic\nbase_model: faulty://" + f.base
                 + "\nmodels:\n  - model: faulty://" + f.models.get(0) + "\n    parameters: {weight: 1.0}\n"
