@@ -41,10 +41,26 @@ public sealed interface KeepRule
     record TopK(int thresholdBits, long equalsToKeep, long equalsBefore) implements KeepRule {
         @Override
         public long apply(ArrowBuf delta, int count, long chunkStart, KernelScratch scratch) {
-            // Branch-free: magnitudes near the threshold are common, and a branch on them mispredicts.
-            long equalRank = equalsBefore;
+            return apply(Simd.ENABLED, delta, count);
+        }
+
+        long apply(boolean simd, ArrowBuf delta, int count) {
+            long[] rank = {equalsBefore};
             long kept = 0;
-            for (int i = 0; i < count; i++) {
+            int from = 0;
+            if (simd) {
+                kept += SimdKernels.topK(delta, count, thresholdBits, equalsToKeep, rank);
+                from = SimdKernels.intBound(count);
+            }
+            return kept + scalarRange(delta, from, count, thresholdBits, equalsToKeep, rank);
+        }
+
+        /** Entries [from, to); {@code rank[0]} carries the equal-rank across calls. */
+        static long scalarRange(ArrowBuf delta, int from, int to, int thresholdBits, long equalsToKeep, long[] rank) {
+            // Branch-free: magnitudes near the threshold are common, and a branch on them mispredicts.
+            long equalRank = rank[0];
+            long kept = 0;
+            for (int i = from; i < to; i++) {
                 long at = (long) i << 2;
                 int raw = Float.floatToRawIntBits(delta.getFloat(at));
                 int bits = raw & 0x7fffffff;
@@ -57,6 +73,7 @@ public sealed interface KeepRule
                 kept += keep;
                 delta.setInt(at, raw & -keep);
             }
+            rank[0] = equalRank;
             return kept;
         }
     }

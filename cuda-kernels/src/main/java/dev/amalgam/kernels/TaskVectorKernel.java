@@ -30,27 +30,55 @@ public final class TaskVectorKernel {
     public static void merge(ArrowBuf base, ArrowBuf[] models, int count, long chunkStart, ModelTerm[] terms,
                              Consensus consensus, boolean normalize, float lambda, ArrowBuf out,
                              ChunkMetrics metrics, KernelScratch scratch) {
+        merge(Simd.ENABLED, base, models, count, chunkStart, terms, consensus, normalize, lambda, out, metrics, scratch);
+    }
+
+    /** The same, choosing SIMD or scalar loops explicitly (tests compare the two). */
+    static void merge(boolean simd, ArrowBuf base, ArrowBuf[] models, int count, long chunkStart, ModelTerm[] terms,
+                      Consensus consensus, boolean normalize, float lambda, ArrowBuf out,
+                      ChunkMetrics metrics, KernelScratch scratch) {
         int m = models.length;
+        int from = simd ? SimdKernels.bound(count) : 0;
         for (int i = 0; i < m; i++) {
-            metrics.deltaSquares[i] += toDelta(models[i], base, count);
-            metrics.kept[i] += terms[i].keep().apply(models[i], count, chunkStart, scratch);
+            if (from > 0) {
+                metrics.deltaSquares[i] += SimdKernels.toDelta(models[i], base, count);
+            }
+            metrics.deltaSquares[i] += toDelta(models[i], base, from, count);
+            KeepRule keep = terms[i].keep();
+            metrics.kept[i] += keep instanceof KeepRule.TopK topK ? topK.apply(simd, models[i], count)
+                    : keep.apply(models[i], count, chunkStart, scratch);
+        }
+        if (from > 0) {
+            float[] weights = new float[m];
+            float[] scales = new float[m];
+            float plainDiv = 0.0f;
+            for (int i = 0; i < m; i++) {
+                weights[i] = terms[i].weight();
+                scales[i] = terms[i].rescale();
+                plainDiv += weights[i];
+            }
+            if (Math.abs(plainDiv) < 1e-8f) {
+                plainDiv = 1.0f;
+            }
+            metrics.signConflicts += SimdKernels.combine(base, models, count, weights, scales,
+                    consensus == Consensus.SUM, plainDiv, normalize, lambda, out);
         }
         if (m == 2) {
             // The common case of two fine-tunes, without the inner loop over models.
-            mergeTwo(base, models[0], models[1], count, terms[0], terms[1], consensus, normalize, lambda, out, metrics);
+            mergeTwo(base, models[0], models[1], from, count, terms[0], terms[1], consensus, normalize, lambda, out, metrics);
         } else {
-            mergeAny(base, models, count, terms, consensus, normalize, lambda, out, metrics);
+            mergeAny(base, models, from, count, terms, consensus, normalize, lambda, out, metrics);
         }
         metrics.elements += count;
     }
 
-    private static double toDelta(ArrowBuf x, ArrowBuf base, int count) {
+    private static double toDelta(ArrowBuf x, ArrowBuf base, int from, int count) {
         // Four partial sums break the add-latency chain; squares only feed the run report.
         double s0 = 0;
         double s1 = 0;
         double s2 = 0;
         double s3 = 0;
-        int j = 0;
+        int j = from;
         for (; j + 3 < count; j += 4) {
             long at = (long) j << 2;
             float d0 = x.getFloat(at) - base.getFloat(at);
@@ -115,7 +143,7 @@ public final class TaskVectorKernel {
         return Float.intBitsToFloat((bits & ~zero) | (0x3f800000 & zero));
     }
 
-    private static void mergeTwo(ArrowBuf base, ArrowBuf x0, ArrowBuf x1, int count, ModelTerm t0, ModelTerm t1,
+    private static void mergeTwo(ArrowBuf base, ArrowBuf x0, ArrowBuf x1, int from, int count, ModelTerm t0, ModelTerm t1,
                                  Consensus consensus, boolean normalize, float lambda, ArrowBuf out, ChunkMetrics metrics) {
         float w0 = t0.weight();
         float w1 = t1.weight();
@@ -125,7 +153,7 @@ public final class TaskVectorKernel {
         float s1 = t1.rescale();
         long conflicts = 0;
         if (consensus == Consensus.SUM) {
-            for (int j = 0; j < count; j++) {
+            for (int j = from; j < count; j++) {
                 long at = (long) j << 2;
                 float v0 = weigh(x0.getFloat(at), w0, s0);
                 float v1 = weigh(x1.getFloat(at), w1, s1);
@@ -144,7 +172,7 @@ public final class TaskVectorKernel {
             if (Math.abs(div) < 1e-8f) {
                 div = 1.0f;
             }
-            for (int j = 0; j < count; j++) {
+            for (int j = from; j < count; j++) {
                 long at = (long) j << 2;
                 float mix = 0.0f + weigh(x0.getFloat(at), w0, s0) + weigh(x1.getFloat(at), w1, s1);
                 out.setFloat(at, finish(base.getFloat(at), mix, div, normalize, lambda));
@@ -153,7 +181,7 @@ public final class TaskVectorKernel {
         metrics.signConflicts += conflicts;
     }
 
-    private static void mergeAny(ArrowBuf base, ArrowBuf[] models, int count, ModelTerm[] terms, Consensus consensus,
+    private static void mergeAny(ArrowBuf base, ArrowBuf[] models, int from, int count, ModelTerm[] terms, Consensus consensus,
                                  boolean normalize, float lambda, ArrowBuf out, ChunkMetrics metrics) {
         int m = models.length;
         float[] weights = new float[m];
@@ -173,7 +201,7 @@ public final class TaskVectorKernel {
         if (Math.abs(plainDiv) < 1e-8f) {
             plainDiv = 1.0f;
         }
-        for (int j = 0; j < count; j++) {
+        for (int j = from; j < count; j++) {
             long at = (long) j << 2;
             float sum = 0.0f;
             for (int i = 0; i < m; i++) {

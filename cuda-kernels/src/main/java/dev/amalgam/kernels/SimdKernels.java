@@ -1,0 +1,145 @@
+package dev.amalgam.kernels;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+import org.apache.arrow.memory.ArrowBuf;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * SIMD versions of the hot loops (the JDK's Vector API), lane for lane the same IEEE operations
+ * in the same order as the scalar code in {@link TaskVectorKernel} and {@link KeepRule}, which
+ * remains the definition and handles the tail of each chunk. Only loaded when the JVM has the
+ * jdk.incubator.vector module ({@link Simd#ENABLED}).
+ */
+final class SimdKernels {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+    private SimdKernels() {
+    }
+
+    /** Elements a vector loop covers for {@code count}; the rest is the scalar tail. */
+    static int bound(int count) {
+        return F.loopBound(count);
+    }
+
+    private static ByteBuffer view(ArrowBuf buf, int count) {
+        return buf.nioBuffer(0, count * 4).order(LE);
+    }
+
+    /** x = x - base over [0, bound); returns the sum of squares of the deltas (report only). */
+    static double toDelta(ArrowBuf x, ArrowBuf base, int count) {
+        ByteBuffer xb = view(x, count);
+        ByteBuffer bb = view(base, count);
+        FloatVector squares = FloatVector.zero(F);
+        int end = bound(count);
+        for (int j = 0; j < end; j += F.length()) {
+            int at = j << 2;
+            FloatVector d = FloatVector.fromByteBuffer(F, xb, at, LE).sub(FloatVector.fromByteBuffer(F, bb, at, LE));
+            d.intoByteBuffer(xb, at, LE);
+            squares = squares.add(d.mul(d));
+        }
+        return squares.reduceLanes(VectorOperators.ADD);
+    }
+
+    /**
+     * The combine step over [0, bound): weigh, elect signs (with consensus), normalize, lambda,
+     * add the base. Returns the number of sign conflicts.
+     */
+    static long combine(ArrowBuf base, ArrowBuf[] models, int count, float[] weights, float[] scales,
+                        boolean consensus, float plainDiv, boolean normalize, float lambda, ArrowBuf out) {
+        int m = models.length;
+        ByteBuffer bb = view(base, count);
+        ByteBuffer ob = view(out, count);
+        ByteBuffer[] xb = new ByteBuffer[m];
+        FloatVector[] w = new FloatVector[m];
+        for (int i = 0; i < m; i++) {
+            xb[i] = view(models[i], count);
+            w[i] = FloatVector.broadcast(F, weights[i]);
+        }
+        FloatVector[] v = new FloatVector[m];
+        FloatVector zero = FloatVector.zero(F);
+        FloatVector one = FloatVector.broadcast(F, 1.0f);
+        FloatVector plain = FloatVector.broadcast(F, plainDiv);
+        long conflicts = 0;
+        int end = bound(count);
+        for (int j = 0; j < end; j += F.length()) {
+            int at = j << 2;
+            FloatVector sum = zero;
+            for (int i = 0; i < m; i++) {
+                FloatVector d = FloatVector.fromByteBuffer(F, xb[i], at, LE);
+                if (scales[i] != 1.0f) {
+                    d = d.mul(scales[i]);
+                }
+                v[i] = w[i].mul(d);
+                sum = sum.add(v[i]);
+            }
+            FloatVector mix;
+            FloatVector div;
+            if (consensus) {
+                VectorMask<Float> positive = sum.compare(VectorOperators.GE, 0.0f);
+                VectorMask<Float> negative = positive.not();
+                mix = zero;
+                div = zero;
+                VectorMask<Float> conflict = F.maskAll(false);
+                for (int i = 0; i < m; i++) {
+                    VectorMask<Float> agree = positive.and(v[i].compare(VectorOperators.GT, 0.0f))
+                            .or(negative.and(v[i].compare(VectorOperators.LT, 0.0f)));
+                    mix = mix.add(v[i], agree);
+                    div = div.add(w[i], agree);
+                    conflict = conflict.or(agree.not().and(v[i].compare(VectorOperators.NE, 0.0f)));
+                }
+                conflicts += conflict.trueCount();
+                div = div.blend(one, div.compare(VectorOperators.EQ, 0.0f));
+            } else {
+                mix = sum;
+                div = plain;
+            }
+            if (normalize) {
+                mix = mix.div(div);
+            }
+            if (lambda != 1.0f) {
+                mix = mix.mul(lambda);
+            }
+            FloatVector.fromByteBuffer(F, bb, at, LE).add(mix).intoByteBuffer(ob, at, LE);
+        }
+        return conflicts;
+    }
+
+    /**
+     * Top-k over [0, bound) for vectors holding no entry equal to the threshold (those need the
+     * sequential equal-rank and are left to the scalar code, which {@code scalarBlock} runs).
+     * Returns the kept count; {@code equalRank} is carried in {@code rank[0]}.
+     */
+    static long topK(ArrowBuf delta, int count, int thresholdBits, long equalsToKeep, long[] rank) {
+        ByteBuffer db = view(delta, count);
+        IntVector threshold = IntVector.broadcast(I, thresholdBits);
+        IntVector zero = IntVector.zero(I);
+        long kept = 0;
+        int end = I.loopBound(count);
+        for (int j = 0; j < end; j += I.length()) {
+            int at = j << 2;
+            IntVector raw = IntVector.fromByteBuffer(I, db, at, LE);
+            IntVector bits = raw.and(0x7fffffff);
+            VectorMask<Integer> equal = bits.compare(VectorOperators.EQ, threshold);
+            if (equal.anyTrue()) {
+                kept += KeepRule.TopK.scalarRange(delta, j, j + I.length(), thresholdBits, equalsToKeep, rank);
+                continue;
+            }
+            VectorMask<Integer> keep = bits.compare(VectorOperators.GT, threshold);
+            kept += keep.trueCount();
+            raw.blend(zero, keep.not()).intoByteBuffer(db, at, LE);
+        }
+        return kept;
+    }
+
+    static int intBound(int count) {
+        return I.loopBound(count);
+    }
+}
