@@ -8,7 +8,7 @@ import java.nio.charset.StandardCharsets;
  * Only 64-bit integer operations, so the CUDA kernels compute the same bits.
  */
 public final class CounterRandom {
-    private static final long GOLDEN = 0x9E3779B97F4A7C15L;
+    static final long GOLDEN = 0x9E3779B97F4A7C15L;
 
     private CounterRandom() {
     }
@@ -25,6 +25,19 @@ public final class CounterRandom {
     /** A uniform float in [0, 1) with 24 random bits, exact in float32. */
     public static float uniform(long streamKey, long elementIndex) {
         return (mix(streamKey + (elementIndex + 1L) * GOLDEN) >>> 40) * 0x1.0p-24f;
+    }
+
+    /**
+     * The exclusive bound on a draw's 24 bits below which {@code uniform < density}: draws are
+     * {@code k * 2^-24} exactly, so {@code uniform < density} iff {@code k < ceil(density * 2^24)}.
+     */
+    public static long keepLimit(float density) {
+        return (long) Math.ceil((double) density * 16777216.0);
+    }
+
+    /** The 24 random bits behind {@link #uniform}. */
+    static long draw(long streamKey, long elementIndex) {
+        return mix(streamKey + (elementIndex + 1L) * GOLDEN) >>> 40;
     }
 
     /** SplitMix64's finalizer. */

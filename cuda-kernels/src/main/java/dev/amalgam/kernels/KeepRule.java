@@ -127,13 +127,20 @@ public sealed interface KeepRule
     record Random(float density, long streamKey) implements KeepRule {
         @Override
         public long apply(ArrowBuf delta, int count, long chunkStart, KernelScratch scratch) {
-            // Both are non-negative floats, so their bit patterns compare like the values.
-            int densityBits = Float.floatToRawIntBits(density);
+            return apply(Simd.ENABLED, delta, count, chunkStart);
+        }
+
+        long apply(boolean simd, ArrowBuf delta, int count, long chunkStart) {
+            long limit = CounterRandom.keepLimit(density);
             long kept = 0;
-            for (int i = 0; i < count; i++) {
+            int from = 0;
+            if (simd) {
+                kept += SimdKernels.random(delta, count, chunkStart, streamKey, limit);
+                from = SimdKernels.randomBound(count);
+            }
+            for (int i = from; i < count; i++) {
                 long at = (long) i << 2;
-                int u = Float.floatToRawIntBits(CounterRandom.uniform(streamKey, chunkStart + i));
-                int keep = (u - densityBits) >>> 31;
+                int keep = (int) ((CounterRandom.draw(streamKey, chunkStart + i) - limit) >>> 63);
                 kept += keep;
                 delta.setInt(at, delta.getInt(at) & -keep);
             }

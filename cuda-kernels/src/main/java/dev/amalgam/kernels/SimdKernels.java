@@ -2,6 +2,8 @@ package dev.amalgam.kernels;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -20,6 +22,10 @@ final class SimdKernels {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** Longs for the counter-based generator, and floats with the same number of lanes. */
+    private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> FL = VectorSpecies.of(float.class,
+            VectorShape.forBitSize(L.vectorBitSize() / 2));
 
     private SimdKernels() {
     }
@@ -48,58 +54,62 @@ final class SimdKernels {
         return squares.reduceLanes(VectorOperators.ADD);
     }
 
+    /** dst = x - base over [0, bound). */
+    static void delta(ArrowBuf x, ArrowBuf base, ArrowBuf dst, int count) {
+        ByteBuffer xb = view(x, count);
+        ByteBuffer bb = view(base, count);
+        ByteBuffer db = view(dst, count);
+        int end = bound(count);
+        for (int j = 0; j < end; j += F.length()) {
+            int at = j << 2;
+            FloatVector.fromByteBuffer(F, xb, at, LE).sub(FloatVector.fromByteBuffer(F, bb, at, LE)).intoByteBuffer(db, at, LE);
+        }
+    }
+
     /**
      * The combine step over [0, bound): weigh, elect signs (with consensus), normalize, lambda,
      * add the base. Returns the number of sign conflicts.
      */
     static long combine(ArrowBuf base, ArrowBuf[] models, int count, float[] weights, float[] scales,
                         boolean consensus, float plainDiv, boolean normalize, float lambda, ArrowBuf out) {
+        // No arrays of vectors: they force every vector onto the heap. Each model's weighted
+        // delta is recomputed where it is needed (same operations, same bits, still in cache).
         int m = models.length;
         ByteBuffer bb = view(base, count);
         ByteBuffer ob = view(out, count);
         ByteBuffer[] xb = new ByteBuffer[m];
-        FloatVector[] w = new FloatVector[m];
         for (int i = 0; i < m; i++) {
             xb[i] = view(models[i], count);
-            w[i] = FloatVector.broadcast(F, weights[i]);
         }
-        FloatVector[] v = new FloatVector[m];
-        FloatVector zero = FloatVector.zero(F);
-        FloatVector one = FloatVector.broadcast(F, 1.0f);
-        FloatVector plain = FloatVector.broadcast(F, plainDiv);
         long conflicts = 0;
         int end = bound(count);
         for (int j = 0; j < end; j += F.length()) {
             int at = j << 2;
-            FloatVector sum = zero;
+            FloatVector sum = FloatVector.zero(F);
             for (int i = 0; i < m; i++) {
-                FloatVector d = FloatVector.fromByteBuffer(F, xb[i], at, LE);
-                if (scales[i] != 1.0f) {
-                    d = d.mul(scales[i]);
-                }
-                v[i] = w[i].mul(d);
-                sum = sum.add(v[i]);
+                sum = sum.add(weighted(xb[i], at, weights[i], scales[i]));
             }
             FloatVector mix;
             FloatVector div;
             if (consensus) {
                 VectorMask<Float> positive = sum.compare(VectorOperators.GE, 0.0f);
                 VectorMask<Float> negative = positive.not();
-                mix = zero;
-                div = zero;
+                mix = FloatVector.zero(F);
+                div = FloatVector.zero(F);
                 VectorMask<Float> conflict = F.maskAll(false);
                 for (int i = 0; i < m; i++) {
-                    VectorMask<Float> agree = positive.and(v[i].compare(VectorOperators.GT, 0.0f))
-                            .or(negative.and(v[i].compare(VectorOperators.LT, 0.0f)));
-                    mix = mix.add(v[i], agree);
-                    div = div.add(w[i], agree);
-                    conflict = conflict.or(agree.not().and(v[i].compare(VectorOperators.NE, 0.0f)));
+                    FloatVector v = weighted(xb[i], at, weights[i], scales[i]);
+                    VectorMask<Float> agree = positive.and(v.compare(VectorOperators.GT, 0.0f))
+                            .or(negative.and(v.compare(VectorOperators.LT, 0.0f)));
+                    mix = mix.add(v, agree);
+                    div = div.add(FloatVector.broadcast(F, weights[i]), agree);
+                    conflict = conflict.or(agree.not().and(v.compare(VectorOperators.NE, 0.0f)));
                 }
                 conflicts += conflict.trueCount();
-                div = div.blend(one, div.compare(VectorOperators.EQ, 0.0f));
+                div = div.blend(1.0f, div.compare(VectorOperators.EQ, 0.0f));
             } else {
                 mix = sum;
-                div = plain;
+                div = FloatVector.broadcast(F, plainDiv);
             }
             if (normalize) {
                 mix = mix.div(div);
@@ -110,6 +120,15 @@ final class SimdKernels {
             FloatVector.fromByteBuffer(F, bb, at, LE).add(mix).intoByteBuffer(ob, at, LE);
         }
         return conflicts;
+    }
+
+    /** {@code w * (d * s)}, the rescale skipped when it is 1, as the scalar weigh does. */
+    private static FloatVector weighted(ByteBuffer x, int at, float weight, float scale) {
+        FloatVector d = FloatVector.fromByteBuffer(F, x, at, LE);
+        if (scale != 1.0f) {
+            d = d.mul(scale);
+        }
+        return d.mul(weight);
     }
 
     /**
@@ -141,5 +160,36 @@ final class SimdKernels {
 
     static int intBound(int count) {
         return I.loopBound(count);
+    }
+
+    /**
+     * DARE's random mask over [0, randomBound): the counter-based generator on long lanes. An
+     * entry is kept when its 24-bit draw {@code k} has {@code k * 2^-24 < density}, that is
+     * {@code k < limit} with {@code limit = ceil(density * 2^24)}.
+     */
+    static long random(ArrowBuf delta, int count, long chunkStart, long streamKey, long limit) {
+        ByteBuffer db = view(delta, count);
+        LongVector lanes = LongVector.zero(L).addIndex(1);
+        long kept = 0;
+        int end = randomBound(count);
+        for (int j = 0; j < end; j += L.length()) {
+            LongVector index = lanes.add(chunkStart + j + 1);
+            LongVector draw = mix(index.mul(CounterRandom.GOLDEN).add(streamKey)).lanewise(VectorOperators.LSHR, 40);
+            VectorMask<Long> keep = draw.compare(VectorOperators.LT, limit);
+            kept += keep.trueCount();
+            int at = j << 2;
+            FloatVector.fromByteBuffer(FL, db, at, LE).blend(0.0f, keep.cast(FL).not()).intoByteBuffer(db, at, LE);
+        }
+        return kept;
+    }
+
+    static int randomBound(int count) {
+        return L.loopBound(count);
+    }
+
+    private static LongVector mix(LongVector z) {
+        z = z.lanewise(VectorOperators.XOR, z.lanewise(VectorOperators.LSHR, 30)).mul(0xbf58476d1ce4e5b9L);
+        z = z.lanewise(VectorOperators.XOR, z.lanewise(VectorOperators.LSHR, 27)).mul(0x94d049bb133111ebL);
+        return z.lanewise(VectorOperators.XOR, z.lanewise(VectorOperators.LSHR, 31));
     }
 }

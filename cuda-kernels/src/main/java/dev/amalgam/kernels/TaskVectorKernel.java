@@ -45,8 +45,13 @@ public final class TaskVectorKernel {
             }
             metrics.deltaSquares[i] += toDelta(models[i], base, from, count);
             KeepRule keep = terms[i].keep();
-            metrics.kept[i] += keep instanceof KeepRule.TopK topK ? topK.apply(simd, models[i], count)
-                    : keep.apply(models[i], count, chunkStart, scratch);
+            if (keep instanceof KeepRule.TopK topK) {
+                metrics.kept[i] += topK.apply(simd, models[i], count);
+            } else if (keep instanceof KeepRule.Random random) {
+                metrics.kept[i] += random.apply(simd, models[i], count, chunkStart);
+            } else {
+                metrics.kept[i] += keep.apply(models[i], count, chunkStart, scratch);
+            }
         }
         if (from > 0) {
             float[] weights = new float[m];

@@ -43,4 +43,24 @@ class CounterRandomTest {
         assertEquals(0.5, sum / n, 6 * Math.sqrt(1.0 / 12 / n));
         assertEquals(0.3, (double) below / n, 6 * Math.sqrt(0.3 * 0.7 / n));
     }
+
+    @Test
+    void theIntegerKeepLimitAgreesWithTheFloatComparison() {
+        float[] densities = {0.0f, 1e-9f, 0.1f, 0.3f, 0.5f, 0.6f, 0.7f, 0.9999999f, 1.0f, 0x1.0p-24f, 3 * 0x1.0p-24f};
+        java.util.SplittableRandom random = new java.util.SplittableRandom(9);
+        for (float density : densities) {
+            long limit = CounterRandom.keepLimit(density);
+            for (int t = 0; t < 20_000; t++) {
+                long k = t < 10 ? limit - 5 + t : random.nextLong(1L << 24);
+                if (k < 0 || k >= (1L << 24)) {
+                    continue;
+                }
+                assertEquals(k * 0x1.0p-24f < density, k < limit, "density " + density + " draw " + k);
+            }
+        }
+        long key = CounterRandom.streamKey(1, "x", 0);
+        for (long i = 0; i < 1000; i++) {
+            assertEquals(CounterRandom.uniform(key, i), CounterRandom.draw(key, i) * 0x1.0p-24f);
+        }
+    }
 }

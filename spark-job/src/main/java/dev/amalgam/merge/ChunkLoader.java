@@ -2,6 +2,7 @@ package dev.amalgam.merge;
 
 import dev.amalgam.format.RangeReader;
 import dev.amalgam.format.StoredTensor;
+import dev.amalgam.kernels.Deltas;
 import dev.amalgam.kernels.Dtype;
 import dev.amalgam.kernels.ElementCodec;
 import dev.amalgam.plan.ChunkPlan;
@@ -81,21 +82,13 @@ public final class ChunkLoader implements AutoCloseable {
      * for the merge; for statistics computed inside a merge task.
      */
     public ArrowBuf deltaCopy(int i, int count) {
-        ArrowBuf x = models[i];
-        for (int j = 0; j < count; j++) {
-            long at = (long) j << 2;
-            delta.setFloat(at, x.getFloat(at) - base.getFloat(at));
-        }
+        Deltas.compute(models[i], base, delta, count);
         return delta;
     }
 
     /** Turns model buffer {@code i} into the delta against the base, in place. */
     public void toDelta(int i, int count) {
-        ArrowBuf x = models[i];
-        for (int j = 0; j < count; j++) {
-            long at = (long) j << 2;
-            x.setFloat(at, x.getFloat(at) - base.getFloat(at));
-        }
+        Deltas.compute(models[i], base, models[i], count);
     }
 
     /** Encodes the output buffer to the tensor's output dtype; returns the encoded bytes. */
