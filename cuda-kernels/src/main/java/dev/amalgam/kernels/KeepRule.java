@@ -127,18 +127,11 @@ public sealed interface KeepRule
     record Random(float density, long streamKey) implements KeepRule {
         @Override
         public long apply(ArrowBuf delta, int count, long chunkStart, KernelScratch scratch) {
-            return apply(Simd.ENABLED, delta, count, chunkStart);
-        }
-
-        long apply(boolean simd, ArrowBuf delta, int count, long chunkStart) {
+            // Branch-free: the draw is an integer compared with an integer limit (exact, see keepLimit).
+            // (The Vector API of Java 17 does not compile the 64-bit hash to SIMD well: it stays scalar.)
             long limit = CounterRandom.keepLimit(density);
             long kept = 0;
-            int from = 0;
-            if (simd) {
-                kept += SimdKernels.random(delta, count, chunkStart, streamKey, limit);
-                from = SimdKernels.randomBound(count);
-            }
-            for (int i = from; i < count; i++) {
+            for (int i = 0; i < count; i++) {
                 long at = (long) i << 2;
                 int keep = (int) ((CounterRandom.draw(streamKey, chunkStart + i) - limit) >>> 63);
                 kept += keep;

@@ -2,8 +2,7 @@ package dev.amalgam.kernels;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.LongVector;
-import jdk.incubator.vector.VectorShape;
+
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -22,10 +21,6 @@ final class SimdKernels {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    /** Longs for the counter-based generator, and floats with the same number of lanes. */
-    private static final VectorSpecies<Long> L = LongVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Float> FL = VectorSpecies.of(float.class,
-            VectorShape.forBitSize(L.vectorBitSize() / 2));
 
     private SimdKernels() {
     }
@@ -160,36 +155,5 @@ final class SimdKernels {
 
     static int intBound(int count) {
         return I.loopBound(count);
-    }
-
-    /**
-     * DARE's random mask over [0, randomBound): the counter-based generator on long lanes. An
-     * entry is kept when its 24-bit draw {@code k} has {@code k * 2^-24 < density}, that is
-     * {@code k < limit} with {@code limit = ceil(density * 2^24)}.
-     */
-    static long random(ArrowBuf delta, int count, long chunkStart, long streamKey, long limit) {
-        ByteBuffer db = view(delta, count);
-        LongVector lanes = LongVector.zero(L).addIndex(1);
-        long kept = 0;
-        int end = randomBound(count);
-        for (int j = 0; j < end; j += L.length()) {
-            LongVector index = lanes.add(chunkStart + j + 1);
-            LongVector draw = mix(index.mul(CounterRandom.GOLDEN).add(streamKey)).lanewise(VectorOperators.LSHR, 40);
-            VectorMask<Long> keep = draw.compare(VectorOperators.LT, limit);
-            kept += keep.trueCount();
-            int at = j << 2;
-            FloatVector.fromByteBuffer(FL, db, at, LE).blend(0.0f, keep.cast(FL).not()).intoByteBuffer(db, at, LE);
-        }
-        return kept;
-    }
-
-    static int randomBound(int count) {
-        return L.loopBound(count);
-    }
-
-    private static LongVector mix(LongVector z) {
-        z = z.lanewise(VectorOperators.XOR, z.lanewise(VectorOperators.LSHR, 30)).mul(0xbf58476d1ce4e5b9L);
-        z = z.lanewise(VectorOperators.XOR, z.lanewise(VectorOperators.LSHR, 27)).mul(0x94d049bb133111ebL);
-        return z.lanewise(VectorOperators.XOR, z.lanewise(VectorOperators.LSHR, 31));
     }
 }

@@ -47,8 +47,6 @@ public final class TaskVectorKernel {
             KeepRule keep = terms[i].keep();
             if (keep instanceof KeepRule.TopK topK) {
                 metrics.kept[i] += topK.apply(simd, models[i], count);
-            } else if (keep instanceof KeepRule.Random random) {
-                metrics.kept[i] += random.apply(simd, models[i], count, chunkStart);
             } else {
                 metrics.kept[i] += keep.apply(models[i], count, chunkStart, scratch);
             }
