@@ -153,24 +153,21 @@ public sealed interface KeepRule
                 throw new IllegalArgumentException("DELLA chunk [" + chunkStart + ", +" + count
                         + ") does not fall on rows of " + cols + " elements");
             }
-            long[] order = scratch.rowOrder(cols);
             long kept = 0;
             for (int rowStart = 0; rowStart < count; rowStart += cols) {
-                for (int c = 0; c < cols; c++) {
-                    int bits = magnitudeBits(delta.getFloat((long) (rowStart + c) << 2));
-                    order[c] = ((long) bits << 32) | c;
-                }
-                java.util.Arrays.sort(order, 0, cols);
+                int[] order = scratch.rankRow(delta, rowStart, cols);
                 for (int rank = 0; rank < cols; rank++) {
-                    int c = (int) order[rank];
+                    int c = order[rank];
                     float spread = cols == 1 ? 0.0f : (float) rank / (float) (cols - 1);
                     float p = low + spread * twoEpsilon;
                     int i = rowStart + c;
-                    if (CounterRandom.uniform(streamKey, chunkStart + i) < p) {
-                        kept++;
-                    } else {
-                        delta.setFloat((long) i << 2, 0.0f);
-                    }
+                    // u and p are non-negative, so their bit patterns compare like the values;
+                    // branch-free because the outcome is a coin flip.
+                    int u = Float.floatToRawIntBits(CounterRandom.uniform(streamKey, chunkStart + i));
+                    int keep = (u - Float.floatToRawIntBits(p)) >>> 31;
+                    kept += keep;
+                    long at = (long) i << 2;
+                    delta.setInt(at, delta.getInt(at) & -keep);
                 }
             }
             return kept;

@@ -46,4 +46,32 @@ class KeepRuleTest {
             return out;
         }
     }
+
+    @Test
+    void rowRanksSortByMagnitudeThenColumn() {
+        java.util.SplittableRandom random = new java.util.SplittableRandom(5);
+        float[] levels = {0.0f, -0.0f, 1e-40f, 0.5f, -0.5f, 3.0f, 1e20f, Float.MIN_VALUE};
+        KernelScratch scratch = new KernelScratch();
+        for (int cols : new int[]{1, 2, 7, 300, 2049}) {
+            float[] row = new float[cols];
+            for (int c = 0; c < cols; c++) {
+                row[c] = random.nextBoolean() ? levels[random.nextInt(levels.length)] : (float) random.nextGaussian();
+            }
+            java.util.List<Integer> expected = new java.util.ArrayList<>();
+            for (int c = 0; c < cols; c++) {
+                expected.add(c);
+            }
+            expected.sort(java.util.Comparator.<Integer>comparingDouble(c -> Math.abs(row[c])).thenComparingInt(c -> c));
+            try (BufferAllocator allocator = new RootAllocator(); ArrowBuf buf = allocator.buffer(cols * 4L + 8)) {
+                buf.setFloat(0, 42f);
+                for (int c = 0; c < cols; c++) {
+                    buf.setFloat((c + 1) * 4L, row[c]);
+                }
+                int[] order = scratch.rankRow(buf, 1, cols);
+                for (int r = 0; r < cols; r++) {
+                    assertEquals(expected.get(r), order[r], "rank " + r + " of " + cols);
+                }
+            }
+        }
+    }
 }
