@@ -108,9 +108,13 @@ public final class SafetensorsHeader {
             }
             expected = Math.max(expected, t.end());
         }
-        if (problems.isEmpty() && expected != dataLength) {
+        if (problems.isEmpty() && expected > dataLength) {
+            TensorEntry cut = tensors.stream().filter(t -> t.end() > dataLength).findFirst().orElseThrow();
+            problems.add(file + ": tensor '" + cut.name() + "' ends at data offset " + cut.end() + " but the file holds "
+                    + dataLength + " bytes of data (truncated file; copy it again)");
+        } else if (problems.isEmpty() && expected < dataLength) {
             problems.add(file + ": the tensors cover " + expected + " bytes of data but the file holds "
-                    + dataLength + " (" + (expected > dataLength ? "truncated file" : "trailing bytes") + ")");
+                    + dataLength + " (trailing bytes)");
         }
         if (!problems.isEmpty()) {
             throw new FormatException(problems);

@@ -175,7 +175,7 @@ class SafetensorsFormatTest {
     @Test
     void aTruncatedDataAreaIsRefused() throws IOException {
         assertThat(failure(file("{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]}}", 10)))
-                .contains("truncated file");
+                .contains("tensor 'a' ends at data offset 16 but the file holds 10 bytes of data (truncated file");
     }
 
     @Test
