@@ -28,7 +28,7 @@ final class MergeCommand implements Callable<Integer> {
     int chunkElements;
 
     @Option(names = "--partitions", defaultValue = "0",
-            description = "Spark partitions for the chunk stages (default 0: one chunk per task)")
+            description = "Spark partitions for the chunk stages (default 0: about 8 chunks per task, at least 4 tasks per core)")
     int partitions;
 
     @Option(names = "--out-shard-size", defaultValue = "5G", converter = Sizes.class,

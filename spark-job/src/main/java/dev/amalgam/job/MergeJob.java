@@ -68,7 +68,8 @@ public final class MergeJob {
         OutputCommitter committer = new OutputCommitter(hadoop, request.destination(), request.overwrite());
         committer.checkDestination();
         timings.put("inspect_and_plan", seconds(started));
-        int partitions = request.partitions() > 0 ? request.partitions() : Math.max(1, Math.min(plan.chunks().length, 20_000));
+        int partitions = request.partitions() > 0 ? request.partitions()
+                : defaultPartitions(plan.chunks().length, sc.defaultParallelism());
         try {
             OutputTarget target = committer.prepare(plan, request.writeMode());
             Broadcast<MergePlan> planB = sc.broadcast(plan);
@@ -113,6 +114,15 @@ public final class MergeJob {
             throw new AmalgamException(AmalgamException.Kind.EXECUTION, "the merge failed and nothing was published to "
                     + request.destination() + ": " + rootMessage(e), e);
         }
+    }
+
+    /**
+     * About eight chunks per task, so task overhead stays small and histograms of a tensor's
+     * chunks combine inside a task before the shuffle, but at least four tasks per core for
+     * balance, and never more tasks than chunks.
+     */
+    static int defaultPartitions(int chunks, int parallelism) {
+        return Math.max(1, Math.min(chunks, Math.max(chunks / 8, 4 * parallelism)));
     }
 
     private static String tokenizerSource(MergeConfig config, Planner.Planned planned) {

@@ -6,7 +6,8 @@ import dev.amalgam.plan.PlanOptions;
 /**
  * One merge to run: the config, the destination, and the knobs that do not change the result.
  *
- * @param partitions Spark partitions for the chunk stages; 0 means one chunk per task
+ * @param partitions Spark partitions for the chunk stages; 0: about eight chunks per task, at least four
+ *                   tasks per core
  * @param randomSeed overrides the config's random_seed when not null
  */
 public record MergeRequest(String configFile, String destination, PlanOptions planOptions, int partitions,

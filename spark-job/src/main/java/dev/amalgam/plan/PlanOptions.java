@@ -1,5 +1,7 @@
 package dev.amalgam.plan;
 
+import dev.amalgam.AmalgamException;
+
 /**
  * Knobs that shape the plan but not the result: any chunk size gives the same bytes.
  *
@@ -10,13 +12,16 @@ package dev.amalgam.plan;
 public record PlanOptions(int chunkElements, long shardBytes) {
     public static final int DEFAULT_CHUNK_ELEMENTS = 4 << 20;
     public static final long DEFAULT_SHARD_BYTES = 5_000_000_000L;
+    public static final int MAX_CHUNK_ELEMENTS = 1 << 28;
 
     public PlanOptions {
-        if (chunkElements < 1) {
-            throw new IllegalArgumentException("chunk elements must be at least 1, got " + chunkElements);
+        if (chunkElements < 1 || chunkElements > MAX_CHUNK_ELEMENTS) {
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, "--chunk-elements " + chunkElements
+                    + " is outside [1, " + MAX_CHUNK_ELEMENTS + "]; a chunk's float32 buffer must stay under 2 GB");
         }
         if (shardBytes < 1) {
-            throw new IllegalArgumentException("shard size must be at least 1 byte, got " + shardBytes);
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, "--out-shard-size must be at least 1 byte, got "
+                    + shardBytes);
         }
     }
 }
