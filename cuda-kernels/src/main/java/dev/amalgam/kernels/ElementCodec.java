@@ -13,10 +13,19 @@ public final class ElementCodec {
 
     /** Decodes {@code count} little-endian elements of {@code dtype} from {@code src} into float32 {@code dst}. */
     public static void decode(ArrowBuf src, Dtype dtype, ArrowBuf dst, int count) {
+        decode(Simd.ENABLED, src, dtype, dst, count);
+    }
+
+    static void decode(boolean simd, ArrowBuf src, Dtype dtype, ArrowBuf dst, int count) {
         switch (dtype) {
             case F32 -> dst.setBytes(0, src, 0, (long) count * 4);
             case BF16 -> {
-                for (int i = 0; i < count; i++) {
+                int from = 0;
+                if (simd) {
+                    SimdKernels.decodeBf16(src, dst, count);
+                    from = SimdKernels.intBound(count);
+                }
+                for (int i = from; i < count; i++) {
                     dst.setInt((long) i << 2, (src.getShort((long) i << 1) & 0xffff) << 16);
                 }
             }
@@ -30,10 +39,19 @@ public final class ElementCodec {
 
     /** Encodes {@code count} float32 values from {@code src} as {@code dtype} into {@code dst}. */
     public static void encode(ArrowBuf src, Dtype dtype, ArrowBuf dst, int count) {
+        encode(Simd.ENABLED, src, dtype, dst, count);
+    }
+
+    static void encode(boolean simd, ArrowBuf src, Dtype dtype, ArrowBuf dst, int count) {
         switch (dtype) {
             case F32 -> dst.setBytes(0, src, 0, (long) count * 4);
             case BF16 -> {
-                for (int i = 0; i < count; i++) {
+                int from = 0;
+                if (simd) {
+                    SimdKernels.encodeBf16(src, dst, count);
+                    from = SimdKernels.intBound(count);
+                }
+                for (int i = from; i < count; i++) {
                     dst.setShort((long) i << 1, floatToBfloat16(src.getFloat((long) i << 2)));
                 }
             }

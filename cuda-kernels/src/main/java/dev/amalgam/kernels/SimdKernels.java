@@ -2,6 +2,8 @@ package dev.amalgam.kernels;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorShape;
 
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
@@ -21,6 +23,9 @@ final class SimdKernels {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** Shorts with as many lanes as {@link #I}, for bf16 storage. */
+    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class,
+            VectorShape.forBitSize(I.vectorBitSize() / 2));
 
     private SimdKernels() {
     }
@@ -155,5 +160,32 @@ final class SimdKernels {
 
     static int intBound(int count) {
         return I.loopBound(count);
+    }
+
+    /** bf16 to float32 over [0, intBound): the 16 bits become the high half of the float. */
+    static void decodeBf16(ArrowBuf src, ArrowBuf dst, int count) {
+        ByteBuffer sb = src.nioBuffer(0, count * 2).order(LE);
+        ByteBuffer db = view(dst, count);
+        int end = intBound(count);
+        for (int j = 0; j < end; j += I.length()) {
+            IntVector widened = (IntVector) ShortVector.fromByteBuffer(S, sb, j << 1, LE)
+                    .convertShape(VectorOperators.S2I, I, 0);
+            widened.lanewise(VectorOperators.LSHL, 16).intoByteBuffer(db, j << 2, LE);
+        }
+    }
+
+    /** float32 to bf16 over [0, intBound), round to nearest even, NaN kept quiet: as floatToBfloat16. */
+    static void encodeBf16(ArrowBuf src, ArrowBuf dst, int count) {
+        ByteBuffer sb = view(src, count);
+        ByteBuffer db = dst.nioBuffer(0, count * 2).order(LE);
+        int end = intBound(count);
+        for (int j = 0; j < end; j += I.length()) {
+            IntVector bits = IntVector.fromByteBuffer(I, sb, j << 2, LE);
+            IntVector high = bits.lanewise(VectorOperators.LSHR, 16);
+            VectorMask<Integer> nan = bits.and(0x7fffffff).compare(VectorOperators.GT, 0x7f800000);
+            IntVector rounded = bits.add(0x7fff).add(high.and(1)).lanewise(VectorOperators.LSHR, 16);
+            ((ShortVector) rounded.blend(high.or(0x0040), nan).convertShape(VectorOperators.I2S, S, 0))
+                    .intoByteBuffer(db, j << 1, LE);
+        }
     }
 }
