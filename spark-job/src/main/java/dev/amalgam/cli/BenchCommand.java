@@ -45,6 +45,10 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--work-dir", defaultValue = "amalgam-bench", description = "scratch directory (default: ${DEFAULT-VALUE})")
     File workDir;
 
+    @Option(names = "--runs", defaultValue = "2",
+            description = "runs per method: the first is reported as cold, the median of the others as warm (default: ${DEFAULT-VALUE})")
+    int runs;
+
     @Mixin
     SparkOptions spark;
 
@@ -69,10 +73,15 @@ final class BenchCommand implements Callable<Integer> {
                 File config = new File(workDir, method + ".yml");
                 Files.writeString(config.toPath(), config(method, root, dirs), StandardCharsets.UTF_8);
                 resetPeaks();
-                // Twice: the first run includes JIT compilation (the SIMD loops are slow until C2
-                // compiles them); the second is what a long merge runs at.
+                // The first run includes JIT compilation (the SIMD loops are slow until C2 compiles
+                // them); the median of the later runs is what a long merge runs at.
                 double cold = time(sc, config, root + "/out-" + method);
-                double warm = time(sc, config, root + "/out-" + method);
+                double[] warmRuns = new double[Math.max(1, runs - 1)];
+                for (int r = 0; r < warmRuns.length; r++) {
+                    warmRuns[r] = time(sc, config, root + "/out-" + method);
+                }
+                java.util.Arrays.sort(warmRuns);
+                double warm = warmRuns[warmRuns.length / 2];
                 long inputBytes = lastReport.path("input_bytes").asLong();
                 long elements = lastReport.path("output_bytes").asLong() / storage.byteSize();
                 System.out.printf("%-18s %10.2f %10.2f %12.3f %14.3e %14.1f %14.1f%n", method, cold, warm,
