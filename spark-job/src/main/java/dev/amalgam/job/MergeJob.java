@@ -26,6 +26,7 @@ import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.util.LongAccumulator;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -75,7 +76,8 @@ public final class MergeJob {
             Broadcast<MergePlan> planB = sc.broadcast(plan);
 
             long t = System.nanoTime();
-            StatisticsResult stats = StatisticsStage.run(sc, planB, plan, planned.method(), partitions);
+            LongAccumulator statisticsRead = sc.sc().longAccumulator("amalgam.statisticsBytesRead");
+            StatisticsResult stats = StatisticsStage.run(sc, planB, plan, planned.method(), partitions, statisticsRead);
             timings.put("statistics", seconds(t));
 
             t = System.nanoTime();
@@ -98,7 +100,8 @@ public final class MergeJob {
             committer.writeFile("amalgam-config.yml", config.source().getBytes(StandardCharsets.UTF_8));
             committer.writeFile("README.md", ModelCard.render(config, plan).getBytes(StandardCharsets.UTF_8));
             timings.put("commit", seconds(t));
-            ObjectNode report = RunReport.build(request, config, planned, reports, progress, timings, startedAt,
+            ObjectNode report = RunReport.build(request, config, planned, reports, progress, statisticsRead.value(),
+                    timings, startedAt,
                     sc.sc().applicationId(), sc.master(), partitions, target.positioned(), tokenizer);
             committer.writeFile("amalgam-report.json",
                     new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(report));

@@ -22,7 +22,8 @@ final class RunReport {
     }
 
     static ObjectNode build(MergeRequest request, MergeConfig config, Planner.Planned planned, List<ChunkReport> chunks,
-                            MergeStage.Progress progress, Map<String, Double> timings, Instant startedAt,
+                            MergeStage.Progress progress, long statisticsBytesRead, Map<String, Double> timings,
+                            Instant startedAt,
                             String applicationId, String master, int partitions, boolean positioned,
                             List<String> tokenizerFiles) {
         MergePlan plan = planned.plan();
@@ -42,7 +43,9 @@ final class RunReport {
         ObjectNode t = root.putObject("timings_seconds");
         timings.forEach(t::put);
         root.put("input_bytes", plan.inputBytes());
-        root.put("bytes_read_merge_stage", progress.bytesRead().value());
+        root.put("bytes_read", statisticsBytesRead + progress.bytesRead().value());
+        root.put("bytes_read_statistics", statisticsBytesRead);
+        root.put("bytes_read_merge", progress.bytesRead().value());
         root.put("bytes_written", progress.bytesWritten().value());
         root.put("output_bytes", plan.outputBytes());
         root.put("shards", plan.shards().length);

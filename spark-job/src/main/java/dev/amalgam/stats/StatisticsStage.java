@@ -19,6 +19,7 @@ import dev.amalgam.plan.TensorPlan;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.util.LongAccumulator;
 import scala.Tuple2;
 
 import java.util.ArrayList;
@@ -46,16 +47,18 @@ public final class StatisticsStage {
     }
 
     /** Everything the passes share. */
-    private record Pass(JavaSparkContext sc, Broadcast<MergePlan> plan, int partitions, int maxChunk) {
+    private record Pass(JavaSparkContext sc, Broadcast<MergePlan> plan, int partitions, int maxChunk,
+                        LongAccumulator bytesRead) {
     }
 
+    /** Runs the rounds the method needs; {@code bytesRead} counts the input bytes the rounds read. */
     public static StatisticsResult run(JavaSparkContext sc, Broadcast<MergePlan> planBroadcast, MergePlan plan,
-                                       MergeMethod method, int partitions) {
+                                       MergeMethod method, int partitions, LongAccumulator bytesRead) {
         int maxChunk = 0;
         for (ChunkPlan c : plan.chunks()) {
             maxChunk = Math.max(maxChunk, c.count());
         }
-        Pass pass = new Pass(sc, planBroadcast, partitions, maxChunk);
+        Pass pass = new Pass(sc, planBroadcast, partitions, maxChunk, bytesRead);
         int m = plan.modelCount();
         List<Integer> orderChunks = new ArrayList<>();
         List<Integer> rescaleChunks = new ArrayList<>();
@@ -98,12 +101,13 @@ public final class StatisticsStage {
     private static HashMap<Long, long[]> highBuckets(Pass pass, List<Integer> chunks) {
         Broadcast<MergePlan> planB = pass.plan();
         int maxChunk = pass.maxChunk();
+        LongAccumulator read = pass.bytesRead();
         List<long[]> selected = pass.sc().parallelize(chunks, slices(pass, chunks))
                 .mapPartitionsToPair(it -> {
                     MergePlan plan = planB.value();
                     MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
                     Map<Long, long[]> histograms = new HashMap<>();
-                    forEachDelta(plan, method, it, maxChunk, (tensor, model, buffers, count, positions) -> {
+                    forEachDelta(plan, method, it, maxChunk, read, (tensor, model, buffers, count, positions) -> {
                         long[] h = histograms.computeIfAbsent(StatisticKeys.of(tensor.index(), model, 0),
                                 k -> new long[MagnitudeHistogram.BINS]);
                         MagnitudeHistogram.addHigh(buffers.models()[model], count, h);
@@ -140,13 +144,14 @@ public final class StatisticsStage {
         Broadcast<MergePlan> planB = pass.plan();
         Broadcast<HashMap<Long, long[]>> bucketsB = pass.sc().broadcast(buckets);
         int maxChunk = pass.maxChunk();
+        LongAccumulator read = pass.bytesRead();
         List<long[]> values = pass.sc().parallelize(chunks, slices(pass, chunks))
                 .mapPartitionsToPair(it -> {
                     MergePlan plan = planB.value();
                     MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
                     HashMap<Long, long[]> bucketOf = bucketsB.value();
                     Map<Long, long[]> histograms = new HashMap<>();
-                    forEachDelta(plan, method, it, maxChunk, (tensor, model, buffers, count, positions) -> {
+                    forEachDelta(plan, method, it, maxChunk, read, (tensor, model, buffers, count, positions) -> {
                         for (int slot = 0; slot < 2; slot++) {
                             if (positions[slot] == Sparsifier.UNUSED) {
                                 continue;
@@ -209,13 +214,14 @@ public final class StatisticsStage {
         Broadcast<MergePlan> planB = pass.plan();
         Broadcast<HashMap<Long, Integer>> splitB = pass.sc().broadcast(split);
         int maxChunk = pass.maxChunk();
+        LongAccumulator read = pass.bytesRead();
         List<long[]> counts = pass.sc().parallelize(chunks, slices(pass, chunks))
                 .mapPartitions(it -> {
                     MergePlan p = planB.value();
                     MergeMethod mm = MergeMethods.byName(p.settings().method()).orElseThrow();
                     HashMap<Long, Integer> valueOf = splitB.value();
                     List<long[]> out = new ArrayList<>();
-                    forEachDeltaWithChunk(p, mm, it, maxChunk, (tensor, chunk, model, buffers, count, positions) -> {
+                    forEachDeltaWithChunk(p, mm, it, maxChunk, read, (tensor, chunk, model, buffers, count, positions) -> {
                         for (int slot = 0; slot < 2; slot++) {
                             Integer bits = valueOf.get(StatisticKeys.of(tensor.index(), model, slot));
                             if (bits != null) {
@@ -254,6 +260,7 @@ public final class StatisticsStage {
     private static Map<Long, Float> rescaleFactors(Pass pass, List<Integer> chunks, Broadcast<StatisticsResult> statsB) {
         Broadcast<MergePlan> planB = pass.plan();
         int maxChunk = pass.maxChunk();
+        LongAccumulator read = pass.bytesRead();
         List<Tuple2<Long, Float>> scales = pass.sc().parallelize(chunks, slices(pass, chunks))
                 .mapPartitionsToPair(it -> {
                     MergePlan plan = planB.value();
@@ -288,6 +295,7 @@ public final class StatisticsStage {
                                 addMagnitudes(buffers, i, chunk.count(), pair[1]);
                             }
                         }
+                        read.add(loader.bytesRead());
                     }
                     List<Tuple2<Long, ExactSum[]>> out = new ArrayList<>();
                     sums.forEach((k, v) -> out.add(new Tuple2<>(k, v)));
@@ -323,13 +331,13 @@ public final class StatisticsStage {
     }
 
     private static void forEachDelta(MergePlan plan, MergeMethod method, Iterator<Integer> chunks, int maxChunk,
-                                     DeltaVisitor visitor) {
-        forEachDeltaWithChunk(plan, method, chunks, maxChunk,
+                                     LongAccumulator read, DeltaVisitor visitor) {
+        forEachDeltaWithChunk(plan, method, chunks, maxChunk, read,
                 (tensor, chunk, model, buffers, count, positions) -> visitor.visit(tensor, model, buffers, count, positions));
     }
 
     private static void forEachDeltaWithChunk(MergePlan plan, MergeMethod method, Iterator<Integer> chunks, int maxChunk,
-                                              ChunkDeltaVisitor visitor) {
+                                              LongAccumulator read, ChunkDeltaVisitor visitor) {
         try (ChunkLoader loader = loader(plan, maxChunk)) {
             while (chunks.hasNext()) {
                 ChunkPlan chunk = plan.chunks()[chunks.next()];
@@ -352,6 +360,7 @@ public final class StatisticsStage {
                     throw new ChunkFailedException(tensor.name(), chunk.start(), chunk.count(), e);
                 }
             }
+            read.add(loader.bytesRead());
         }
     }
 

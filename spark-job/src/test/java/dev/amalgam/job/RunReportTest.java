@@ -1,0 +1,66 @@
+package dev.amalgam.job;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.amalgam.kernels.Dtype;
+import dev.amalgam.testing.MergeFixture;
+import dev.amalgam.testing.TestSpark;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** amalgam-report.json accounts for the bytes read by each stage and describes every tensor. */
+class RunReportTest {
+    @TempDir
+    static Path temp;
+    static MergeFixture f;
+
+    @BeforeAll
+    static void generate() {
+        f = MergeFixture.create(temp, Dtype.BF16, 2, Long.MAX_VALUE);
+    }
+
+    private JsonNode merge(String method, String name) throws Exception {
+        String config = f.config(name + ".yml", "merge_method: " + method + "\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n    parameters: {weight: 1.0" + (method.equals("ties") ? ", density: 0.4" : "") + "}\n"
+                + "  - model: " + f.models.get(1) + "\n    parameters: {weight: 0.5" + (method.equals("ties") ? ", density: 0.6" : "") + "}\n");
+        new MergeJob(TestSpark.context()).run(MergeRequest.of(config, f.out(name)).withChunkElements(100).withPartitions(3));
+        return new ObjectMapper().readTree(Path.of(f.out(name), "amalgam-report.json").toFile());
+    }
+
+    @Test
+    void statisticsRoundsAreCountedApartFromTheMergeStage() throws Exception {
+        JsonNode ties = merge("ties", "ties");
+        assertEquals(ties.path("input_bytes").asLong(), ties.path("bytes_read_merge").asLong());
+        assertThat(ties.path("bytes_read_statistics").asLong()).isPositive();
+        assertEquals(ties.path("bytes_read_statistics").asLong() + ties.path("bytes_read_merge").asLong(),
+                ties.path("bytes_read").asLong());
+
+        JsonNode plain = merge("task_arithmetic", "plain");
+        assertEquals(0, plain.path("bytes_read_statistics").asLong());
+        assertEquals(plain.path("output_bytes").asLong(), plain.path("bytes_written").asLong());
+    }
+
+    @Test
+    void everyTensorCarriesKeptDensityNormsAndConflicts() throws Exception {
+        JsonNode report = merge("ties", "tensors");
+        assertThat(report.path("timings_seconds").has("statistics")).isTrue();
+        assertThat(report.path("timings_seconds").has("merge")).isTrue();
+        for (JsonNode t : report.path("tensors")) {
+            assertEquals(2, t.path("models").size(), t.path("name").asText());
+            double kept = t.path("models").get(0).path("kept_density").asDouble();
+            long n = 1;
+            for (JsonNode d : t.path("shape")) {
+                n *= d.asLong();
+            }
+            assertEquals(Math.floor(0.4 * n) / n, kept, 1e-12, "exact top-k in " + t.path("name").asText());
+            assertThat(t.path("sign_conflict_fraction").asDouble()).isBetween(0.0, 1.0);
+            assertThat(t.path("models").get(1).path("delta_l2_norm").asDouble()).isPositive();
+        }
+    }
+}
