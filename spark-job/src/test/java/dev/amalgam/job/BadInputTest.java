@@ -155,6 +155,16 @@ class BadInputTest {
     }
 
     @Test
+    void positionedWritesAreRefusedOnFileSystemsWithoutThem() {
+        AmalgamException e = assertThrows(AmalgamException.class, () -> new MergeJob(TestSpark.context())
+                .run(MergeRequest.of(config, "faulty://" + f.out("elsewhere"))
+                        .withWriteMode(dev.amalgam.commit.WriteMode.POSITIONED)));
+        assertEquals(AmalgamException.Kind.CONFIG, e.kind());
+        assertThat(e.getMessage()).contains("--write-mode positioned needs a local or POSIX path");
+        assertFalse(Files.exists(Path.of(f.out("elsewhere"))));
+    }
+
+    @Test
     void aNonEmptyDestinationIsRefusedBeforeAnyWork() throws Exception {
         Path dest = Files.createDirectories(temp.resolve("taken"));
         Files.writeString(dest.resolve("keep.txt"), "mine");
