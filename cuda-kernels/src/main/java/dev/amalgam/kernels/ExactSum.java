@@ -1,5 +1,7 @@
 package dev.amalgam.kernels;
 
+import org.apache.arrow.memory.ArrowBuf;
+
 import java.math.BigDecimal;
 import java.math.BigInteger;
 
@@ -29,6 +31,27 @@ public final class ExactSum {
             significand |= 0x800000;
         }
         bins[exponent] += significand;
+    }
+
+    /**
+     * Adds {@code |values[0, count)|}. Four interleaved sets of bins keep consecutive entries of
+     * one exponent from waiting on each other's memory update; integer sums fold exactly.
+     */
+    public void addMagnitudes(ArrowBuf values, int count) {
+        long[] lanes = new long[4 << 8];
+        for (int j = 0; j < count; j++) {
+            int bits = Float.floatToRawIntBits(values.getFloat((long) j << 2)) & 0x7fffffff;
+            int exponent = bits >>> 23;
+            if (exponent == 0xff) {
+                addMagnitude(Float.intBitsToFloat(bits));
+                continue;
+            }
+            int significand = (bits & 0x7fffff) | (exponent == 0 ? 0 : 0x800000);
+            lanes[(exponent << 2) | (j & 3)] += significand;
+        }
+        for (int e = 0; e < bins.length; e++) {
+            bins[e] += lanes[e << 2] + lanes[(e << 2) | 1] + lanes[(e << 2) | 2] + lanes[(e << 2) | 3];
+        }
     }
 
     public void merge(ExactSum other) {

@@ -45,4 +45,26 @@ class ExactSumTest {
         assertEquals(Float.POSITIVE_INFINITY, sum.toFloat());
         assertEquals(0.0f, new ExactSum().toFloat());
     }
+
+    @Test
+    void addingABufferEqualsAddingItsValuesOneByOne() {
+        SplittableRandom random = new SplittableRandom(6);
+        int n = 10_003;
+        try (org.apache.arrow.memory.BufferAllocator allocator = new org.apache.arrow.memory.RootAllocator();
+             org.apache.arrow.memory.ArrowBuf buf = allocator.buffer(n * 4L)) {
+            ExactSum one = new ExactSum();
+            for (int i = 0; i < n; i++) {
+                float v = i % 97 == 0 ? Float.MIN_VALUE * i : (float) (random.nextGaussian() * Math.pow(2, random.nextInt(-140, 100)));
+                buf.setFloat(i * 4L, v);
+                one.addMagnitude(v);
+            }
+            ExactSum bulk = new ExactSum();
+            bulk.addMagnitudes(buf, n);
+            assertEquals(Float.floatToRawIntBits(one.toFloat()), Float.floatToRawIntBits(bulk.toFloat()));
+            buf.setFloat(5 * 4L, Float.NaN);
+            ExactSum withNaN = new ExactSum();
+            withNaN.addMagnitudes(buf, n);
+            assertEquals(Float.NaN, withNaN.toFloat());
+        }
+    }
 }

@@ -75,14 +75,10 @@ public final class LocalStatistics {
             ArrowBuf delta = loader.deltaCopy(i, count);
             ExactSum all = new ExactSum();
             ExactSum kept = new ExactSum();
-            for (int j = 0; j < count; j++) {
-                all.addMagnitude(delta.getFloat((long) j << 2));
-            }
+            all.addMagnitudes(delta, count);
             KeepRule rule = result.rule(method, plan, tensor, chunk, i);
             rule.apply(delta, count, chunk.start(), scratch);
-            for (int j = 0; j < count; j++) {
-                kept.addMagnitude(delta.getFloat((long) j << 2));
-            }
+            kept.addMagnitudes(delta, count);
             result.scales().put(StatisticKeys.of(tensor.index(), i, 0), RescaleFactor.of(all, kept));
         }
         return result;

@@ -316,9 +316,7 @@ public final class StatisticsStage {
     }
 
     private static void addMagnitudes(ChunkBuffers buffers, int model, int count, ExactSum sum) {
-        for (int j = 0; j < count; j++) {
-            sum.addMagnitude(buffers.models()[model].getFloat((long) j << 2));
-        }
+        sum.addMagnitudes(buffers.models()[model], count);
     }
 
     /** Work on the delta of one model in one chunk, for the models with order positions. */
