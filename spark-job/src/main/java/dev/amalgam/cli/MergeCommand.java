@@ -1,6 +1,5 @@
 package dev.amalgam.cli;
 
-import dev.amalgam.commit.WriteMode;
 import dev.amalgam.job.MergeJob;
 import dev.amalgam.job.MergeRequest;
 import dev.amalgam.plan.PlanOptions;

@@ -1,13 +1,12 @@
 package dev.amalgam.config;
 
-import java.io.Serializable;
 import java.util.List;
 
 /**
  * A parameter as a merge config writes it: a scalar, a gradient over layers, or a list of
  * name filters. Resolved to one value per tensor by {@link ParameterResolver}.
  */
-public sealed interface ParameterValue extends Serializable
+public sealed interface ParameterValue
         permits ParameterValue.Scalar, ParameterValue.Gradient, ParameterValue.Filtered {
 
     /** A number or a boolean, the same for every tensor. */
@@ -22,6 +21,6 @@ public sealed interface ParameterValue extends Serializable
     record Filtered(List<FilterEntry> entries) implements ParameterValue {
     }
 
-    record FilterEntry(String filter, ParameterValue value) implements Serializable {
+    record FilterEntry(String filter, ParameterValue value) {
     }
 }

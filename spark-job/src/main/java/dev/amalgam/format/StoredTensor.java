@@ -2,10 +2,8 @@ package dev.amalgam.format;
 
 import dev.amalgam.kernels.Dtype;
 
-import java.io.Serializable;
-
 /** Where one tensor of a checkpoint lives: file, absolute byte offset, dtype, shape. */
-public record StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape) implements Serializable {
+public record StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape) {
 
     public long elements() {
         return TensorEntry.elementCount(shape);

@@ -1,7 +1,6 @@
 package dev.amalgam.job;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.amalgam.AmalgamException;
 import dev.amalgam.commit.ModelCard;
@@ -17,7 +16,6 @@ import dev.amalgam.merge.ChunkReport;
 import dev.amalgam.merge.MergeStage;
 import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.Planner;
-import dev.amalgam.plan.TensorPlan;
 import dev.amalgam.stats.StatisticsResult;
 import dev.amalgam.stats.StatisticsStage;
 import org.apache.hadoop.conf.Configuration;

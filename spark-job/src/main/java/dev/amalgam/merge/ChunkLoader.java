@@ -49,7 +49,7 @@ public final class ChunkLoader implements AutoCloseable {
                 }
             }
             closeAll();
-            throw new IllegalStateException("a task needs " + (floats * (modelCount + 4 + (hasBase ? 2 : 0)))
+            throw new IllegalStateException("a task needs " + (floats * (modelCount + 3 + (hasBase ? 2 : 0)))
                     + " bytes of chunk memory for chunks of " + maxCount + " elements and " + modelCount
                     + " models, over the executor limit of " + parent.getLimit() + " bytes (" + ExecutorMemory.LIMIT_KEY
                     + "); lower --chunk-elements or raise --executor-memory-limit", e);

@@ -289,10 +289,10 @@ public final class StatisticsStage {
                                 loader.toDelta(i, chunk.count());
                                 ExactSum[] pair = sums.computeIfAbsent(StatisticKeys.of(tensor.index(), i, 0),
                                         k -> new ExactSum[]{new ExactSum(), new ExactSum()});
-                                addMagnitudes(buffers, i, chunk.count(), pair[0]);
+                                pair[0].addMagnitudes(buffers.models()[i], chunk.count());
                                 KeepRule rule = stats.rule(method, plan, tensor, chunk, i);
                                 rule.apply(buffers.models()[i], chunk.count(), chunk.start(), scratch);
-                                addMagnitudes(buffers, i, chunk.count(), pair[1]);
+                                pair[1].addMagnitudes(buffers.models()[i], chunk.count());
                             }
                         }
                         read.add(loader.bytesRead());
@@ -313,10 +313,6 @@ public final class StatisticsStage {
             out.put(s._1(), s._2());
         }
         return out;
-    }
-
-    private static void addMagnitudes(ChunkBuffers buffers, int model, int count, ExactSum sum) {
-        sum.addMagnitudes(buffers.models()[model], count);
     }
 
     /** Work on the delta of one model in one chunk, for the models with order positions. */
