@@ -17,7 +17,9 @@ public final class AmalgamException extends RuntimeException {
         /** The destination cannot be written (exists, not empty, not writable). */
         OUTPUT(4),
         /** The job failed while running; nothing was published. */
-        EXECUTION(5);
+        EXECUTION(5),
+        /** Another run holds the destination's lock; nothing was done. */
+        BUSY(6);
 
         private final int exitCode;
 

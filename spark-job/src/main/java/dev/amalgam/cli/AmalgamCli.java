@@ -6,14 +6,16 @@ import picocli.CommandLine.Command;
 
 /**
  * The {@code amalgam} command. Exit codes: 0 success, 1 unexpected failure, 2 bad config or
- * command line, 3 bad input checkpoint, 4 destination refused, 5 the job failed (nothing published).
+ * command line, 3 bad input checkpoint, 4 destination refused, 5 the job failed (nothing published), 6 another
+ * run holds the destination's lock.
  */
 @Command(name = "amalgam", mixinStandardHelpOptions = true, version = "amalgam 0.1.0",
         description = "Merges large-language-model checkpoints on Spark.",
         subcommands = {MergeCommand.class, InspectCommand.class, DemoCommand.class, BenchCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:success", "1:unexpected failure", "2:bad merge config or command line",
-                "3:bad input checkpoint", "4:destination refused", "5:the job failed; nothing was published"})
+                "3:bad input checkpoint", "4:destination refused", "5:the job failed; nothing was published",
+                "6:another run is writing to the destination (locked)"})
 public final class AmalgamCli implements Runnable {
 
     @CommandLine.Spec

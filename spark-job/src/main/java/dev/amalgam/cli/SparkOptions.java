@@ -9,8 +9,9 @@ final class SparkOptions {
     @Option(names = "--master", description = "Spark master (default: what spark-submit set, else local[*])")
     String master;
 
-    @Option(names = "--executor-memory-limit", defaultValue = "4g",
-            description = "Hard limit of each executor's off-heap chunk memory (Arrow allocator), e.g. 2g (default: ${DEFAULT-VALUE})")
+    @Option(names = "--executor-memory-limit",
+            description = "Hard limit of each executor's off-heap chunk memory (Arrow allocator), e.g. 2g "
+                    + "(default: spark.amalgam.executor.memoryLimit, else 4g)")
     String memoryLimit;
 
     JavaSparkContext start() {

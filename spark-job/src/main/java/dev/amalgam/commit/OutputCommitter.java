@@ -4,7 +4,6 @@ import dev.amalgam.AmalgamException;
 import dev.amalgam.format.CheckpointReader;
 import dev.amalgam.format.LocalFiles;
 import dev.amalgam.format.ShardIndex;
-import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.ShardPlan;
 import dev.amalgam.plan.TensorPlan;
@@ -16,22 +15,34 @@ import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.io.IOUtils;
 
+import java.io.File;
 import java.io.IOException;
 import java.io.RandomAccessFile;
-import java.io.File;
+import java.nio.charset.StandardCharsets;
+import java.util.Optional;
 import java.util.UUID;
 
 /**
  * Owns the destination: checks it before any work, stages everything in a hidden directory
- * beside it, and publishes by rename, so the destination either holds the complete merge or is
- * as it was. {@link #abort()} removes the staging directory on any failure.
+ * beside it ({@code .amalgam-staging-<name>}), and publishes by rename, so the destination
+ * either holds the complete merge or is as it was.
+ *
+ * <p>The staging directory has a fixed name so that a run killed before it could publish can be
+ * resumed: it holds the key of the run that made it ({@code _run}), the manifest of finished
+ * chunks ({@link ChunkManifest}) and the saved statistics. A later run with the same key reuses
+ * it; any other key (a changed config, input or byte-affecting option) discards it. The
+ * destination's {@link DestinationLock} keeps two runs from sharing it.
  */
 public final class OutputCommitter {
+    private static final String RUN_KEY = "_run";
+    private static final String STATISTICS = "_statistics";
+
     private final Configuration hadoop;
     private final FileSystem fs;
     private final Path destination;
     private final Path staging;
     private final boolean overwrite;
+    private boolean resumed;
 
     public OutputCommitter(Configuration hadoop, String destination, boolean overwrite) {
         this.hadoop = hadoop;
@@ -44,10 +55,8 @@ public final class OutputCommitter {
                     + e.getMessage());
         }
         this.overwrite = overwrite;
-        this.staging = new Path(this.destination.getParent(),
-                ".amalgam-staging-" + this.destination.getName() + "-" + UUID.randomUUID());
+        this.staging = new Path(this.destination.getParent(), ".amalgam-staging-" + this.destination.getName());
     }
-
     /** Refuses a destination that exists and is not empty (unless overwriting) before any work starts. */
     public void checkDestination() {
         try {
@@ -72,8 +81,11 @@ public final class OutputCommitter {
         return "file".equals(destination.toUri().getScheme());
     }
 
-    /** Creates the staging directory and, for positioned writes, every shard with its header at full size. */
-    public OutputTarget prepare(MergePlan plan, WriteMode mode) throws IOException {
+    /**
+     * Creates the staging directory and, for positioned writes, every shard with its header at
+     * full size, or reuses the staging directory a killed run with the same {@code runKey} left.
+     */
+    public OutputTarget prepare(MergePlan plan, WriteMode mode, String runKey) throws IOException {
         boolean positioned = switch (mode) {
             case AUTO -> supportsPositionedWrites();
             case POSITIONED -> {
@@ -85,52 +97,69 @@ public final class OutputCommitter {
             }
             case PARTS -> false;
         };
+        String key = runKey + " write-mode=" + (positioned ? "positioned" : "parts");
+        String[] names = new String[plan.shards().length];
+        for (int s = 0; s < names.length; s++) {
+            names[s] = plan.shards()[s].fileName();
+        }
+        OutputTarget target = new OutputTarget(staging.toString(), names, positioned);
+        if (fs.exists(staging)) {
+            String previous = readText(new Path(staging, RUN_KEY));
+            if (key.equals(previous) && (!positioned || shardsPresent(plan))) {
+                resumed = true;
+                return target;
+            }
+            System.err.println("amalgam: discarding the unfinished merge in " + staging + ": "
+                    + (previous == null ? "it is incomplete" : "it was made from another config, other inputs or "
+                    + "other options"));
+            fs.delete(staging, true);
+        }
         if (!fs.mkdirs(staging)) {
             throw new IOException("cannot create " + staging);
         }
-        String[] names = new String[plan.shards().length];
-        for (int s = 0; s < names.length; s++) {
-            ShardPlan shard = plan.shards()[s];
-            names[s] = shard.fileName();
-            if (positioned) {
+        if (positioned) {
+            for (ShardPlan shard : plan.shards()) {
                 File file = new File(new Path(staging, shard.fileName()).toUri());
                 try (RandomAccessFile raf = new RandomAccessFile(file, "rw")) {
                     raf.write(shard.header());
                     raf.setLength(shard.fileSize());
                 }
             }
-        }
-        if (!positioned) {
+        } else {
             fs.mkdirs(new Path(staging, OutputTarget.PARTS_DIR));
         }
-        return new OutputTarget(staging.toString(), names, positioned);
+        // Written last: a staging directory without it was never fully prepared and is not resumed.
+        writeFile(RUN_KEY, key.getBytes(StandardCharsets.UTF_8));
+        return target;
     }
 
-    /** Builds each shard from its header and its chunks' part files in order, then drops the parts. */
-    public void assembleParts(MergePlan plan) throws IOException {
-        Path parts = new Path(staging, OutputTarget.PARTS_DIR);
-        byte[] buffer = new byte[1 << 20];
-        int chunk = 0;
-        for (ShardPlan shard : plan.shards()) {
-            try (FSDataOutputStream out = fs.create(new Path(staging, shard.fileName()), false)) {
-                out.write(shard.header());
-                int lastTensor = shard.firstTensor() + shard.tensorCount();
-                while (chunk < plan.chunks().length && plan.chunks()[chunk].tensor() < lastTensor) {
-                    ChunkPlan c = plan.chunks()[chunk++];
-                    Path part = new Path(parts, OutputTarget.partName(c.index()));
-                    TensorPlan t = plan.tensors()[c.tensor()];
-                    long expected = (long) c.count() * t.outDtype().byteSize();
-                    if (fs.getFileStatus(part).getLen() != expected) {
-                        throw new IOException(part + ": holds " + fs.getFileStatus(part).getLen() + " bytes of tensor '"
-                                + t.name() + "', expected " + expected);
-                    }
-                    try (FSDataInputStream in = fs.open(part)) {
-                        IOUtils.copyBytes(in, out, buffer.length, false);
-                    }
-                }
-            }
+    /** Whether {@link #prepare} found a killed run's staging directory to continue. */
+    public boolean resumed() {
+        return resumed;
+    }
+
+    /** The statistics a killed run saved, so a resumed run does not read every input again for them. */
+    public Optional<byte[]> savedStatistics() throws IOException {
+        Path file = new Path(staging, STATISTICS);
+        if (!fs.exists(file)) {
+            return Optional.empty();
         }
-        fs.delete(parts, true);
+        try (FSDataInputStream in = fs.open(file)) {
+            return Optional.of(in.readAllBytes());
+        }
+    }
+
+    public void saveStatistics(byte[] content) throws IOException {
+        Path temporary = new Path(staging, "." + STATISTICS + ".tmp");
+        try (FSDataOutputStream out = fs.create(temporary, true)) {
+            out.write(content);
+        }
+        Renames.replace(fs, temporary, new Path(staging, STATISTICS));
+    }
+
+    /** Assembles the part files into shards: by HDFS concat where the file system has it, else by copying. */
+    public ShardAssembler assembler() {
+        return new ShardAssembler(fs, staging);
     }
 
     /** Writes model.safetensors.index.json when the output has more than one shard. */
@@ -165,8 +194,14 @@ public final class OutputCommitter {
         return true;
     }
 
-    /** Moves the staged merge into place. A replaced destination is removed only after the move. */
+    /**
+     * Drops the bookkeeping (manifest, saved statistics, run key) and moves the staged merge into
+     * place. A replaced destination is removed only after the move.
+     */
     public void publish() throws IOException {
+        for (String internal : new String[]{ChunkManifest.DIR, STATISTICS, OutputTarget.PARTS_DIR, RUN_KEY}) {
+            fs.delete(new Path(staging, internal), true);
+        }
         Path replaced = null;
         if (fs.exists(destination)) {
             if (fs.listStatus(destination).length == 0) {
@@ -190,7 +225,7 @@ public final class OutputCommitter {
         }
     }
 
-    /** Removes everything staged; the destination is untouched. */
+    /** Removes everything staged, so nothing of this run is resumed; the destination is untouched. */
     public void abort() {
         try {
             fs.delete(staging, true);
@@ -205,5 +240,24 @@ public final class OutputCommitter {
 
     public Path staging() {
         return staging;
+    }
+
+    private boolean shardsPresent(MergePlan plan) throws IOException {
+        for (ShardPlan shard : plan.shards()) {
+            Path file = new Path(staging, shard.fileName());
+            if (!fs.exists(file) || fs.getFileStatus(file).getLen() != shard.fileSize()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private String readText(Path file) throws IOException {
+        if (!fs.exists(file)) {
+            return null;
+        }
+        try (FSDataInputStream in = fs.open(file)) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
     }
 }

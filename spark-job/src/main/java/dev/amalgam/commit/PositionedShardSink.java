@@ -3,6 +3,10 @@ package dev.amalgam.commit;
 import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.TensorPlan;
 import org.apache.arrow.memory.ArrowBuf;
+import dev.amalgam.format.LocalFiles;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataInputStream;
+import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
 import java.io.File;
@@ -14,15 +18,18 @@ import java.nio.channels.FileChannel;
 import java.nio.file.StandardOpenOption;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.OptionalInt;
 
 /** Writes each chunk at its planned offset in the staged shard file (local and POSIX file systems). */
 final class PositionedShardSink implements ChunkSink {
     private final OutputTarget target;
+    private final Configuration hadoop;
     private final Map<Integer, FileChannel> channels = new HashMap<>();
     private long written;
 
-    PositionedShardSink(OutputTarget target) {
+    PositionedShardSink(OutputTarget target, Configuration hadoop) {
         this.target = target;
+        this.hadoop = hadoop;
     }
 
     @Override
@@ -43,6 +50,23 @@ final class PositionedShardSink implements ChunkSink {
         } catch (IOException e) {
             throw new UncheckedIOException(file + ": cannot write tensor '" + tensor.name() + "' chunk "
                     + chunk.ordinal() + ": " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public OptionalInt storedChecksum(TensorPlan tensor, ChunkPlan chunk, long length) {
+        Path shard = new Path(target.stagingDir(), target.shardFiles()[tensor.shard()]);
+        long position = tensor.outOffset() + chunk.start() * tensor.outDtype().byteSize();
+        try {
+            FileSystem fs = LocalFiles.withoutChecksums(shard.getFileSystem(hadoop));
+            if (fs.getFileStatus(shard).getLen() < position + length) {
+                return OptionalInt.empty();
+            }
+            try (FSDataInputStream in = fs.open(shard)) {
+                return OptionalInt.of(Checksums.crc32c(in, position, length));
+            }
+        } catch (IOException e) {
+            return OptionalInt.empty();
         }
     }
 

@@ -3,9 +3,12 @@ package dev.amalgam.job;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.amalgam.AmalgamException;
+import dev.amalgam.commit.ChunkManifest;
+import dev.amalgam.commit.DestinationLock;
 import dev.amalgam.commit.ModelCard;
 import dev.amalgam.commit.OutputCommitter;
 import dev.amalgam.commit.OutputTarget;
+import dev.amalgam.commit.ShardAssemblyStage;
 import dev.amalgam.commit.SideFiles;
 import dev.amalgam.config.MergeConfig;
 import dev.amalgam.config.MergeConfigParser;
@@ -14,6 +17,7 @@ import dev.amalgam.kernels.Dtype;
 import dev.amalgam.merge.ChunkFailedException;
 import dev.amalgam.merge.ChunkReport;
 import dev.amalgam.merge.MergeStage;
+import dev.amalgam.plan.MergeFingerprint;
 import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.Planner;
 import dev.amalgam.stats.StatisticsResult;
@@ -29,14 +33,17 @@ import org.apache.spark.util.LongAccumulator;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
+import java.util.BitSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
 
 /**
- * The driver's side of a merge: inspect and validate, plan, statistics, merge, commit. Any
- * failure after the destination check removes the staging directory and leaves the
- * destination as it was.
+ * The driver's side of a merge: inspect and validate, plan, then under the destination's lock
+ * statistics, merge, commit. The destination is only ever replaced whole; a run that fails or
+ * is killed leaves its finished chunks in the staging directory for the next run to reuse.
  */
 public final class MergeJob {
     private final JavaSparkContext sc;
@@ -49,10 +56,21 @@ public final class MergeJob {
     public record Result(String destination, ObjectNode report) {
     }
 
+    /**
+     * A validated merge, before any data moves: the config, the plan, and the fingerprint of
+     * everything the result depends on.
+     */
+    public record Inspection(MergeConfig config, Planner.Planned planned, String tokenizerSource, String fingerprint,
+                             double seconds) {
+    }
+
     public Result run(MergeRequest request) {
-        Map<String, Double> timings = new LinkedHashMap<>();
+        return run(request, inspect(request));
+    }
+
+    /** Parses the config, reads every header, plans, and fingerprints the inputs; reads no tensor data. */
+    public Inspection inspect(MergeRequest request) {
         long started = System.nanoTime();
-        Instant startedAt = Instant.now();
         Configuration hadoop = sc.hadoopConfiguration();
         MergeConfig config = MergeConfigParser.parse(request.configFile(), readConfig(hadoop, request.configFile()));
         if (request.randomSeed() != null) {
@@ -61,60 +79,106 @@ public final class MergeJob {
         }
         Planner.Planned planned = new Planner(new CheckpointReader(hadoop)).plan(request.configFile(), config,
                 request.planOptions());
-        MergePlan plan = planned.plan();
         String tokenizerSource = tokenizerSource(config, planned);
         checkTokenizerSource(hadoop, request.configFile(), config, tokenizerSource);
-        OutputCommitter committer = new OutputCommitter(hadoop, request.destination(), request.overwrite());
-        committer.checkDestination();
-        timings.put("inspect_and_plan", seconds(started));
+        String fingerprint = MergeFingerprint.of(hadoop, config.source(), planned.plan(), planned,
+                request.planOptions(), Set.of(tokenizerSource), request.contentChecksums());
+        return new Inspection(config, planned, tokenizerSource, fingerprint, seconds(started));
+    }
+
+    /**
+     * Merges what {@code inspection} planned into the request's destination, holding its lock.
+     * A failure keeps the finished chunks in the staging directory, so rerunning the same
+     * command resumes; the destination is untouched either way.
+     */
+    public Result run(MergeRequest request, Inspection inspection) {
+        Map<String, Double> timings = new LinkedHashMap<>();
+        Instant startedAt = Instant.now();
+        Configuration hadoop = sc.hadoopConfiguration();
+        MergeConfig config = inspection.config();
+        Planner.Planned planned = inspection.planned();
+        MergePlan plan = planned.plan();
+        timings.put("inspect_and_plan", inspection.seconds());
         int partitions = request.partitions() > 0 ? request.partitions()
                 : defaultPartitions(plan.chunks().length, sc.defaultParallelism());
-        try {
-            OutputTarget target = committer.prepare(plan, request.writeMode());
-            Broadcast<MergePlan> planB = sc.broadcast(plan);
-
-            long t = System.nanoTime();
-            LongAccumulator statisticsRead = sc.sc().longAccumulator("amalgam.statisticsBytesRead");
-            StatisticsResult stats = StatisticsStage.run(sc, planB, plan, planned.method(), partitions, statisticsRead);
-            timings.put("statistics", seconds(t));
-
-            t = System.nanoTime();
-            Broadcast<StatisticsResult> statsB = sc.broadcast(stats);
-            MergeStage.Progress progress = MergeStage.Progress.register(sc);
-            List<ChunkReport> reports;
-            try (ProgressLine ignored = request.progress() ? new ProgressLine(progress, plan.chunks().length) : null) {
-                reports = MergeStage.run(sc, planB, statsB, target, partitions, progress);
+        try (DestinationLock lock = DestinationLock.acquire(hadoop, request.destination(),
+                "merge " + request.configFile())) {
+            OutputCommitter committer = new OutputCommitter(hadoop, request.destination(), request.overwrite());
+            committer.checkDestination();
+            OutputTarget target;
+            try {
+                target = committer.prepare(plan, request.writeMode(), inspection.fingerprint()
+                        + " chunk-elements=" + request.planOptions().chunkElements());
+            } catch (IOException e) {
+                committer.abort();
+                throw new AmalgamException(AmalgamException.Kind.OUTPUT, committer.staging()
+                        + ": cannot prepare the staging directory: " + e.getMessage(), e);
             }
-            timings.put("merge", seconds(t));
-
-            t = System.nanoTime();
-            if (!target.positioned()) {
-                committer.assembleParts(plan);
+            try {
+                return merge(request, inspection, committer, target, partitions, timings, startedAt);
+            } catch (AmalgamException e) {
+                throw e;
+            } catch (Exception e) {
+                int kept = ChunkManifest.open(target.stagingDir(), hadoop).recorded().cardinality();
+                throw new AmalgamException(AmalgamException.Kind.EXECUTION, "the merge failed and nothing was "
+                        + "published to " + request.destination() + ": " + rootMessage(e) + "\n" + kept + " of "
+                        + plan.chunks().length + " chunks finished and are kept in " + committer.staging()
+                        + ": rerunning the same command resumes from them (delete that directory to start over)", e);
             }
-            committer.writeIndex(plan);
-            Dtype uniformOut = config.outDtype();
-            SideFiles.writeConfig(committer, hadoop, planned.reference().directory(), uniformOut);
-            List<String> tokenizer = SideFiles.copyTokenizer(committer, tokenizerSource);
-            committer.writeFile("amalgam-config.yml", config.source().getBytes(StandardCharsets.UTF_8));
-            committer.writeFile("README.md", ModelCard.render(config, plan).getBytes(StandardCharsets.UTF_8));
-            timings.put("commit", seconds(t));
-            ObjectNode report = RunReport.build(request, config, planned, reports, progress, statisticsRead.value(),
-                    timings, startedAt,
-                    sc.sc().applicationId(), sc.master(), partitions, target.positioned(), tokenizer);
-            committer.writeFile("amalgam-report.json",
-                    new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(report));
-            committer.publish();
-            planB.destroy();
-            statsB.destroy();
-            return new Result(committer.destination().toString(), report);
-        } catch (AmalgamException e) {
-            committer.abort();
-            throw e;
-        } catch (Exception e) {
-            committer.abort();
-            throw new AmalgamException(AmalgamException.Kind.EXECUTION, "the merge failed and nothing was published to "
-                    + request.destination() + ": " + rootMessage(e), e);
         }
+    }
+
+    private Result merge(MergeRequest request, Inspection inspection, OutputCommitter committer, OutputTarget target,
+                         int partitions, Map<String, Double> timings, Instant startedAt) throws IOException {
+        Configuration hadoop = sc.hadoopConfiguration();
+        MergeConfig config = inspection.config();
+        Planner.Planned planned = inspection.planned();
+        MergePlan plan = planned.plan();
+        Broadcast<MergePlan> planB = sc.broadcast(plan);
+
+        long t = System.nanoTime();
+        LongAccumulator statisticsRead = sc.sc().longAccumulator("amalgam.statisticsBytesRead");
+        Optional<StatisticsResult> saved = committer.resumed()
+                ? committer.savedStatistics().flatMap(StatisticsResult::fromBytes) : Optional.empty();
+        StatisticsResult stats;
+        if (saved.isPresent()) {
+            stats = saved.get();
+        } else {
+            stats = StatisticsStage.run(sc, planB, plan, planned.method(), partitions, statisticsRead);
+            committer.saveStatistics(stats.toBytes());
+        }
+        timings.put("statistics", seconds(t));
+
+        t = System.nanoTime();
+        BitSet recorded = committer.resumed() ? ChunkManifest.open(target.stagingDir(), hadoop).recorded() : new BitSet();
+        Broadcast<StatisticsResult> statsB = sc.broadcast(stats);
+        MergeStage.Progress progress = MergeStage.Progress.register(sc);
+        List<ChunkReport> reports;
+        try (ProgressLine ignored = request.progress() ? new ProgressLine(progress, plan.chunks().length) : null) {
+            reports = MergeStage.run(sc, planB, statsB, target, recorded, partitions, progress);
+        }
+        timings.put("merge", seconds(t));
+
+        t = System.nanoTime();
+        String assembly = target.positioned() ? "in-place"
+                : ShardAssemblyStage.run(sc, planB, target, committer.assembler());
+        committer.writeIndex(plan);
+        Dtype uniformOut = config.outDtype();
+        SideFiles.writeConfig(committer, hadoop, planned.reference().directory(), uniformOut);
+        List<String> tokenizer = SideFiles.copyTokenizer(committer, inspection.tokenizerSource());
+        committer.writeFile("amalgam-config.yml", config.source().getBytes(StandardCharsets.UTF_8));
+        committer.writeFile("README.md", ModelCard.render(config, plan).getBytes(StandardCharsets.UTF_8));
+        timings.put("commit", seconds(t));
+        ObjectNode report = RunReport.build(request, config, planned, reports, progress, statisticsRead.value(),
+                timings, startedAt, new RunReport.Run(sc.sc().applicationId(), sc.master(), partitions,
+                        target.positioned(), assembly, inspection.fingerprint(), committer.resumed(),
+                        saved.isPresent()), tokenizer);
+        committer.writeFile("amalgam-report.json",
+                new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(report));
+        committer.publish();
+        planB.destroy();
+        statsB.destroy();
+        return new Result(committer.destination().toString(), report);
     }
 
     /**

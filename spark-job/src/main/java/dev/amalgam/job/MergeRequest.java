@@ -9,43 +9,55 @@ import dev.amalgam.plan.PlanOptions;
  * @param partitions Spark partitions for the chunk stages; 0: about eight chunks per task, at least four
  *                   tasks per core
  * @param randomSeed overrides the config's random_seed when not null
+ * @param contentChecksums fingerprint the inputs by their content too, not only by size and modification time
  */
 public record MergeRequest(String configFile, String destination, PlanOptions planOptions, int partitions,
-                           WriteMode writeMode, boolean overwrite, Long randomSeed, boolean progress) {
+                           WriteMode writeMode, boolean overwrite, Long randomSeed, boolean progress,
+                           boolean contentChecksums) {
 
     public static MergeRequest of(String configFile, String destination) {
         return new MergeRequest(configFile, destination,
                 new PlanOptions(PlanOptions.DEFAULT_CHUNK_ELEMENTS, PlanOptions.DEFAULT_SHARD_BYTES),
-                0, WriteMode.AUTO, false, null, false);
+                0, WriteMode.AUTO, false, null, false, false);
     }
 
     public MergeRequest withChunkElements(int chunkElements) {
         return new MergeRequest(configFile, destination, new PlanOptions(chunkElements, planOptions.shardBytes()),
-                partitions, writeMode, overwrite, randomSeed, progress);
+                partitions, writeMode, overwrite, randomSeed, progress, contentChecksums);
     }
 
     public MergeRequest withShardBytes(long shardBytes) {
         return new MergeRequest(configFile, destination, new PlanOptions(planOptions.chunkElements(), shardBytes),
-                partitions, writeMode, overwrite, randomSeed, progress);
+                partitions, writeMode, overwrite, randomSeed, progress, contentChecksums);
     }
 
     public MergeRequest withPartitions(int n) {
-        return new MergeRequest(configFile, destination, planOptions, n, writeMode, overwrite, randomSeed, progress);
+        return new MergeRequest(configFile, destination, planOptions, n, writeMode, overwrite, randomSeed, progress, contentChecksums);
     }
 
     public MergeRequest withWriteMode(WriteMode mode) {
-        return new MergeRequest(configFile, destination, planOptions, partitions, mode, overwrite, randomSeed, progress);
+        return new MergeRequest(configFile, destination, planOptions, partitions, mode, overwrite, randomSeed, progress, contentChecksums);
     }
 
     public MergeRequest withOverwrite(boolean value) {
-        return new MergeRequest(configFile, destination, planOptions, partitions, writeMode, value, randomSeed, progress);
+        return new MergeRequest(configFile, destination, planOptions, partitions, writeMode, value, randomSeed, progress, contentChecksums);
     }
 
     public MergeRequest withRandomSeed(Long seed) {
-        return new MergeRequest(configFile, destination, planOptions, partitions, writeMode, overwrite, seed, progress);
+        return new MergeRequest(configFile, destination, planOptions, partitions, writeMode, overwrite, seed, progress, contentChecksums);
     }
 
     public MergeRequest withProgress(boolean value) {
-        return new MergeRequest(configFile, destination, planOptions, partitions, writeMode, overwrite, randomSeed, value);
+        return new MergeRequest(configFile, destination, planOptions, partitions, writeMode, overwrite, randomSeed, value, contentChecksums);
+    }
+
+    public MergeRequest withDestination(String value) {
+        return new MergeRequest(configFile, value, planOptions, partitions, writeMode, overwrite, randomSeed, progress,
+                contentChecksums);
+    }
+
+    public MergeRequest withContentChecksums(boolean value) {
+        return new MergeRequest(configFile, destination, planOptions, partitions, writeMode, overwrite, randomSeed,
+                progress, value);
     }
 }

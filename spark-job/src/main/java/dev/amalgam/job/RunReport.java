@@ -21,11 +21,20 @@ final class RunReport {
     private RunReport() {
     }
 
+    /**
+     * How this run went, beside what it merged.
+     *
+     * @param assembly          how shards were put together: in-place (positioned writes), concat, executor-copy
+     * @param resumed           whether a killed run's staging directory was continued
+     * @param statisticsReused  whether that run's saved statistics were used instead of recomputed
+     */
+    record Run(String applicationId, String master, int partitions, boolean positioned, String assembly,
+               String fingerprint, boolean resumed, boolean statisticsReused) {
+    }
+
     static ObjectNode build(MergeRequest request, MergeConfig config, Planner.Planned planned, List<ChunkReport> chunks,
                             MergeStage.Progress progress, long statisticsBytesRead, Map<String, Double> timings,
-                            Instant startedAt,
-                            String applicationId, String master, int partitions, boolean positioned,
-                            List<String> tokenizerFiles) {
+                            Instant startedAt, Run run, List<String> tokenizerFiles) {
         MergePlan plan = planned.plan();
         ObjectNode root = new ObjectMapper().createObjectNode();
         root.put("merge_method", config.mergeMethod());
@@ -33,12 +42,19 @@ final class RunReport {
         root.put("destination", request.destination());
         root.put("started_at", startedAt.toString());
         root.put("finished_at", Instant.now().toString());
-        root.put("spark_application_id", applicationId);
-        root.put("spark_master", master);
+        root.put("fingerprint", run.fingerprint());
+        root.put("spark_application_id", run.applicationId());
+        root.put("spark_master", run.master());
         root.put("chunk_elements", request.planOptions().chunkElements());
         root.put("chunks", plan.chunks().length);
-        root.put("partitions", partitions);
-        root.put("write_mode", positioned ? "positioned" : "parts");
+        root.put("partitions", run.partitions());
+        root.put("write_mode", run.positioned() ? "positioned" : "parts");
+        root.put("shard_assembly", run.assembly());
+        root.put("resumed", run.resumed());
+        root.put("statistics_reused", run.statisticsReused());
+        root.put("chunks_merged", chunks.stream().filter(c -> !c.reused()).count());
+        root.put("chunks_reused", chunks.stream().filter(ChunkReport::reused).count());
+        root.put("chunks_merged_in_retried_tasks", chunks.stream().filter(c -> !c.reused() && c.attempt() > 0).count());
         root.put("random_seed", plan.settings().seed());
         ObjectNode t = root.putObject("timings_seconds");
         timings.forEach(t::put);

@@ -10,7 +10,8 @@ public final class SparkSetup {
 
     /**
      * @param master      null keeps what spark-submit set (or local[*] when nothing did)
-     * @param memoryLimit the executor Arrow allocator limit, e.g. "4g"; null keeps the default
+     * @param memoryLimit the executor Arrow allocator limit, e.g. "4g"; null keeps what the Spark
+     *                    configuration says, else 4g
      */
     public static SparkConf conf(String master, String memoryLimit) {
         SparkConf conf = new SparkConf().setAppName("amalgam-merge");
@@ -26,6 +27,8 @@ public final class SparkSetup {
         conf.setIfMissing("spark.ui.showConsoleProgress", "false");
         if (memoryLimit != null) {
             conf.set(ExecutorMemory.LIMIT_KEY, memoryLimit);
+        } else {
+            conf.setIfMissing(ExecutorMemory.LIMIT_KEY, "4g");
         }
         return conf;
     }

@@ -1,6 +1,59 @@
 package dev.amalgam.merge;
 
-/** What merging one chunk observed, returned to the driver for the run report. */
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+
+/**
+ * What merging one chunk observed, returned to the driver for the run report.
+ *
+ * @param attempt the Spark attempt number of the task that reported it (0 unless a task was retried)
+ * @param reused  true when the chunk was not merged again but found written and verified, by an
+ *                earlier attempt or a killed run; the observations are the ones stored then
+ */
 public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSquares, long signConflicts,
-                          long elements) {
+                          long elements, int attempt, boolean reused) {
+
+    public ChunkReport reusedBy(int attemptNumber) {
+        return new ChunkReport(chunk, tensor, kept, deltaSquares, signConflicts, elements, attemptNumber, true);
+    }
+
+    /** The observations, for the chunk manifest. */
+    public byte[] toBytes() {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (DataOutputStream out = new DataOutputStream(bytes)) {
+            out.writeInt(chunk);
+            out.writeInt(tensor);
+            out.writeInt(kept.length);
+            for (int i = 0; i < kept.length; i++) {
+                out.writeLong(kept[i]);
+                out.writeDouble(deltaSquares[i]);
+            }
+            out.writeLong(signConflicts);
+            out.writeLong(elements);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return bytes.toByteArray();
+    }
+
+    public static ChunkReport fromBytes(byte[] content) {
+        try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(content))) {
+            int chunk = in.readInt();
+            int tensor = in.readInt();
+            int models = in.readInt();
+            long[] kept = new long[models];
+            double[] squares = new double[models];
+            for (int i = 0; i < models; i++) {
+                kept[i] = in.readLong();
+                squares[i] = in.readDouble();
+            }
+            return new ChunkReport(chunk, tensor, kept, squares, in.readLong(), in.readLong(), 0, false);
+        } catch (IOException e) {
+            throw new UncheckedIOException("unreadable chunk report", e);
+        }
+    }
 }

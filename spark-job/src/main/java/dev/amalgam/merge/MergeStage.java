@@ -1,5 +1,7 @@
 package dev.amalgam.merge;
 
+import dev.amalgam.commit.Checksums;
+import dev.amalgam.commit.ChunkManifest;
 import dev.amalgam.commit.ChunkSink;
 import dev.amalgam.commit.OutputTarget;
 import dev.amalgam.kernels.ChunkMetrics;
@@ -18,12 +20,16 @@ import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.util.LongAccumulator;
 
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.List;
+import java.util.Optional;
+import java.util.OptionalInt;
 import java.util.stream.IntStream;
 
 /**
  * The merge stage: every chunk is read, decoded, merged by the method's kernel, encoded and
- * written to its place, on executors. Returns one small report per chunk.
+ * written to its place, on executors, and then recorded in the staging directory's manifest
+ * with its checksum. Returns one small report per chunk.
  */
 public final class MergeStage {
     private MergeStage() {
@@ -38,8 +44,12 @@ public final class MergeStage {
         }
     }
 
+    /**
+     * @param recorded chunks with an entry in the manifest (left by a killed run): they are
+     *                 verified against their stored bytes and skipped when those still match
+     */
     public static List<ChunkReport> run(JavaSparkContext sc, Broadcast<MergePlan> planB, Broadcast<StatisticsResult> statsB,
-                                        OutputTarget target, int partitions, Progress progress) {
+                                        OutputTarget target, BitSet recorded, int partitions, Progress progress) {
         MergePlan plan = planB.value();
         int maxChunk = 0;
         for (ChunkPlan c : plan.chunks()) {
@@ -58,15 +68,27 @@ public final class MergeStage {
             Configuration hadoop = ExecutorHadoop.configuration();
             TaskContext task = TaskContext.get();
             String name = "merge-task-" + (task == null ? 0 : task.taskAttemptId());
+            int attempt = task == null ? 0 : task.attemptNumber();
+            ChunkManifest manifest = ChunkManifest.open(target.stagingDir(), hadoop);
             boolean hasBase = p.tensors()[0].base() != null;
             KernelScratch scratch = new KernelScratch();
             LocalStatistics local = new LocalStatistics();
             List<ChunkReport> reports = new ArrayList<>();
             try (ChunkLoader loader = new ChunkLoader(ExecutorMemory.root(), hadoop, name, largest, p.modelCount(), hasBase);
-                 ChunkSink sink = ChunkSink.open(target, hadoop)) {
+                 ChunkSink sink = ChunkSink.open(target, hadoop, name)) {
                 while (it.hasNext()) {
                     ChunkPlan chunk = p.chunks()[it.next()];
                     TensorPlan tensor = p.tensors()[chunk.tensor()];
+                    long outBytes = (long) chunk.count() * tensor.outDtype().byteSize();
+                    // A retried task may find chunks its failed attempt finished; a resumed run, those of the killed run.
+                    if (attempt > 0 || recorded.get(chunk.index())) {
+                        Optional<ChunkReport> done = verified(manifest, sink, tensor, chunk, outBytes);
+                        if (done.isPresent()) {
+                            reports.add(done.get().reusedBy(attempt));
+                            progress.chunks().add(1);
+                            continue;
+                        }
+                    }
                     long readBefore = loader.bytesRead();
                     long writtenBefore = sink.bytesWritten();
                     ChunkMetrics metrics = new ChunkMetrics(p.modelCount());
@@ -79,12 +101,15 @@ public final class MergeStage {
                         method.merge(buffers, tensor, chunk.start(), chunk.count(), rules,
                                 tensorStats.scales(tensor, p.modelCount()), p.settings(), metrics, scratch);
                         ArrowBuf encoded = loader.encodeOut(tensor, chunk.count());
-                        sink.write(tensor, chunk, encoded, (long) chunk.count() * tensor.outDtype().byteSize());
+                        sink.write(tensor, chunk, encoded, outBytes);
+                        ChunkReport report = new ChunkReport(chunk.index(), tensor.index(), metrics.kept,
+                                metrics.deltaSquares, metrics.signConflicts, metrics.elements, attempt, false);
+                        manifest.record(new ChunkManifest.Entry(chunk.index(), outBytes,
+                                Checksums.crc32c(encoded, outBytes), report.toBytes()), name);
+                        reports.add(report);
                     } catch (RuntimeException e) {
                         throw new ChunkFailedException(tensor.name(), chunk.start(), chunk.count(), e);
                     }
-                    reports.add(new ChunkReport(chunk.index(), tensor.index(), metrics.kept, metrics.deltaSquares,
-                            metrics.signConflicts, metrics.elements));
                     progress.chunks().add(1);
                     progress.bytesRead().add(loader.bytesRead() - readBefore);
                     progress.bytesWritten().add(sink.bytesWritten() - writtenBefore);
@@ -92,5 +117,19 @@ public final class MergeStage {
             }
             return reports.iterator();
         }).collect();
+    }
+
+    private static Optional<ChunkReport> verified(ChunkManifest manifest, ChunkSink sink, TensorPlan tensor,
+                                                  ChunkPlan chunk, long outBytes) {
+        Optional<ChunkManifest.Entry> entry = manifest.read(chunk.index());
+        if (entry.isEmpty() || entry.get().length() != outBytes) {
+            return Optional.empty();
+        }
+        OptionalInt stored = sink.storedChecksum(tensor, chunk, outBytes);
+        if (stored.isEmpty() || stored.getAsInt() != entry.get().crc32c()) {
+            return Optional.empty();
+        }
+        ChunkReport report = ChunkReport.fromBytes(entry.get().report());
+        return report.chunk() == chunk.index() ? Optional.of(report) : Optional.empty();
     }
 }

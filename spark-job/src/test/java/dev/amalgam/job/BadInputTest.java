@@ -17,6 +17,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -54,7 +55,12 @@ class BadInputTest {
                 () -> new MergeJob(TestSpark.context()).run(MergeRequest.of(configFile, out).withChunkElements(64)));
         assertFalse(Files.exists(Path.of(out)), "the destination must not exist after a failed run");
         try (Stream<Path> left = Files.list(temp)) {
-            assertThat(left.map(p -> p.getFileName().toString())).noneMatch(n -> n.startsWith(".amalgam-staging"));
+            List<String> names = left.map(p -> p.getFileName().toString()).toList();
+            assertThat(names).noneMatch(n -> n.startsWith(".amalgam-lock"));
+            if (e.kind() != AmalgamException.Kind.EXECUTION) {
+                // Refused before any work: nothing to resume, so nothing staged.
+                assertThat(names).noneMatch(n -> n.startsWith(".amalgam-staging"));
+            }
         } catch (java.io.IOException io) {
             throw new java.io.UncheckedIOException(io);
         }
@@ -151,7 +157,7 @@ class BadInputTest {
         AmalgamException e = refused(faulty);
         assertEquals(AmalgamException.Kind.EXECUTION, e.kind());
         assertThat(e.getMessage()).contains("nothing was published").contains("injected read failure")
-                .contains("model.safetensors").contains("tensor '");
+                .contains("model.safetensors").contains("tensor '").contains("rerunning the same command resumes");
     }
 
     @Test

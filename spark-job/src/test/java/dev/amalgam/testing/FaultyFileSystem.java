@@ -23,6 +23,11 @@ public final class FaultyFileSystem extends RawLocalFileSystem {
     private static final AtomicInteger FAILURES_LEFT = new AtomicInteger(Integer.MAX_VALUE);
     private static final AtomicInteger INJECTED = new AtomicInteger();
 
+    /** How many positioned reads were made since the last failAfter / failOnceAfter. */
+    public static int reads() {
+        return READS.get();
+    }
+
     /** How many reads failed since the last failAfter / failOnceAfter. */
     public static int injected() {
         return INJECTED.get();

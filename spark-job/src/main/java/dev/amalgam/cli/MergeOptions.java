@@ -1,0 +1,39 @@
+package dev.amalgam.cli;
+
+import dev.amalgam.job.MergeRequest;
+import dev.amalgam.plan.PlanOptions;
+import picocli.CommandLine.Option;
+
+/** The options of a merge shared by {@code merge} and {@code nightly}; none changes the bytes but the seed. */
+final class MergeOptions {
+    @Option(names = "--chunk-elements", defaultValue = "" + PlanOptions.DEFAULT_CHUNK_ELEMENTS,
+            description = "elements per chunk, the unit of distributed work (default: ${DEFAULT-VALUE})")
+    int chunkElements;
+
+    @Option(names = "--partitions", defaultValue = "0",
+            description = "Spark partitions for the chunk stages (default 0: about 8 chunks per task, at least 4 tasks per core)")
+    int partitions;
+
+    @Option(names = "--out-shard-size", defaultValue = "5G", converter = Sizes.class,
+            description = "largest output shard, e.g. 500M, 2G (default: ${DEFAULT-VALUE})")
+    long shardSize;
+
+    @Option(names = "--random-seed", description = "seed of the random masks (overrides the config's random_seed)")
+    Long seed;
+
+    @Option(names = "--write-mode", defaultValue = "auto",
+            description = "auto, positioned or parts (default: ${DEFAULT-VALUE}: positioned on local paths, parts elsewhere)")
+    String writeMode;
+
+    @Option(names = "--content-checksums", negatable = false,
+            description = "fingerprint the inputs by content checksums too, not only size and modification time")
+    boolean contentChecksums;
+
+    @Option(names = "--no-progress", negatable = false, description = "no progress line on stderr")
+    boolean noProgress;
+
+    MergeRequest request(String config, String destination, boolean overwrite) {
+        return new MergeRequest(config, destination, new PlanOptions(chunkElements, shardSize), partitions,
+                WriteModes.parse(writeMode), overwrite, seed, !noProgress, contentChecksums);
+    }
+}
