@@ -64,10 +64,23 @@ public final class FaultyFileSystem extends RawLocalFileSystem {
         return "faulty";
     }
 
+    /**
+     * {@code fs.faulty.readDelayMs} (a Hadoop setting, so {@code spark.hadoop.fs.faulty.readDelayMs}
+     * reaches executors in other processes) slows every positioned read down: a slow disk that
+     * keeps a merge running long enough for a test to kill a process in the middle of it.
+     */
+    private long readDelayMs;
+
+    @Override
+    public void initialize(URI uri, org.apache.hadoop.conf.Configuration conf) throws IOException {
+        super.initialize(uri, conf);
+        readDelayMs = conf.getLong("fs.faulty.readDelayMs", 0);
+    }
+
     @Override
     public FSDataInputStream open(Path f, int bufferSize) throws IOException {
         FSDataInputStream real = super.open(new Path(f.toUri().getPath()), bufferSize);
-        return new FSDataInputStream(new Failing(real));
+        return new FSDataInputStream(new Failing(real, readDelayMs));
     }
 
     @Override
@@ -102,13 +115,23 @@ public final class FaultyFileSystem extends RawLocalFileSystem {
 
     private static final class Failing extends FilterInputStream implements Seekable, PositionedReadable {
         private final FSDataInputStream real;
+        private final long delayMs;
 
-        Failing(FSDataInputStream real) {
+        Failing(FSDataInputStream real, long delayMs) {
             super(real);
             this.real = real;
+            this.delayMs = delayMs;
         }
 
         private void maybeFail(long position) throws IOException {
+            if (delayMs > 0) {
+                try {
+                    Thread.sleep(delayMs);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new java.io.InterruptedIOException("read interrupted");
+                }
+            }
             if (position > 0 && READS.incrementAndGet() > READS_BEFORE_FAILURE.get()
                     && FAILURES_LEFT.getAndDecrement() > 0) {
                 INJECTED.incrementAndGet();
