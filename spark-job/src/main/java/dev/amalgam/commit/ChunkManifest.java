@@ -7,11 +7,17 @@ import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.fs.RawLocalFileSystem;
 
+import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.File;
 import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.StandardCopyOption;
 import java.util.BitSet;
 import java.util.Optional;
 
@@ -53,7 +59,8 @@ public final class ChunkManifest {
         Path done = entryPath(entry.chunk());
         Path temporary = new Path(dir, "." + done.getName() + "." + attempt);
         try {
-            try (FSDataOutputStream out = fs.create(temporary, true)) {
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream(64 + entry.report().length);
+            try (DataOutputStream out = new DataOutputStream(bytes)) {
                 out.writeInt(MAGIC);
                 out.writeInt(VERSION);
                 out.writeInt(entry.chunk());
@@ -61,6 +68,19 @@ public final class ChunkManifest {
                 out.writeInt(entry.crc32c());
                 out.writeInt(entry.report().length);
                 out.write(entry.report());
+            }
+            if (fs instanceof RawLocalFileSystem) {
+                // Hadoop's local create sets permissions by forking chmod when its native library is
+                // absent: milliseconds per file, per chunk. Plain NIO does the same job without it.
+                java.nio.file.Path target = new File(done.toUri()).toPath();
+                java.nio.file.Path tmp = new File(temporary.toUri()).toPath();
+                Files.createDirectories(target.getParent());
+                Files.write(tmp, bytes.toByteArray());
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                return;
+            }
+            try (FSDataOutputStream out = fs.create(temporary, true)) {
+                out.write(bytes.toByteArray());
             }
             Renames.replace(fs, temporary, done);
         } catch (IOException e) {
