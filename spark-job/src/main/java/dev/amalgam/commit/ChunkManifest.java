@@ -13,7 +13,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.File;
-import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -100,9 +99,7 @@ public final class ChunkManifest {
             byte[] report = new byte[data.readInt()];
             data.readFully(report);
             return Optional.of(new Entry(chunk, length, crc, report));
-        } catch (FileNotFoundException e) {
-            return Optional.empty();
-        } catch (IOException e) {
+        } catch (IOException missingOrTorn) {
             return Optional.empty();
         }
     }
