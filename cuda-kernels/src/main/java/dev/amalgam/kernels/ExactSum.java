@@ -54,6 +54,18 @@ public final class ExactSum {
         }
     }
 
+    /**
+     * Adds per-exponent significand sums computed elsewhere (a GPU's bins, in the layout of
+     * {@link #addMagnitude}: {@code bins[e]} sums the 24-bit significands of exponent {@code e}).
+     */
+    public void addBins(long[] exponentBins, boolean sawInfinity, boolean sawNaN) {
+        for (int e = 0; e < bins.length; e++) {
+            bins[e] += exponentBins[e];
+        }
+        infinite |= sawInfinity;
+        nan |= sawNaN;
+    }
+
     public void merge(ExactSum other) {
         for (int e = 0; e < bins.length; e++) {
             bins[e] += other.bins[e];

@@ -1,0 +1,403 @@
+// Amalgam's merge kernels for CUDA: the same arithmetic as the Java kernels in
+// dev.amalgam.kernels, so a GPU executor writes the bytes a CPU executor writes.
+//
+// Rules every kernel here follows (docs/gpu.md has the reasons):
+// - float32 arithmetic only through __fadd_rn/__fsub_rn/__fmul_rn/__fdiv_rn, which are never
+//   contracted into fused multiply-adds (the build also passes --fmad=false);
+// - models are combined in config order, inside one thread; nothing that reaches the output
+//   depends on thread order: the only atomics are integer counts (histograms, exact-sum bins,
+//   kept and conflict counters), which commute exactly;
+// - one thread per element (or per tile, where a kernel says so), no shared memory and no
+//   warp intrinsics, so that host_emulation.h can run the same source on the CPU in tests;
+// - a kernel that reads other elements than its own never writes in place (src != dst).
+//
+// Every kernel is launched 1-D with enough threads for its element (or tile) count; threads
+// past the end return at once.
+
+#ifdef AMALGAM_HOST_EMULATION
+#include "host_emulation.h"
+#endif
+
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef long long i64;
+
+#define AMALGAM_DTYPE_F32 0
+#define AMALGAM_DTYPE_F16 1
+#define AMALGAM_DTYPE_BF16 2
+
+// Elements per tile for equal-rank prefixes (top-k and band rules) and per-tile sums.
+#define AMALGAM_RANK_TILE 256
+#define AMALGAM_SUM_TILE 1024
+// Lanes of the integer counters, so that neighbouring blocks do not contend for one address.
+#define AMALGAM_LANES 64
+
+__device__ __forceinline__ i64 amalgam_index() {
+    return (i64) blockIdx.x * (i64) blockDim.x + (i64) threadIdx.x;
+}
+
+__device__ __forceinline__ u32 amalgam_lane() {
+    return blockIdx.x & (AMALGAM_LANES - 1);
+}
+
+__device__ __forceinline__ u32 magnitude_bits(float v) {
+    return __float_as_uint(v) & 0x7fffffffu;
+}
+
+// ---- decode and encode -------------------------------------------------------------------
+
+__device__ __forceinline__ float half_to_float(u32 h) {
+    u32 sign = (h & 0x8000u) << 16;
+    u32 exponent = (h >> 10) & 0x1fu;
+    u32 mantissa = h & 0x3ffu;
+    if (exponent == 0x1fu) {
+        return __uint_as_float(sign | 0x7f800000u | (mantissa << 13));
+    }
+    if (exponent == 0) {
+        // mantissa * 2^-24 is exact in float32 (as in ElementCodec.halfToFloat).
+        float magnitude = __fmul_rn((float) mantissa, 5.9604644775390625e-8f);
+        return sign == 0 ? magnitude : -magnitude;
+    }
+    return __uint_as_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+}
+
+__device__ __forceinline__ unsigned short float_to_bfloat16(float f) {
+    u32 bits = __float_as_uint(f);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) {
+        return (unsigned short) ((bits >> 16) | 0x0040u);
+    }
+    u32 rounded = bits + 0x7fffu + ((bits >> 16) & 1u);
+    return (unsigned short) (rounded >> 16);
+}
+
+__device__ __forceinline__ unsigned short float_to_half(float f) {
+    u32 bits = __float_as_uint(f);
+    u32 sign = (bits >> 16) & 0x8000u;
+    u32 abs = bits & 0x7fffffffu;
+    if (abs > 0x7f800000u) {
+        return (unsigned short) (sign | 0x7e00u | ((abs >> 13) & 0x3ffu));
+    }
+    if (abs >= 0x47800000u) {
+        return (unsigned short) (sign | 0x7c00u);
+    }
+    if (abs >= 0x38800000u) {
+        u32 v = abs - (112u << 23);
+        v = v + 0xfffu + ((v >> 13) & 1u);
+        return (unsigned short) (sign | (v >> 13));
+    }
+    u32 exponent = abs >> 23;
+    if (exponent < 102u) {
+        return (unsigned short) sign;
+    }
+    u32 mantissa = (abs & 0x7fffffu) | 0x800000u;
+    u32 shift = 126u - exponent;
+    u32 n = mantissa >> shift;
+    u32 rem = mantissa & ((1u << shift) - 1u);
+    u32 half = 1u << (shift - 1u);
+    if (rem > half || (rem == half && (n & 1u) == 1u)) {
+        n++;
+    }
+    return (unsigned short) (sign | n);
+}
+
+extern "C" __global__ void amalgam_decode(const void* src, int dtype, float* dst, int n) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    if (dtype == AMALGAM_DTYPE_F32) {
+        dst[i] = ((const float*) src)[i];
+    } else if (dtype == AMALGAM_DTYPE_BF16) {
+        dst[i] = __uint_as_float(((u32) ((const unsigned short*) src)[i]) << 16);
+    } else {
+        dst[i] = half_to_float((u32) ((const unsigned short*) src)[i]);
+    }
+}
+
+extern "C" __global__ void amalgam_encode(const float* src, int dtype, void* dst, int n) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    if (dtype == AMALGAM_DTYPE_F32) {
+        ((float*) dst)[i] = src[i];
+    } else if (dtype == AMALGAM_DTYPE_BF16) {
+        ((unsigned short*) dst)[i] = float_to_bfloat16(src[i]);
+    } else {
+        ((unsigned short*) dst)[i] = float_to_half(src[i]);
+    }
+}
+
+// ---- deltas and statistics ----------------------------------------------------------------
+
+// dst = x - base; dst may be x (each thread touches only its own element).
+extern "C" __global__ void amalgam_delta(const float* x, const float* base, float* dst, int n) {
+    i64 i = amalgam_index();
+    if (i < n) {
+        dst[i] = __fsub_rn(x[i], base[i]);
+    }
+}
+
+// One thread per tile of AMALGAM_SUM_TILE elements: the sum of squares of its tile, in
+// element order, for the run report only (the host adds the tiles in order).
+extern "C" __global__ void amalgam_square_tiles(const float* d, int n, double* tiles) {
+    i64 t = amalgam_index();
+    i64 from = t * AMALGAM_SUM_TILE;
+    if (from >= n) {
+        return;
+    }
+    i64 to = from + AMALGAM_SUM_TILE < n ? from + AMALGAM_SUM_TILE : n;
+    double s = 0.0;
+    for (i64 j = from; j < to; j++) {
+        double v = (double) d[j];
+        s = __dadd_rn(s, __dmul_rn(v, v));
+    }
+    tiles[t] = s;
+}
+
+extern "C" __global__ void amalgam_histogram_high(const float* d, int n, u64* histogram) {
+    i64 i = amalgam_index();
+    if (i < n) {
+        atomicAdd(&histogram[magnitude_bits(d[i]) >> 16], 1ULL);
+    }
+}
+
+extern "C" __global__ void amalgam_histogram_low(const float* d, int n, u32 high_bucket, u64* histogram) {
+    i64 i = amalgam_index();
+    if (i < n) {
+        u32 bits = magnitude_bits(d[i]);
+        if ((bits >> 16) == high_bucket) {
+            atomicAdd(&histogram[bits & 0xffffu], 1ULL);
+        }
+    }
+}
+
+// Per tile of AMALGAM_RANK_TILE elements: how many have |d| bits equal to value_bits.
+extern "C" __global__ void amalgam_count_equal_tiles(const float* d, int n, u32 value_bits, u64* tiles) {
+    i64 i = amalgam_index();
+    if (i < n && magnitude_bits(d[i]) == value_bits) {
+        atomicAdd(&tiles[i / AMALGAM_RANK_TILE], 1ULL);
+    }
+}
+
+// One thread: turns tile counts into exclusive prefixes starting at `start`.
+extern "C" __global__ void amalgam_exclusive_prefix(u64* tiles, int count, u64 start) {
+    if (amalgam_index() != 0) {
+        return;
+    }
+    u64 running = start;
+    for (int t = 0; t < count; t++) {
+        u64 c = tiles[t];
+        tiles[t] = running;
+        running += c;
+    }
+}
+
+// Exact sums of |d| (see ExactSum.java): significands added into the bin of their exponent,
+// in AMALGAM_LANES copies of the 256 bins; flags[0] infinity seen, flags[1] NaN seen.
+extern "C" __global__ void amalgam_exact_sum(const float* d, int n, u64* bins, u32* flags) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    u32 bits = magnitude_bits(d[i]);
+    u32 exponent = bits >> 23;
+    if (exponent == 0xffu) {
+        atomicOr(&flags[(bits & 0x7fffffu) != 0 ? 1 : 0], 1u);
+        return;
+    }
+    u32 significand = (bits & 0x7fffffu) | (exponent == 0 ? 0u : 0x800000u);
+    atomicAdd(&bins[amalgam_lane() * 256u + exponent], (u64) significand);
+}
+
+// ---- keep rules (sparsifiers); dropped entries become +0.0 ---------------------------------
+
+// The equal-rank of element i: prefix of its tile plus the equal entries before it in the tile.
+__device__ __forceinline__ u64 equal_rank(const float* src, i64 i, u32 value_bits, const u64* prefix) {
+    i64 tile = i / AMALGAM_RANK_TILE;
+    u64 rank = prefix[tile];
+    for (i64 j = tile * AMALGAM_RANK_TILE; j < i; j++) {
+        rank += magnitude_bits(src[j]) == value_bits ? 1 : 0;
+    }
+    return rank;
+}
+
+__device__ __forceinline__ void keep_or_drop(const float* src, float* dst, i64 i, int keep, u64* kept) {
+    dst[i] = keep ? src[i] : 0.0f;
+    if (keep) {
+        atomicAdd(&kept[amalgam_lane()], 1ULL);
+    }
+}
+
+// KeepRule.TopK: |d| above the threshold, or equal to it with equal-rank < equals_to_keep.
+extern "C" __global__ void amalgam_keep_top_k(const float* src, float* dst, int n, u32 threshold_bits,
+                                              i64 equals_to_keep, const u64* prefix, u64* kept) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    u32 bits = magnitude_bits(src[i]);
+    int keep = bits > threshold_bits;
+    if (bits == threshold_bits) {
+        keep = (i64) equal_rank(src, i, threshold_bits, prefix) < equals_to_keep;
+    }
+    keep_or_drop(src, dst, i, keep, kept);
+}
+
+// KeepRule.Band: above the low edge (equal entries past the first low_equals_dropped) and
+// below the high edge (equal entries among the first high_equals_kept); an absent edge is open.
+extern "C" __global__ void amalgam_keep_band(const float* src, float* dst, int n,
+                                             int has_low, u32 low_bits, i64 low_equals_dropped, const u64* low_prefix,
+                                             int has_high, u32 high_bits, i64 high_equals_kept, const u64* high_prefix,
+                                             u64* kept) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    u32 bits = magnitude_bits(src[i]);
+    int above_low = 1;
+    if (has_low) {
+        if (bits < low_bits) {
+            above_low = 0;
+        } else if (bits == low_bits) {
+            above_low = (i64) equal_rank(src, i, low_bits, low_prefix) >= low_equals_dropped;
+        }
+    }
+    int below_high = 1;
+    if (has_high) {
+        if (bits > high_bits) {
+            below_high = 0;
+        } else if (bits == high_bits) {
+            below_high = (i64) equal_rank(src, i, high_bits, high_prefix) < high_equals_kept;
+        }
+    }
+    keep_or_drop(src, dst, i, above_low && below_high, kept);
+}
+
+// CounterRandom (SplitMix64's finalizer over stream key and element index): 64-bit integers only.
+__device__ __forceinline__ u64 counter_mix(u64 z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+__device__ __forceinline__ u64 counter_draw(u64 stream_key, i64 element) {
+    return counter_mix(stream_key + ((u64) element + 1ULL) * 0x9E3779B97F4A7C15ULL) >> 40;
+}
+
+// KeepRule.Random (DARE): keep when the 24-bit draw is below keep_limit = ceil(density * 2^24).
+extern "C" __global__ void amalgam_keep_random(const float* src, float* dst, int n, u64 stream_key,
+                                               i64 chunk_start, u64 keep_limit, u64* kept) {
+    i64 i = amalgam_index();
+    if (i < n) {
+        keep_or_drop(src, dst, i, counter_draw(stream_key, chunk_start + i) < keep_limit, kept);
+    }
+}
+
+// KeepRule.DellaRows (MAGPRUNE): the ascending magnitude rank of the entry within its row
+// (ties by lower column) sets its keep probability. O(cols) per entry: each thread ranks its
+// own entry against its row.
+extern "C" __global__ void amalgam_keep_della(const float* src, float* dst, int n, int cols, float low,
+                                              float two_epsilon, u64 stream_key, i64 chunk_start, u64* kept) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    i64 row_start = (i / cols) * cols;
+    i64 c = i - row_start;
+    u32 mine = magnitude_bits(src[i]);
+    int rank = 0;
+    for (i64 k = 0; k < cols; k++) {
+        u32 other = magnitude_bits(src[row_start + k]);
+        rank += (other < mine || (other == mine && k < c)) ? 1 : 0;
+    }
+    float spread = cols == 1 ? 0.0f : __fdiv_rn((float) rank, (float) (cols - 1));
+    float p = __fadd_rn(low, __fmul_rn(spread, two_epsilon));
+    float u = __fmul_rn((float) counter_draw(stream_key, chunk_start + i), 5.9604644775390625e-8f);
+    // u and p are non-negative: their bit patterns compare like the values.
+    int keep = (int) __float_as_uint(u) < (int) __float_as_uint(p);
+    keep_or_drop(src, dst, i, keep, kept);
+}
+
+// ---- merges ---------------------------------------------------------------------------------
+
+// w * (d * s), the rescale skipped when it is 1 (TaskVectorKernel.weigh).
+__device__ __forceinline__ float weigh(float d, float w, float s) {
+    return __fmul_rn(w, s != 1.0f ? __fmul_rn(d, s) : d);
+}
+
+__device__ __forceinline__ float finish(float base, float mix, float div, int normalize, float lambda) {
+    if (normalize) {
+        mix = __fdiv_rn(mix, div);
+    }
+    if (lambda != 1.0f) {
+        mix = __fmul_rn(mix, lambda);
+    }
+    return __fadd_rn(base, mix);
+}
+
+// The task-vector family's combine step over sparsified deltas (TaskVectorKernel.mergeAny):
+// models[i] points at model i's delta; with consensus_sum, the TIES sign election by the sign
+// of the sum (an exact zero never agrees, NaN sums elect negative), else the plain sum over
+// plain_div. One thread per element, models in config order.
+extern "C" __global__ void amalgam_merge_task_vector(const float* base, const u64* models, const float* weights,
+                                                     const float* scales, int m, int n, int consensus_sum,
+                                                     int normalize, float lambda, float plain_div, float* out,
+                                                     u64* conflicts) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float sum = 0.0f;
+    for (int k = 0; k < m; k++) {
+        sum = __fadd_rn(sum, weigh(((const float*) models[k])[i], weights[k], scales[k]));
+    }
+    float mix;
+    float div;
+    if (consensus_sum) {
+        u32 sum_magnitude = magnitude_bits(sum);
+        int negative = sum_magnitude > 0x7f800000u || ((__float_as_uint(sum) >> 31) && sum_magnitude != 0);
+        mix = 0.0f;
+        div = 0.0f;
+        int conflict = 0;
+        for (int k = 0; k < m; k++) {
+            float v = weigh(((const float*) models[k])[i], weights[k], scales[k]);
+            u32 magnitude = magnitude_bits(v);
+            int non_zero = magnitude != 0;
+            int agrees = non_zero && magnitude <= 0x7f800000u && (int) (__float_as_uint(v) >> 31) == negative;
+            if (agrees) {
+                mix = __fadd_rn(mix, v);
+                div = __fadd_rn(div, weights[k]);
+            } else {
+                // A disagreeing model adds +0.0, as the Java kernel's masks do.
+                mix = __fadd_rn(mix, 0.0f);
+                div = __fadd_rn(div, 0.0f);
+            }
+            conflict |= non_zero && !agrees;
+        }
+        if (conflict) {
+            atomicAdd(&conflicts[amalgam_lane()], 1ULL);
+        }
+        if (magnitude_bits(div) == 0) {
+            div = 1.0f;
+        }
+    } else {
+        mix = sum;
+        div = plain_div;
+    }
+    out[i] = finish(base[i], mix, div, normalize, lambda);
+}
+
+// linear: sum_i w_i * x_i in config order, divided by div when normalizing (LinearKernel).
+extern "C" __global__ void amalgam_merge_linear(const u64* models, const float* weights, int m, int n,
+                                                int normalize, float div, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float sum = 0.0f;
+    for (int k = 0; k < m; k++) {
+        sum = __fadd_rn(sum, __fmul_rn(weights[k], ((const float*) models[k])[i]));
+    }
+    out[i] = normalize ? __fdiv_rn(sum, div) : sum;
+}

@@ -1,0 +1,68 @@
+package dev.amalgam.kernels;
+
+import org.apache.arrow.memory.ArrowBuf;
+
+/**
+ * One task's kernel working set on one backend: the float32 values of a chunk's inputs and
+ * output live here (in off-heap memory for the CPU, in device memory for a GPU), and every
+ * statistic and merge a method needs runs here. The Spark side only reads stored bytes into
+ * {@link #input} and writes the bytes {@link #encodeOut} returns.
+ *
+ * <p>Slots: models {@code 0..models-1} in config order, then the base (slot {@code models}).
+ * Statistics operations work on a model's delta against the base and leave the model's values
+ * for the merge. A chunk's work starts with {@link #beginChunk}; up to {@link #inFlightLimit}
+ * chunks may be between {@code beginChunk} and {@link PendingChunk#await} at once (a GPU
+ * overlaps the copies of one chunk with the kernels of the other).
+ */
+public interface ChunkKernels extends AutoCloseable {
+
+    /** Which backend runs the kernels, for logs and run reports ("cpu", "cuda:0"). */
+    String backend();
+
+    /** How many chunks may be in flight; 1 means every chunk finishes before the next begins. */
+    int inFlightLimit();
+
+    /** Starts a chunk: the following calls fill and use a free set of buffers. */
+    void beginChunk();
+
+    /**
+     * Host memory to read one input's stored bytes into (at least {@code count * 4} bytes);
+     * its contents are consumed by {@link #decode} for the same slot.
+     */
+    ArrowBuf input(int slot);
+
+    /** Decodes {@code count} stored elements of {@code dtype} from {@link #input}{@code (slot)}. */
+    void decode(int slot, Dtype dtype, int count);
+
+    /** Adds the high-16-bit histogram of model {@code model}'s |delta| into {@code histogram}. */
+    void histogramHigh(int model, int count, long[] histogram);
+
+    /** Adds the low-16-bit histogram of the |delta| entries inside {@code highBucket}. */
+    void histogramLow(int model, int count, int highBucket, long[] histogram);
+
+    /** How many |delta| entries have exactly the bit pattern {@code valueBits}. */
+    long countEqual(int model, int count, int valueBits);
+
+    /** Adds the exact L1 sums of model {@code model}'s delta before and after {@code rule}. */
+    void magnitudeSums(int model, int count, long chunkStart, KeepRule rule, ExactSum all, ExactSum kept);
+
+    /** The task-vector family's merge of the decoded chunk (see {@link TaskVectorKernel}). */
+    void mergeTaskVector(int count, long chunkStart, TaskVectorKernel.ModelTerm[] terms,
+                         TaskVectorKernel.Consensus consensus, boolean normalize, float lambda, ChunkMetrics metrics);
+
+    /** {@code linear}: the weighted sum of the models (see {@link LinearKernel}). */
+    void mergeLinear(int count, float[] weights, boolean normalize, ChunkMetrics metrics);
+
+    /** Encodes the merged chunk as {@code dtype}; the bytes and the metrics are ready at {@link PendingChunk#await}. */
+    PendingChunk encodeOut(Dtype dtype, int count);
+
+    /** Frees every buffer; fails loudly if something was leaked. */
+    @Override
+    void close();
+
+    /** A chunk whose merge has been started. */
+    interface PendingChunk {
+        /** Waits for the chunk; returns its encoded bytes, valid until this buffer set's next chunk. */
+        ArrowBuf await();
+    }
+}

@@ -1,0 +1,21 @@
+package dev.amalgam.kernels;
+
+import org.apache.arrow.memory.BufferAllocator;
+
+/** The Java kernels, on the executor's cores; always available. */
+public final class CpuBackend implements KernelBackend {
+    public static final CpuBackend INSTANCE = new CpuBackend();
+
+    private CpuBackend() {
+    }
+
+    @Override
+    public String description() {
+        return "cpu (Java kernels" + (Simd.ENABLED ? ", Vector API" : ", scalar") + ")";
+    }
+
+    @Override
+    public ChunkKernels open(BufferAllocator host, String name, int maxCount, int models, boolean hasBase) {
+        return new CpuChunkKernels(host, name, maxCount, models, hasBase);
+    }
+}

@@ -1,0 +1,135 @@
+package dev.amalgam.kernels;
+
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.OutOfMemoryException;
+
+/**
+ * The CPU working set: float32 chunk buffers in Arrow off-heap memory, reused for every chunk
+ * of a task. One chunk at a time, so one stored-bytes buffer serves every input slot.
+ */
+final class CpuChunkKernels implements ChunkKernels {
+    private final BufferAllocator allocator;
+    private final int models;
+    private final ArrowBuf raw;
+    private final ArrowBuf[] values;
+    private final ArrowBuf out;
+    private final ArrowBuf encoded;
+    private final ArrowBuf delta;
+    private final KernelScratch scratch = new KernelScratch();
+
+    CpuChunkKernels(BufferAllocator parent, String name, int maxCount, int models, boolean hasBase) {
+        this.allocator = parent.newChildAllocator(name, 0, parent.getLimit());
+        this.models = models;
+        long floats = (long) maxCount * 4;
+        this.values = new ArrowBuf[models + 1];
+        try {
+            for (int i = 0; i < models; i++) {
+                values[i] = allocator.buffer(floats);
+            }
+            if (hasBase) {
+                values[models] = allocator.buffer(floats);
+            }
+            raw = allocator.buffer(floats);
+            out = allocator.buffer(floats);
+            encoded = allocator.buffer(floats);
+            delta = hasBase ? allocator.buffer(floats) : null;
+        } catch (OutOfMemoryException e) {
+            closeQuietly();
+            allocator.close();
+            throw e;
+        }
+    }
+
+    @Override
+    public String backend() {
+        return "cpu";
+    }
+
+    @Override
+    public int inFlightLimit() {
+        return 1;
+    }
+
+    @Override
+    public void beginChunk() {
+    }
+
+    @Override
+    public ArrowBuf input(int slot) {
+        return raw;
+    }
+
+    @Override
+    public void decode(int slot, Dtype dtype, int count) {
+        ElementCodec.decode(raw, dtype, values[slot], count);
+    }
+
+    private ArrowBuf deltaOf(int model, int count) {
+        Deltas.compute(values[model], values[models], delta, count);
+        return delta;
+    }
+
+    @Override
+    public void histogramHigh(int model, int count, long[] histogram) {
+        MagnitudeHistogram.addHigh(deltaOf(model, count), count, histogram);
+    }
+
+    @Override
+    public void histogramLow(int model, int count, int highBucket, long[] histogram) {
+        MagnitudeHistogram.addLow(deltaOf(model, count), count, highBucket, histogram);
+    }
+
+    @Override
+    public long countEqual(int model, int count, int valueBits) {
+        return MagnitudeHistogram.countEqual(deltaOf(model, count), count, valueBits);
+    }
+
+    @Override
+    public void magnitudeSums(int model, int count, long chunkStart, KeepRule rule, ExactSum all, ExactSum kept) {
+        ArrowBuf d = deltaOf(model, count);
+        all.addMagnitudes(d, count);
+        rule.apply(d, count, chunkStart, scratch);
+        kept.addMagnitudes(d, count);
+    }
+
+    @Override
+    public void mergeTaskVector(int count, long chunkStart, TaskVectorKernel.ModelTerm[] terms,
+                                TaskVectorKernel.Consensus consensus, boolean normalize, float lambda,
+                                ChunkMetrics metrics) {
+        ArrowBuf[] deltas = java.util.Arrays.copyOf(values, models);
+        TaskVectorKernel.merge(values[models], deltas, count, chunkStart, terms, consensus, normalize, lambda,
+                out, metrics, scratch);
+    }
+
+    @Override
+    public void mergeLinear(int count, float[] weights, boolean normalize, ChunkMetrics metrics) {
+        LinearKernel.merge(java.util.Arrays.copyOf(values, models), weights, count, normalize, out);
+        metrics.elements += count;
+    }
+
+    @Override
+    public PendingChunk encodeOut(Dtype dtype, int count) {
+        ElementCodec.encode(out, dtype, encoded, count);
+        return () -> encoded;
+    }
+
+    @Override
+    public void close() {
+        closeQuietly();
+        allocator.close();
+    }
+
+    private void closeQuietly() {
+        for (ArrowBuf b : values) {
+            if (b != null) {
+                b.close();
+            }
+        }
+        for (ArrowBuf b : new ArrowBuf[]{raw, out, encoded, delta}) {
+            if (b != null) {
+                b.close();
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+package dev.amalgam.kernels;
+
+import org.apache.arrow.memory.BufferAllocator;
+
+/** Where merge kernels run: opens one {@link ChunkKernels} working set per task. */
+public interface KernelBackend {
+
+    /** The backend's name and device, for the executor's log line ("cpu", "cuda:0 NVIDIA H100 ..."). */
+    String description();
+
+    /**
+     * Opens a working set for chunks of up to {@code maxCount} elements.
+     *
+     * @param host   the allocator that accounts the task's host memory (the executor's limit)
+     * @param name   the task, for allocator names and errors
+     * @param models how many models a chunk has (config order)
+     * @param hasBase whether a base model is a further input
+     */
+    ChunkKernels open(BufferAllocator host, String name, int maxCount, int models, boolean hasBase);
+}

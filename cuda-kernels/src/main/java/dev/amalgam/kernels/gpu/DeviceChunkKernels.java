@@ -1,0 +1,517 @@
+package dev.amalgam.kernels.gpu;
+
+import dev.amalgam.kernels.ChunkKernels;
+import dev.amalgam.kernels.ChunkMetrics;
+import dev.amalgam.kernels.CounterRandom;
+import dev.amalgam.kernels.Dtype;
+import dev.amalgam.kernels.ExactSum;
+import dev.amalgam.kernels.KeepRule;
+import dev.amalgam.kernels.MagnitudeHistogram;
+import dev.amalgam.kernels.TaskVectorKernel;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A task's working set on a GPU: the host side of the CUDA kernels. Two buffer sets, each with
+ * its own stream, page-locked host buffers and device buffers, so that while the kernels of one
+ * chunk run, the next chunk is read from storage and copied up on the other stream.
+ *
+ * <p>Statistics calls wait for their stream (their results steer the driver); merges do not:
+ * {@link #encodeOut} queues the encode and the copies back, and the chunk's {@link PendingChunk}
+ * waits when the task needs the bytes.
+ */
+public final class DeviceChunkKernels implements ChunkKernels {
+    private static final int SETS = 2;
+
+    private final Device device;
+    private final BufferAllocator allocator;
+    private final GpuMemoryBudget budget;
+    private final long reserved;
+    private final int models;
+    private final int slots;
+    private final int maxCount;
+    private final List<Long> deviceBuffers = new ArrayList<>();
+    private final BufferSet[] sets = new BufferSet[SETS];
+    private int current = -1;
+    private boolean closed;
+
+    /** Device bytes one working set takes (both buffer sets), for the memory budget. */
+    public static long deviceBytes(int maxCount, int models, boolean hasBase) {
+        int slots = models + (hasBase ? 1 : 0);
+        long floats = (long) maxCount * 4;
+        long tiles = (ceilDiv(maxCount, Kernel.RANK_TILE) * 2L + (long) models * ceilDiv(maxCount, Kernel.SUM_TILE)) * 8;
+        long counters = ((long) (models + 1) * Kernel.LANES + (long) Kernel.LANES * 256 + 1) * 8
+                + (long) MagnitudeHistogram.BINS * 8 + (long) models * 16;
+        return SETS * (slots * floats * 2 + 3 * floats + tiles + counters);
+    }
+
+    DeviceChunkKernels(Device device, GpuMemoryBudget budget, BufferAllocator parent, String name, int maxCount,
+                       int models, boolean hasBase) {
+        this.device = device;
+        this.budget = budget;
+        this.models = models;
+        this.slots = models + (hasBase ? 1 : 0);
+        this.maxCount = maxCount;
+        this.reserved = deviceBytes(maxCount, models, hasBase);
+        budget.reserve(reserved, name);
+        this.allocator = parent.newChildAllocator(name, 0, parent.getLimit());
+        try {
+            device.bindToThread();
+            for (int s = 0; s < SETS; s++) {
+                sets[s] = new BufferSet();
+            }
+        } catch (RuntimeException | Error e) {
+            release();
+            throw e;
+        }
+    }
+
+    @Override
+    public String backend() {
+        return device.description();
+    }
+
+    @Override
+    public int inFlightLimit() {
+        return SETS;
+    }
+
+    @Override
+    public void beginChunk() {
+        device.bindToThread();
+        current = (current + 1) % SETS;
+        if (set().pending) {
+            throw new IllegalStateException("buffer set " + current + " is still in flight: await its chunk first");
+        }
+    }
+
+    private BufferSet set() {
+        if (current < 0) {
+            throw new IllegalStateException("beginChunk() was not called");
+        }
+        return sets[current];
+    }
+
+    @Override
+    public ArrowBuf input(int slot) {
+        return set().rawHost[slot];
+    }
+
+    @Override
+    public void decode(int slot, Dtype dtype, int count) {
+        BufferSet s = set();
+        if (count == 0) {
+            return;
+        }
+        long bytes = (long) count * dtype.byteSize();
+        if (dtype == Dtype.F32) {
+            device.upload(s.values[slot], s.rawHost[slot], bytes, s.stream);
+            return;
+        }
+        device.upload(s.raw[slot], s.rawHost[slot], bytes, s.stream);
+        device.launch(Kernel.DECODE, count, s.stream,
+                new KernelArgs().pointer(s.raw[slot]).i32(dtypeCode(dtype)).pointer(s.values[slot]).i32(count));
+    }
+
+    private static int dtypeCode(Dtype dtype) {
+        return switch (dtype) {
+            case F32 -> 0;
+            case F16 -> 1;
+            case BF16 -> 2;
+        };
+    }
+
+    /** Model {@code model}'s delta against the base, into the set's delta buffer. */
+    private long deltaOf(BufferSet s, int model, int count) {
+        device.launch(Kernel.DELTA, count, s.stream,
+                new KernelArgs().pointer(s.values[model]).pointer(s.values[models]).pointer(s.delta).i32(count));
+        return s.delta;
+    }
+
+    @Override
+    public void histogramHigh(int model, int count, long[] histogram) {
+        histogram(model, count, -1, histogram);
+    }
+
+    @Override
+    public void histogramLow(int model, int count, int highBucket, long[] histogram) {
+        histogram(model, count, highBucket, histogram);
+    }
+
+    private void histogram(int model, int count, int highBucket, long[] histogram) {
+        if (count == 0) {
+            return;
+        }
+        BufferSet s = set();
+        long d = deltaOf(s, model, count);
+        long bytes = (long) MagnitudeHistogram.BINS * 8;
+        device.zero(s.histogram, bytes, s.stream);
+        if (highBucket < 0) {
+            device.launch(Kernel.HISTOGRAM_HIGH, count, s.stream, new KernelArgs().pointer(d).i32(count).pointer(s.histogram));
+        } else {
+            device.launch(Kernel.HISTOGRAM_LOW, count, s.stream,
+                    new KernelArgs().pointer(d).i32(count).u32(highBucket).pointer(s.histogram));
+        }
+        device.download(s.histogramHost, s.histogram, bytes, s.stream);
+        s.stream.synchronize();
+        for (int b = 0; b < MagnitudeHistogram.BINS; b++) {
+            histogram[b] += s.histogramHost.getLong((long) b * 8);
+        }
+    }
+
+    @Override
+    public long countEqual(int model, int count, int valueBits) {
+        if (count == 0) {
+            return 0;
+        }
+        BufferSet s = set();
+        long d = deltaOf(s, model, count);
+        int tiles = ceilDiv(count, Kernel.RANK_TILE);
+        device.zero(s.lowPrefix, (long) tiles * 8, s.stream);
+        device.launch(Kernel.COUNT_EQUAL_TILES, count, s.stream,
+                new KernelArgs().pointer(d).i32(count).u32(valueBits).pointer(s.lowPrefix));
+        device.download(s.histogramHost, s.lowPrefix, (long) tiles * 8, s.stream);
+        s.stream.synchronize();
+        long equal = 0;
+        for (int t = 0; t < tiles; t++) {
+            equal += s.histogramHost.getLong((long) t * 8);
+        }
+        return equal;
+    }
+
+    @Override
+    public void magnitudeSums(int model, int count, long chunkStart, KeepRule rule, ExactSum all, ExactSum kept) {
+        if (count == 0) {
+            return;
+        }
+        BufferSet s = set();
+        long d = deltaOf(s, model, count);
+        exactSum(s, d, count, all);
+        long survivors = applyRule(s, rule, d, s.spare, count, chunkStart, s.kept);
+        exactSum(s, survivors, count, kept);
+    }
+
+    private void exactSum(BufferSet s, long values, int count, ExactSum into) {
+        long binBytes = (long) Kernel.LANES * 256 * 8;
+        device.zero(s.bins, binBytes + 8, s.stream);
+        device.launch(Kernel.EXACT_SUM, count, s.stream,
+                new KernelArgs().pointer(values).i32(count).pointer(s.bins).pointer(s.bins + binBytes));
+        device.download(s.histogramHost, s.bins, binBytes + 8, s.stream);
+        s.stream.synchronize();
+        long[] bins = new long[256];
+        for (int lane = 0; lane < Kernel.LANES; lane++) {
+            for (int e = 0; e < 256; e++) {
+                bins[e] += s.histogramHost.getLong(((long) lane * 256 + e) * 8);
+            }
+        }
+        into.addBins(bins, s.histogramHost.getInt(binBytes) != 0, s.histogramHost.getInt(binBytes + 4) != 0);
+    }
+
+    /**
+     * Queues {@code rule} from {@code src} into {@code dst} (never in place: the top-k, band and
+     * DELLA kernels read their neighbours); returns the buffer holding the survivors, which is
+     * {@code src} for {@link KeepRule.All}. Kept entries are counted into {@code keptLanes}.
+     */
+    private long applyRule(BufferSet s, KeepRule rule, long src, long dst, int count, long chunkStart, long keptLanes) {
+        if (rule instanceof KeepRule.All) {
+            return src;
+        }
+        if (rule instanceof KeepRule.TopK topK) {
+            prefix(s, src, count, topK.thresholdBits(), topK.equalsBefore(), s.lowPrefix);
+            device.launch(Kernel.KEEP_TOP_K, count, s.stream, new KernelArgs().pointer(src).pointer(dst).i32(count)
+                    .u32(topK.thresholdBits()).i64(topK.equalsToKeep()).pointer(s.lowPrefix).pointer(keptLanes));
+        } else if (rule instanceof KeepRule.Band band) {
+            if (band.hasLow()) {
+                prefix(s, src, count, band.lowBits(), band.lowEqualsBefore(), s.lowPrefix);
+            }
+            if (band.hasHigh()) {
+                prefix(s, src, count, band.highBits(), band.highEqualsBefore(), s.highPrefix);
+            }
+            device.launch(Kernel.KEEP_BAND, count, s.stream, new KernelArgs().pointer(src).pointer(dst).i32(count)
+                    .bool(band.hasLow()).u32(band.lowBits()).i64(band.lowEqualsDropped()).pointer(s.lowPrefix)
+                    .bool(band.hasHigh()).u32(band.highBits()).i64(band.highEqualsKept()).pointer(s.highPrefix)
+                    .pointer(keptLanes));
+        } else if (rule instanceof KeepRule.Random random) {
+            device.launch(Kernel.KEEP_RANDOM, count, s.stream, new KernelArgs().pointer(src).pointer(dst).i32(count)
+                    .u64(random.streamKey()).i64(chunkStart).u64(CounterRandom.keepLimit(random.density()))
+                    .pointer(keptLanes));
+        } else if (rule instanceof KeepRule.DellaRows della) {
+            if (count % della.cols() != 0 || chunkStart % della.cols() != 0) {
+                throw new IllegalArgumentException("DELLA chunk [" + chunkStart + ", +" + count
+                        + ") does not fall on rows of " + della.cols() + " elements");
+            }
+            device.launch(Kernel.KEEP_DELLA, count, s.stream, new KernelArgs().pointer(src).pointer(dst).i32(count)
+                    .i32(della.cols()).f32(della.low()).f32(della.twoEpsilon()).u64(della.streamKey()).i64(chunkStart)
+                    .pointer(keptLanes));
+        } else {
+            throw new IllegalArgumentException("no GPU kernel for keep rule " + rule);
+        }
+        return dst;
+    }
+
+    /** Per-tile exclusive prefixes of the entries equal to {@code valueBits}, starting at {@code before}. */
+    private void prefix(BufferSet s, long values, int count, int valueBits, long before, long tilesBuffer) {
+        int tiles = ceilDiv(count, Kernel.RANK_TILE);
+        device.zero(tilesBuffer, (long) tiles * 8, s.stream);
+        device.launch(Kernel.COUNT_EQUAL_TILES, count, s.stream,
+                new KernelArgs().pointer(values).i32(count).u32(valueBits).pointer(tilesBuffer));
+        device.launch(Kernel.EXCLUSIVE_PREFIX, 1, s.stream, new KernelArgs().pointer(tilesBuffer).i32(tiles).u64(before));
+    }
+
+    @Override
+    public void mergeTaskVector(int count, long chunkStart, TaskVectorKernel.ModelTerm[] terms,
+                                TaskVectorKernel.Consensus consensus, boolean normalize, float lambda,
+                                ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.expect(metrics, count, terms);
+        if (count == 0) {
+            return;
+        }
+        int sumTiles = ceilDiv(count, Kernel.SUM_TILE);
+        device.zero(s.kept, (long) (models + 1) * Kernel.LANES * 8, s.stream);
+        float plainDiv = 0.0f;
+        for (int i = 0; i < models; i++) {
+            long values = s.values[i];
+            device.launch(Kernel.DELTA, count, s.stream,
+                    new KernelArgs().pointer(values).pointer(s.values[models]).pointer(values).i32(count));
+            device.launch(Kernel.SQUARE_TILES, sumTiles, s.stream,
+                    new KernelArgs().pointer(values).i32(count).pointer(s.squares + (long) i * sumTiles * 8));
+            long survivors = applyRule(s, terms[i].keep(), values, s.spare, count, chunkStart,
+                    s.kept + (long) i * Kernel.LANES * 8);
+            if (survivors != values) {
+                // The survivors now live in the spare buffer: swap, so the next model has a free one.
+                s.values[i] = survivors;
+                s.spare = values;
+            }
+            s.paramsHost.setLong((long) i * 8, s.values[i]);
+            s.paramsHost.setFloat((long) models * 8 + i * 4L, terms[i].weight());
+            s.paramsHost.setFloat((long) models * 12 + i * 4L, terms[i].rescale());
+            plainDiv += terms[i].weight();
+        }
+        if (Math.abs(plainDiv) < 1e-8f) {
+            plainDiv = 1.0f;
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 16, s.stream);
+        device.launch(Kernel.MERGE_TASK_VECTOR, count, s.stream, new KernelArgs()
+                .pointer(s.values[models]).pointer(s.params).pointer(s.params + (long) models * 8)
+                .pointer(s.params + (long) models * 12).i32(models).i32(count)
+                .bool(consensus == TaskVectorKernel.Consensus.SUM).bool(normalize).f32(lambda).f32(plainDiv)
+                .pointer(s.out).pointer(s.kept + (long) models * Kernel.LANES * 8));
+        s.squareTiles = sumTiles;
+    }
+
+    @Override
+    public void mergeLinear(int count, float[] weights, boolean normalize, ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.expect(metrics, count, null);
+        if (count == 0) {
+            return;
+        }
+        float div = 0.0f;
+        for (int i = 0; i < models; i++) {
+            s.paramsHost.setLong((long) i * 8, s.values[i]);
+            s.paramsHost.setFloat((long) models * 8 + i * 4L, weights[i]);
+            div += weights[i];
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 12, s.stream);
+        device.launch(Kernel.MERGE_LINEAR, count, s.stream, new KernelArgs().pointer(s.params)
+                .pointer(s.params + (long) models * 8).i32(models).i32(count).bool(normalize).f32(div).pointer(s.out));
+    }
+
+    @Override
+    public PendingChunk encodeOut(Dtype dtype, int count) {
+        BufferSet s = set();
+        if (s.metrics == null) {
+            throw new IllegalStateException("encodeOut() before a merge in this chunk");
+        }
+        long bytes = (long) count * dtype.byteSize();
+        if (count > 0) {
+            // The spare buffer holds no model's values once the merge is queued.
+            device.launch(Kernel.ENCODE, count, s.stream,
+                    new KernelArgs().pointer(s.out).i32(dtypeCode(dtype)).pointer(s.spare).i32(count));
+            device.download(s.encodedHost, s.spare, bytes, s.stream);
+            if (s.terms != null) {
+                device.download(s.countersHost, s.kept, (long) (models + 1) * Kernel.LANES * 8, s.stream);
+                device.download(s.squaresHost, s.squares, (long) models * s.squareTiles * 8, s.stream);
+            }
+        }
+        s.pending = true;
+        return s::finish;
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        release();
+    }
+
+    private void release() {
+        RuntimeException failure = null;
+        for (BufferSet s : sets) {
+            if (s != null && s.stream != null) {
+                try {
+                    s.stream.synchronize();
+                } catch (RuntimeException e) {
+                    failure = failure == null ? e : failure;
+                }
+            }
+        }
+        for (Long address : deviceBuffers) {
+            try {
+                device.free(address);
+            } catch (RuntimeException e) {
+                failure = failure == null ? e : failure;
+            }
+        }
+        deviceBuffers.clear();
+        for (BufferSet s : sets) {
+            if (s != null) {
+                s.closeHost();
+            }
+        }
+        budget.release(reserved);
+        allocator.close();
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    private long deviceBuffer(long bytes) {
+        long address = device.allocate(Math.max(bytes, 8));
+        deviceBuffers.add(address);
+        return address;
+    }
+
+    private static int ceilDiv(int a, int b) {
+        return (a + b - 1) / b;
+    }
+
+    /** One chunk's buffers, stream and in-flight state. */
+    private final class BufferSet {
+        final Device.Stream stream;
+        final ArrowBuf[] rawHost = new ArrowBuf[slots];
+        final long[] raw = new long[slots];
+        final long[] values = new long[slots];
+        final List<ArrowBuf> host = new ArrayList<>();
+        ArrowBuf encodedHost;
+        ArrowBuf histogramHost;
+        ArrowBuf countersHost;
+        ArrowBuf squaresHost;
+        ArrowBuf paramsHost;
+        long spare;
+        long delta;
+        long out;
+        long lowPrefix;
+        long highPrefix;
+        long squares;
+        long kept;
+        long bins;
+        long histogram;
+        long params;
+        int squareTiles;
+        boolean pending;
+        ChunkMetrics metrics;
+        TaskVectorKernel.ModelTerm[] terms;
+        int count;
+
+        BufferSet() {
+            stream = device.newStream();
+            try {
+                allocate();
+            } catch (RuntimeException | Error e) {
+                closeHost();
+                throw e;
+            }
+        }
+
+        private void allocate() {
+            long floats = (long) maxCount * 4;
+            for (int slot = 0; slot < slots; slot++) {
+                rawHost[slot] = hostBuffer(floats);
+                raw[slot] = deviceBuffer(floats);
+                values[slot] = deviceBuffer(floats);
+            }
+            spare = deviceBuffer(floats);
+            delta = deviceBuffer(floats);
+            out = deviceBuffer(floats);
+            int rankTiles = ceilDiv(maxCount, Kernel.RANK_TILE);
+            int sumTiles = ceilDiv(maxCount, Kernel.SUM_TILE);
+            lowPrefix = deviceBuffer((long) rankTiles * 8);
+            highPrefix = deviceBuffer((long) rankTiles * 8);
+            squares = deviceBuffer((long) models * sumTiles * 8);
+            kept = deviceBuffer((long) (models + 1) * Kernel.LANES * 8);
+            bins = deviceBuffer((long) Kernel.LANES * 256 * 8 + 8);
+            histogram = deviceBuffer((long) MagnitudeHistogram.BINS * 8);
+            params = deviceBuffer((long) models * 16);
+            encodedHost = hostBuffer(floats);
+            histogramHost = hostBuffer(Math.max((long) MagnitudeHistogram.BINS * 8,
+                    Math.max((long) rankTiles * 8, (long) Kernel.LANES * 256 * 8 + 8)));
+            countersHost = hostBuffer((long) (models + 1) * Kernel.LANES * 8);
+            squaresHost = hostBuffer(Math.max(8, (long) models * sumTiles * 8));
+            paramsHost = hostBuffer(Math.max(8, (long) models * 16));
+        }
+
+        private ArrowBuf hostBuffer(long bytes) {
+            ArrowBuf b = device.allocateHost(allocator, Math.max(bytes, 8));
+            host.add(b);
+            return b;
+        }
+
+        void expect(ChunkMetrics chunkMetrics, int chunkCount, TaskVectorKernel.ModelTerm[] chunkTerms) {
+            metrics = chunkMetrics;
+            count = chunkCount;
+            terms = chunkTerms;
+        }
+
+        ArrowBuf finish() {
+            if (!pending) {
+                throw new IllegalStateException("this chunk was already awaited");
+            }
+            stream.synchronize();
+            pending = false;
+            if (count > 0 && terms != null) {
+                for (int i = 0; i < models; i++) {
+                    if (terms[i].keep() instanceof KeepRule.All) {
+                        metrics.kept[i] += count;
+                    } else {
+                        metrics.kept[i] += lanes(i);
+                    }
+                    double squaresSum = 0;
+                    for (int t = 0; t < squareTiles; t++) {
+                        squaresSum += squaresHost.getDouble(((long) i * squareTiles + t) * 8);
+                    }
+                    metrics.deltaSquares[i] += squaresSum;
+                }
+                metrics.signConflicts += lanes(models);
+            }
+            metrics.elements += count;
+            metrics = null;
+            terms = null;
+            return encodedHost;
+        }
+
+        private long lanes(int counter) {
+            long total = 0;
+            for (int lane = 0; lane < Kernel.LANES; lane++) {
+                total += countersHost.getLong(((long) counter * Kernel.LANES + lane) * 8);
+            }
+            return total;
+        }
+
+        void closeHost() {
+            if (stream != null) {
+                stream.close();
+            }
+            for (ArrowBuf b : host) {
+                b.close();
+            }
+            host.clear();
+        }
+    }
+}

@@ -1,0 +1,56 @@
+package dev.amalgam.kernels.gpu;
+
+/**
+ * The kernels of {@code src/main/cuda/amalgam_kernels.cu}, with their parameter types in
+ * declaration order (see {@link KernelArgs} for the characters).
+ */
+public enum Kernel {
+    DECODE("amalgam_decode", "pipi"),
+    ENCODE("amalgam_encode", "pipi"),
+    DELTA("amalgam_delta", "pppi"),
+    SQUARE_TILES("amalgam_square_tiles", "pip"),
+    HISTOGRAM_HIGH("amalgam_histogram_high", "pip"),
+    HISTOGRAM_LOW("amalgam_histogram_low", "piup"),
+    COUNT_EQUAL_TILES("amalgam_count_equal_tiles", "piup"),
+    EXCLUSIVE_PREFIX("amalgam_exclusive_prefix", "piL"),
+    EXACT_SUM("amalgam_exact_sum", "pipp"),
+    KEEP_TOP_K("amalgam_keep_top_k", "ppiulpp"),
+    KEEP_BAND("amalgam_keep_band", "ppiiulpiulpp"),
+    KEEP_RANDOM("amalgam_keep_random", "ppiLlLp"),
+    KEEP_DELLA("amalgam_keep_della", "ppiiffLlp"),
+    MERGE_TASK_VECTOR("amalgam_merge_task_vector", "ppppiiiiffpp"),
+    MERGE_LINEAR("amalgam_merge_linear", "ppiiifp");
+
+    /** Elements per tile of the equal-rank prefixes (AMALGAM_RANK_TILE). */
+    public static final int RANK_TILE = 256;
+    /** Elements per tile of the report's sums of squares (AMALGAM_SUM_TILE). */
+    public static final int SUM_TILE = 1024;
+    /** Lanes of the integer counters (AMALGAM_LANES). */
+    public static final int LANES = 64;
+    /** Threads per block of every launch. */
+    public static final int BLOCK = 256;
+
+    private final String symbol;
+    private final String signature;
+
+    Kernel(String symbol, String signature) {
+        this.symbol = symbol;
+        this.signature = signature;
+    }
+
+    /** The kernel's name in the PTX module. */
+    public String symbol() {
+        return symbol;
+    }
+
+    public String signature() {
+        return signature;
+    }
+
+    /** Fails unless {@code args} match this kernel's parameter list. */
+    public void check(KernelArgs args) {
+        if (!signature.equals(args.signature())) {
+            throw new IllegalArgumentException(symbol + " takes (" + signature + "), launched with (" + args.signature() + ")");
+        }
+    }
+}

@@ -1,0 +1,145 @@
+// The JNI side of dev.amalgam.kernels.gpu.EmulatedDevice: "device memory" is host memory, and a
+// launch runs the kernel body of amalgam_kernels.cu once per (block, thread), in order. The
+// kernel's C parameter types are read off its declaration and checked against the signature
+// the Java host code launched it with, so a drifting parameter list fails the tests.
+#include <jni.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "amalgam_kernels.cu"
+
+thread_local amalgam_dim3 threadIdx;
+thread_local amalgam_dim3 blockIdx;
+thread_local amalgam_dim3 blockDim;
+thread_local amalgam_dim3 gridDim;
+
+namespace {
+
+template <typename T> struct Param;
+template <> struct Param<int> {
+    static constexpr char code = 'i';
+    static int from(jlong v) { return (int) v; }
+};
+template <> struct Param<unsigned int> {
+    static constexpr char code = 'u';
+    static unsigned int from(jlong v) { return (unsigned int) v; }
+};
+template <> struct Param<float> {
+    static constexpr char code = 'f';
+    static float from(jlong v) { return __uint_as_float((unsigned int) v); }
+};
+template <> struct Param<long long> {
+    static constexpr char code = 'l';
+    static long long from(jlong v) { return (long long) v; }
+};
+template <> struct Param<unsigned long long> {
+    static constexpr char code = 'L';
+    static unsigned long long from(jlong v) { return (unsigned long long) v; }
+};
+template <typename T> struct Param<T*> {
+    static constexpr char code = 'p';
+    static T* from(jlong v) { return (T*) (intptr_t) v; }
+};
+
+template <typename... A> std::string signature_of(void (*)(A...)) {
+    return std::string{Param<A>::code...};
+}
+
+template <typename... A, size_t... I>
+void call(void (*kernel)(A...), const jlong* args, std::index_sequence<I...>) {
+    kernel(Param<A>::from(args[I])...);
+}
+
+template <typename... A> void run(void (*kernel)(A...), unsigned blocks, unsigned block, const jlong* args) {
+    gridDim = {blocks, 1, 1};
+    blockDim = {block, 1, 1};
+    for (unsigned b = 0; b < blocks; b++) {
+        for (unsigned t = 0; t < block; t++) {
+            blockIdx = {b, 0, 0};
+            threadIdx = {t, 0, 0};
+            call(kernel, args, std::index_sequence_for<A...>{});
+        }
+    }
+}
+
+struct Entry {
+    const char* name;
+    std::string (*signature)();
+    void (*launch)(unsigned, unsigned, const jlong*);
+};
+
+#define KERNEL(k) \
+    Entry { #k, []() { return signature_of(&k); }, [](unsigned g, unsigned b, const jlong* a) { run(&k, g, b, a); } }
+
+const Entry KERNELS[] = {
+    KERNEL(amalgam_decode), KERNEL(amalgam_encode), KERNEL(amalgam_delta), KERNEL(amalgam_square_tiles),
+    KERNEL(amalgam_histogram_high), KERNEL(amalgam_histogram_low), KERNEL(amalgam_count_equal_tiles),
+    KERNEL(amalgam_exclusive_prefix), KERNEL(amalgam_exact_sum), KERNEL(amalgam_keep_top_k), KERNEL(amalgam_keep_band),
+    KERNEL(amalgam_keep_random), KERNEL(amalgam_keep_della), KERNEL(amalgam_merge_task_vector),
+    KERNEL(amalgam_merge_linear),
+};
+
+void throw_java(JNIEnv* env, const std::string& message) {
+    jclass c = env->FindClass("java/lang/IllegalArgumentException");
+    env->ThrowNew(c, message.c_str());
+}
+
+}  // namespace
+
+extern "C" {
+
+JNIEXPORT jlong JNICALL Java_dev_amalgam_kernels_gpu_EmulatedDevice_allocate0(JNIEnv*, jclass, jlong bytes) {
+    void* p = std::malloc((size_t) bytes);
+    if (p != nullptr) {
+        // Device memory starts with garbage, not zeros: a kernel or host step that forgets to
+        // clear a counter must fail here too.
+        std::memset(p, 0xa5, (size_t) bytes);
+    }
+    return (jlong) (intptr_t) p;
+}
+
+JNIEXPORT void JNICALL Java_dev_amalgam_kernels_gpu_EmulatedDevice_free0(JNIEnv*, jclass, jlong address) {
+    std::free((void*) (intptr_t) address);
+}
+
+JNIEXPORT void JNICALL Java_dev_amalgam_kernels_gpu_EmulatedDevice_copy0(JNIEnv*, jclass, jlong dst, jlong src,
+                                                                         jlong bytes) {
+    std::memmove((void*) (intptr_t) dst, (const void*) (intptr_t) src, (size_t) bytes);
+}
+
+JNIEXPORT void JNICALL Java_dev_amalgam_kernels_gpu_EmulatedDevice_zero0(JNIEnv*, jclass, jlong dst, jlong bytes) {
+    std::memset((void*) (intptr_t) dst, 0, (size_t) bytes);
+}
+
+JNIEXPORT void JNICALL Java_dev_amalgam_kernels_gpu_EmulatedDevice_launch0(JNIEnv* env, jclass, jstring symbol,
+                                                                           jstring signature, jint blocks,
+                                                                           jint block, jlongArray args) {
+    const char* name = env->GetStringUTFChars(symbol, nullptr);
+    const char* sig = env->GetStringUTFChars(signature, nullptr);
+    std::string kernel(name);
+    std::string launched(sig);
+    env->ReleaseStringUTFChars(symbol, name);
+    env->ReleaseStringUTFChars(signature, sig);
+    for (const Entry& e : KERNELS) {
+        if (kernel != e.name) {
+            continue;
+        }
+        std::string declared = e.signature();
+        if (declared != launched) {
+            throw_java(env, kernel + " is declared (" + declared + ") in amalgam_kernels.cu but launched as (" +
+                                launched + ")");
+            return;
+        }
+        jlong* values = env->GetLongArrayElements(args, nullptr);
+        e.launch((unsigned) blocks, (unsigned) block, values);
+        env->ReleaseLongArrayElements(args, values, JNI_ABORT);
+        return;
+    }
+    throw_java(env, "no kernel " + kernel + " in amalgam_kernels.cu");
+}
+
+}

@@ -1,0 +1,295 @@
+package dev.amalgam.kernels.gpu;
+
+import dev.amalgam.kernels.ChunkKernels;
+import dev.amalgam.kernels.ChunkMetrics;
+import dev.amalgam.kernels.CounterRandom;
+import dev.amalgam.kernels.CpuBackend;
+import dev.amalgam.kernels.Dtype;
+import dev.amalgam.kernels.ExactSum;
+import dev.amalgam.kernels.KeepRule;
+import dev.amalgam.kernels.KernelBackend;
+import dev.amalgam.kernels.MagnitudeHistogram;
+import dev.amalgam.kernels.TaskVectorKernel;
+import dev.amalgam.kernels.TaskVectorKernel.Consensus;
+import dev.amalgam.kernels.TaskVectorKernel.ModelTerm;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.Function;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The CUDA kernels through the GPU backend's host code produce the same bits as the Java
+ * kernels: every statistic, every sparsifier, both consensus rules, linear, every stored dtype,
+ * on inputs full of equal magnitudes, exact zeros and sign conflicts, with chunk sizes that are
+ * not multiples of the block size. Run on the emulated device always
+ * ({@link EmulatedKernelsDifferentialTest}) and on a real GPU where there is one
+ * ({@link CudaKernelsDifferentialTest}).
+ */
+abstract class DeviceKernelsDifferentialTest {
+    private static final int[] COUNTS = {1, 255, 257, 1000, 4099};
+
+    private BufferAllocator allocator;
+    private Device device;
+    private KernelBackend gpu;
+
+    /** The device under test; called before each test. */
+    abstract Device device();
+
+    /** How many kernels the device has launched so far, or -1 where it cannot tell. */
+    abstract long launches(Device device);
+
+    @BeforeEach
+    void open() {
+        allocator = new RootAllocator();
+        device = null;
+        device = device();
+        gpu = new GpuBackend(device, new GpuMemoryBudget(1L << 30, "test budget"));
+    }
+
+    @AfterEach
+    void noLeaks() {
+        if (device != null) {
+            assertEquals(0, device.allocatedBytes(), "device memory leaked");
+        }
+        allocator.close();
+    }
+
+    /** A chunk's stored inputs: models 0..m-1, then the base. */
+    private record Chunk(Dtype dtype, int count, long start, byte[][] stored) {
+        int models() {
+            return stored.length - 1;
+        }
+    }
+
+    static Stream<Arguments> dtypesAndCounts() {
+        List<Arguments> cases = new ArrayList<>();
+        for (Dtype dtype : Dtype.values()) {
+            for (int count : COUNTS) {
+                cases.add(Arguments.of(dtype, count));
+            }
+        }
+        return cases.stream();
+    }
+
+    /**
+     * Base values and deltas from small grids, so that many |delta| are equal, many are exactly
+     * zero, and models often disagree in sign.
+     */
+    private static Chunk chunk(Dtype dtype, int count, int models, long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        float[] steps = {-2f, -1f, -0.5f, -0.25f, 0f, 0f, 0.25f, 0.5f, 1f, 2f};
+        byte[][] stored = new byte[models + 1][];
+        float[] base = new float[count];
+        for (int j = 0; j < count; j++) {
+            base[j] = (random.nextInt(17) - 8) * 0.125f;
+        }
+        stored[models] = encode(dtype, base);
+        for (int i = 0; i < models; i++) {
+            float[] x = new float[count];
+            for (int j = 0; j < count; j++) {
+                float d = steps[random.nextInt(steps.length)] * (random.nextInt(8) == 0 ? 3.1f : 0.0625f);
+                x[j] = random.nextInt(50) == 0 ? (float) random.nextGaussian() : base[j] + d;
+            }
+            stored[i] = encode(dtype, x);
+        }
+        return new Chunk(dtype, count, 35, stored);
+    }
+
+    private static byte[] encode(Dtype dtype, float[] values) {
+        byte[] out = new byte[values.length * dtype.byteSize()];
+        for (int j = 0; j < values.length; j++) {
+            int bits = switch (dtype) {
+                case F32 -> Float.floatToRawIntBits(values[j]);
+                case BF16 -> dev.amalgam.kernels.ElementCodec.floatToBfloat16(values[j]);
+                case F16 -> dev.amalgam.kernels.ElementCodec.floatToHalf(values[j]);
+            };
+            for (int b = 0; b < dtype.byteSize(); b++) {
+                out[j * dtype.byteSize() + b] = (byte) (bits >>> (8 * b));
+            }
+        }
+        return out;
+    }
+
+    /** Opens a working set on {@code backend}, loads the chunk, runs {@code work}, closes. */
+    private <T> T on(KernelBackend backend, Chunk c, Function<ChunkKernels, T> work) {
+        try (ChunkKernels k = backend.open(allocator, "test", c.count(), c.models(), true)) {
+            load(k, c);
+            return work.apply(k);
+        }
+    }
+
+    private static void load(ChunkKernels k, Chunk c) {
+        k.beginChunk();
+        for (int slot = 0; slot < c.stored().length; slot++) {
+            ArrowBuf in = k.input(slot);
+            in.setBytes(0, c.stored()[slot]);
+            k.decode(slot, c.dtype(), c.count());
+        }
+    }
+
+    private <T> void same(Chunk c, Function<ChunkKernels, T> work, java.util.function.BiConsumer<T, T> compare) {
+        T cpu = on(CpuBackend.INSTANCE, c, work);
+        long before = launches(device);
+        T onDevice = on(gpu, c, work);
+        assertTrue(launches(device) != before || before < 0, "the device path launched no kernel");
+        compare.accept(cpu, onDevice);
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void histogramsAndEqualCountsMatch(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 2, 11);
+        same(c, k -> {
+            long[] high = new long[MagnitudeHistogram.BINS];
+            k.histogramHigh(1, c.count(), high);
+            int bucket = MagnitudeHistogram.select(high, c.count() / 2).bucket();
+            long[] low = new long[MagnitudeHistogram.BINS];
+            k.histogramLow(1, c.count(), bucket, low);
+            int valueBits = (bucket << 16) | MagnitudeHistogram.select(low, 0).bucket();
+            long[] out = Arrays.copyOf(high, high.length + low.length + 1);
+            System.arraycopy(low, 0, out, high.length, low.length);
+            out[out.length - 1] = k.countEqual(1, c.count(), valueBits);
+            return out;
+        }, (a, b) -> assertArrayEquals(a, b));
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void exactSumsBeforeAndAfterEveryRuleMatch(Dtype dtype, int count) {
+        int cols = count % 5 == 0 ? 5 : 1;
+        Chunk c = chunk(dtype, count, 2, 12);
+        for (KeepRule rule : rules(c, cols)) {
+            same(c, k -> {
+                ExactSum all = new ExactSum();
+                ExactSum kept = new ExactSum();
+                k.magnitudeSums(0, c.count(), c.start(), rule, all, kept);
+                return new int[]{Float.floatToRawIntBits(all.toFloat()), Float.floatToRawIntBits(kept.toFloat())};
+            }, (a, b) -> assertArrayEquals(a, b, rule.toString()));
+        }
+    }
+
+    /** Every sparsifier's rule, with equal-rank cut-offs that split runs of equal magnitudes. */
+    private static List<KeepRule> rules(Chunk c, int cols) {
+        int quarter = Float.floatToRawIntBits(0.0625f);
+        int half = Float.floatToRawIntBits(0.125f);
+        long key = CounterRandom.streamKey(7, "model.layers.0.mlp.weight", 0);
+        List<KeepRule> rules = new ArrayList<>(List.of(
+                new KeepRule.All(),
+                new KeepRule.TopK(quarter, c.count() / 7, 3),
+                new KeepRule.TopK(0, c.count() / 3, 0),
+                new KeepRule.Band(true, quarter, 5, 2, true, half, c.count() / 9, 1),
+                new KeepRule.Band(false, 0, 0, 0, true, half, 4, 0),
+                new KeepRule.Band(true, 0, c.count() / 4, 0, false, 0, 0, 0),
+                new KeepRule.Random(0.3f, key),
+                new KeepRule.Random(0.9f, key)));
+        rules.add(new KeepRule.DellaRows(0.35f, 0.3f, cols, key));
+        return rules;
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void taskVectorMergesMatchForEverySparsifierAndConsensus(Dtype dtype, int count) {
+        int cols = count % 5 == 0 ? 5 : 1;
+        for (int models : new int[]{2, 3}) {
+            Chunk c = chunk(dtype, count, models, 13 + models);
+            List<KeepRule> rules = rules(c, cols);
+            for (Consensus consensus : Consensus.values()) {
+                for (int r = 0; r < rules.size(); r++) {
+                    ModelTerm[] terms = new ModelTerm[models];
+                    for (int i = 0; i < models; i++) {
+                        // Mixed rules across models, weights with a negative one, a rescale.
+                        KeepRule rule = rules.get((r + i) % rules.size());
+                        terms[i] = new ModelTerm(i == 1 ? -0.35f : 0.7f + i, rule, i == 0 ? 1.0f : 1.37f);
+                    }
+                    for (boolean normalize : new boolean[]{false, true}) {
+                        float lambda = normalize ? 1.0f : 0.83f;
+                        Dtype out = Dtype.values()[(r + (normalize ? 1 : 0)) % 3];
+                        String what = dtype + " -> " + out + ", " + models + " models, " + consensus + ", "
+                                + Arrays.toString(terms) + ", normalize " + normalize;
+                        same(c, k -> merged(k, c, out, m -> k.mergeTaskVector(c.count(), c.start(), terms, consensus,
+                                normalize, lambda, m)), (a, b) -> assertMerged(a, b, what));
+                    }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void linearMergesMatch(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 3, 17);
+        for (boolean normalize : new boolean[]{false, true}) {
+            for (Dtype out : Dtype.values()) {
+                float[] weights = {0.5f, -0.2f, 0.9f};
+                same(c, k -> merged(k, c, out, m -> k.mergeLinear(c.count(), weights, normalize, m)),
+                        (a, b) -> assertMerged(a, b, "linear " + dtype + " -> " + out + " normalize " + normalize));
+            }
+        }
+    }
+
+    /** The encoded bytes, kept counts, conflicts and element count of one merged chunk. */
+    private record Merged(byte[] bytes, long[] kept, long conflicts, long elements) {
+    }
+
+    private static Merged merged(ChunkKernels k, Chunk c, Dtype out, java.util.function.Consumer<ChunkMetrics> merge) {
+        ChunkMetrics metrics = new ChunkMetrics(c.models());
+        merge.accept(metrics);
+        ArrowBuf encoded = k.encodeOut(out, c.count()).await();
+        byte[] bytes = new byte[c.count() * out.byteSize()];
+        encoded.getBytes(0, bytes);
+        return new Merged(bytes, metrics.kept, metrics.signConflicts, metrics.elements);
+    }
+
+    private static void assertMerged(Merged cpu, Merged gpu, String what) {
+        assertArrayEquals(cpu.bytes(), gpu.bytes(), what);
+        assertArrayEquals(cpu.kept(), gpu.kept(), "kept counts, " + what);
+        assertEquals(cpu.conflicts(), gpu.conflicts(), "sign conflicts, " + what);
+        assertEquals(cpu.elements(), gpu.elements(), "elements, " + what);
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void twoChunksInFlightGiveTheBytesOfOneAtATime(Dtype dtype, int count) {
+        Chunk first = chunk(dtype, count, 2, 21);
+        Chunk second = chunk(dtype, count, 2, 22);
+        ModelTerm[] terms = {new ModelTerm(1.0f, new KeepRule.TopK(Float.floatToRawIntBits(0.0625f), count / 5, 0), 1.0f),
+                new ModelTerm(0.5f, new KeepRule.Random(0.5f, 99), 2.0f)};
+        Function<ChunkKernels, Merged> one = k -> merged(k, first, Dtype.BF16,
+                m -> k.mergeTaskVector(count, 0, terms, Consensus.SUM, true, 1.0f, m));
+        Merged cpuFirst = on(CpuBackend.INSTANCE, first, one);
+        Merged cpuSecond = on(CpuBackend.INSTANCE, second, k -> merged(k, second, Dtype.BF16,
+                m -> k.mergeTaskVector(count, 0, terms, Consensus.SUM, true, 1.0f, m)));
+        try (ChunkKernels k = gpu.open(allocator, "pipelined", count, 2, true)) {
+            assertEquals(2, k.inFlightLimit());
+            ChunkMetrics m1 = new ChunkMetrics(2);
+            load(k, first);
+            k.mergeTaskVector(count, 0, terms, Consensus.SUM, true, 1.0f, m1);
+            ChunkKernels.PendingChunk p1 = k.encodeOut(Dtype.BF16, count);
+            ChunkMetrics m2 = new ChunkMetrics(2);
+            load(k, second);
+            k.mergeTaskVector(count, 0, terms, Consensus.SUM, true, 1.0f, m2);
+            ChunkKernels.PendingChunk p2 = k.encodeOut(Dtype.BF16, count);
+            byte[] b1 = new byte[count * 2];
+            p1.await().getBytes(0, b1);
+            byte[] b2 = new byte[count * 2];
+            p2.await().getBytes(0, b2);
+            assertMerged(cpuFirst, new Merged(b1, m1.kept, m1.signConflicts, m1.elements), "first chunk");
+            assertMerged(cpuSecond, new Merged(b2, m2.kept, m2.signConflicts, m2.elements), "second chunk");
+        }
+    }
+}
