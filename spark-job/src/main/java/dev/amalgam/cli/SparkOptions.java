@@ -14,7 +14,17 @@ final class SparkOptions {
                     + "(default: spark.amalgam.executor.memoryLimit, else 4g)")
     String memoryLimit;
 
+    @Option(names = "--gpu", paramLabel = "auto|on|off",
+            description = "where executors run the kernels: auto (a usable GPU, else the CPU; each executor logs which"
+                    + " and why), on (fail without a usable GPU), off (CPU) (default: spark.amalgam.gpu, else auto)")
+    String gpu;
+
+    @Option(names = "--gpu-memory-limit",
+            description = "GPU memory the tasks of one executor may hold on its GPU, e.g. 20g "
+                    + "(default: spark.amalgam.gpu.memoryLimit, else 80% of the GPU)")
+    String gpuMemoryLimit;
+
     JavaSparkContext start() {
-        return new JavaSparkContext(SparkSetup.conf(master, memoryLimit));
+        return new JavaSparkContext(SparkSetup.conf(master, memoryLimit, gpu, gpuMemoryLimit));
     }
 }

@@ -55,6 +55,9 @@ final class RunReport {
         root.put("chunks_merged", chunks.stream().filter(c -> !c.reused()).count());
         root.put("chunks_reused", chunks.stream().filter(ChunkReport::reused).count());
         root.put("chunks_merged_in_retried_tasks", chunks.stream().filter(c -> !c.reused() && c.attempt() > 0).count());
+        ObjectNode kernels = root.putObject("kernels");
+        chunks.stream().collect(java.util.stream.Collectors.groupingBy(ChunkReport::kernels, java.util.TreeMap::new,
+                java.util.stream.Collectors.counting())).forEach(kernels::put);
         root.put("random_seed", plan.settings().seed());
         ObjectNode t = root.putObject("timings_seconds");
         timings.forEach(t::put);

@@ -13,12 +13,15 @@ import java.io.UncheckedIOException;
  * @param attempt the Spark attempt number of the task that reported it (0 unless a task was retried)
  * @param reused  true when the chunk was not merged again but found written and verified, by an
  *                earlier attempt or a killed run; the observations are the ones stored then
+ * @param kernels the backend that merged it ("cpu", "cuda:0 ..."); sums of squares differ in
+ *                their last bits between backends (they are added in another order), the merged
+ *                bytes do not
  */
 public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSquares, long signConflicts,
-                          long elements, int attempt, boolean reused) {
+                          long elements, int attempt, boolean reused, String kernels) {
 
     public ChunkReport reusedBy(int attemptNumber) {
-        return new ChunkReport(chunk, tensor, kept, deltaSquares, signConflicts, elements, attemptNumber, true);
+        return new ChunkReport(chunk, tensor, kept, deltaSquares, signConflicts, elements, attemptNumber, true, kernels);
     }
 
     /** The observations, for the chunk manifest. */
@@ -34,6 +37,7 @@ public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSqua
             }
             out.writeLong(signConflicts);
             out.writeLong(elements);
+            out.writeUTF(kernels);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -51,7 +55,9 @@ public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSqua
                 kept[i] = in.readLong();
                 squares[i] = in.readDouble();
             }
-            return new ChunkReport(chunk, tensor, kept, squares, in.readLong(), in.readLong(), 0, false);
+            long conflicts = in.readLong();
+            long elements = in.readLong();
+            return new ChunkReport(chunk, tensor, kept, squares, conflicts, elements, 0, false, in.readUTF());
         } catch (IOException e) {
             throw new UncheckedIOException("unreadable chunk report", e);
         }

@@ -1,9 +1,8 @@
 package dev.amalgam.merge;
 
+import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.ChunkMetrics;
 import dev.amalgam.kernels.KeepRule;
-import dev.amalgam.kernels.KernelScratch;
-import dev.amalgam.kernels.LinearKernel;
 import dev.amalgam.plan.MethodSettings;
 import dev.amalgam.plan.TensorPlan;
 
@@ -49,13 +48,12 @@ public final class LinearMethod implements MergeMethod {
     }
 
     @Override
-    public void merge(ChunkBuffers buffers, TensorPlan tensor, long chunkStart, int count, KeepRule[] rules,
-                      float[] scales, MethodSettings settings, ChunkMetrics metrics, KernelScratch scratch) {
+    public void merge(ChunkKernels kernels, TensorPlan tensor, long chunkStart, int count, KeepRule[] rules,
+                      float[] scales, MethodSettings settings, ChunkMetrics metrics) {
         float[] weights = new float[tensor.parameters().length];
         for (int i = 0; i < weights.length; i++) {
             weights[i] = tensor.parameters()[i].weight();
         }
-        LinearKernel.merge(buffers.models(), weights, count, settings.normalize(), buffers.out());
-        metrics.elements += count;
+        kernels.mergeLinear(count, weights, settings.normalize(), metrics);
     }
 }

@@ -1,8 +1,8 @@
 package dev.amalgam.merge;
 
+import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.ChunkMetrics;
 import dev.amalgam.kernels.KeepRule;
-import dev.amalgam.kernels.KernelScratch;
 import dev.amalgam.plan.MethodSettings;
 import dev.amalgam.plan.TensorPlan;
 
@@ -53,9 +53,12 @@ public interface MergeMethod {
         return new KeepRule.All();
     }
 
-    /** Merges one decoded chunk into {@code buffers.out()}. */
-    void merge(ChunkBuffers buffers, TensorPlan tensor, long chunkStart, int count, KeepRule[] rules, float[] scales,
-               MethodSettings settings, ChunkMetrics metrics, KernelScratch scratch);
+    /**
+     * Merges the chunk decoded into {@code kernels} into its output, on whichever backend the
+     * working set lives; {@code metrics} are complete once the chunk's output is awaited.
+     */
+    void merge(ChunkKernels kernels, TensorPlan tensor, long chunkStart, int count, KeepRule[] rules, float[] scales,
+               MethodSettings settings, ChunkMetrics metrics);
 
     /** Names of all parameters the method accepts, for error messages. */
     default Set<String> parameterNames() {

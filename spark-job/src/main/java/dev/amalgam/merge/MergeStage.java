@@ -4,9 +4,9 @@ import dev.amalgam.commit.Checksums;
 import dev.amalgam.commit.ChunkManifest;
 import dev.amalgam.commit.ChunkSink;
 import dev.amalgam.commit.OutputTarget;
+import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.ChunkMetrics;
 import dev.amalgam.kernels.KeepRule;
-import dev.amalgam.kernels.KernelScratch;
 import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.TensorPlan;
@@ -19,6 +19,7 @@ import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.util.LongAccumulator;
 
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
@@ -29,7 +30,8 @@ import java.util.stream.IntStream;
 /**
  * The merge stage: every chunk is read, decoded, merged by the method's kernel, encoded and
  * written to its place, on executors, and then recorded in the staging directory's manifest
- * with its checksum. Returns one small report per chunk.
+ * with its checksum. Returns one small report per chunk. The kernels run on the backend
+ * {@link ExecutorKernels} chose for the executor (CPU, or a GPU with two chunks in flight).
  */
 public final class MergeStage {
     private MergeStage() {
@@ -71,11 +73,15 @@ public final class MergeStage {
             int attempt = task == null ? 0 : task.attemptNumber();
             ChunkManifest manifest = ChunkManifest.open(target.stagingDir(), hadoop);
             boolean hasBase = p.tensors()[0].base() != null;
-            KernelScratch scratch = new KernelScratch();
             LocalStatistics local = new LocalStatistics();
             List<ChunkReport> reports = new ArrayList<>();
-            try (ChunkLoader loader = new ChunkLoader(ExecutorMemory.root(), hadoop, name, largest, p.modelCount(), hasBase);
+            try (ChunkLoader loader = new ChunkLoader(ExecutorKernels.forTask(), ExecutorMemory.root(), hadoop, name,
+                    largest, p.modelCount(), hasBase);
                  ChunkSink sink = ChunkSink.open(target, hadoop, name)) {
+                ChunkKernels kernels = loader.kernels();
+                // Chunks whose kernels are queued but whose bytes are not written yet: on a GPU the
+                // next chunk is read and copied up while the previous one computes.
+                ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
                 while (it.hasNext()) {
                     ChunkPlan chunk = p.chunks()[it.next()];
                     TensorPlan tensor = p.tensors()[chunk.tensor()];
@@ -90,33 +96,56 @@ public final class MergeStage {
                         }
                     }
                     long readBefore = loader.bytesRead();
-                    long writtenBefore = sink.bytesWritten();
                     ChunkMetrics metrics = new ChunkMetrics(p.modelCount());
                     try {
-                        ChunkBuffers buffers = loader.load(tensor, chunk, null);
+                        loader.load(tensor, chunk, null);
                         StatisticsResult tensorStats = LocalStatistics.isLocal(tensor, chunk)
                                 && LocalStatistics.needed(method, p, tensor)
-                                ? local.compute(method, p, tensor, chunk, loader, scratch) : stats;
+                                ? local.compute(method, p, tensor, chunk, kernels) : stats;
                         KeepRule[] rules = tensorStats.rules(method, p, tensor, chunk);
-                        method.merge(buffers, tensor, chunk.start(), chunk.count(), rules,
-                                tensorStats.scales(tensor, p.modelCount()), p.settings(), metrics, scratch);
-                        ArrowBuf encoded = loader.encodeOut(tensor, chunk.count());
-                        sink.write(tensor, chunk, encoded, outBytes);
-                        ChunkReport report = new ChunkReport(chunk.index(), tensor.index(), metrics.kept,
-                                metrics.deltaSquares, metrics.signConflicts, metrics.elements, attempt, false);
-                        manifest.record(new ChunkManifest.Entry(chunk.index(), outBytes,
-                                Checksums.crc32c(encoded, outBytes), report.toBytes()), name);
-                        reports.add(report);
+                        method.merge(kernels, tensor, chunk.start(), chunk.count(), rules,
+                                tensorStats.scales(tensor, p.modelCount()), p.settings(), metrics);
+                        inFlight.add(new InFlight(chunk, tensor, outBytes, metrics,
+                                kernels.encodeOut(tensor.outDtype(), chunk.count())));
                     } catch (RuntimeException e) {
                         throw new ChunkFailedException(tensor.name(), chunk.start(), chunk.count(), e);
                     }
-                    progress.chunks().add(1);
                     progress.bytesRead().add(loader.bytesRead() - readBefore);
-                    progress.bytesWritten().add(sink.bytesWritten() - writtenBefore);
+                    if (inFlight.size() >= kernels.inFlightLimit()) {
+                        reports.add(finish(inFlight.poll(), sink, manifest, name, attempt, kernels.backend(), progress));
+                    }
+                }
+                while (!inFlight.isEmpty()) {
+                    reports.add(finish(inFlight.poll(), sink, manifest, name, attempt, kernels.backend(), progress));
                 }
             }
             return reports.iterator();
         }).collect();
+    }
+
+    /** A chunk whose merge is queued on the task's kernels. */
+    private record InFlight(ChunkPlan chunk, TensorPlan tensor, long outBytes, ChunkMetrics metrics,
+                            ChunkKernels.PendingChunk pending) {
+    }
+
+    /** Waits for the chunk's bytes, writes them, and records the chunk in the manifest. */
+    private static ChunkReport finish(InFlight f, ChunkSink sink, ChunkManifest manifest, String task, int attempt,
+                                      String kernels, Progress progress) {
+        try {
+            long writtenBefore = sink.bytesWritten();
+            ArrowBuf encoded = f.pending().await();
+            sink.write(f.tensor(), f.chunk(), encoded, f.outBytes());
+            ChunkMetrics m = f.metrics();
+            ChunkReport report = new ChunkReport(f.chunk().index(), f.tensor().index(), m.kept, m.deltaSquares,
+                    m.signConflicts, m.elements, attempt, false, kernels);
+            manifest.record(new ChunkManifest.Entry(f.chunk().index(), f.outBytes(),
+                    Checksums.crc32c(encoded, f.outBytes()), report.toBytes()), task);
+            progress.chunks().add(1);
+            progress.bytesWritten().add(sink.bytesWritten() - writtenBefore);
+            return report;
+        } catch (RuntimeException e) {
+            throw new ChunkFailedException(f.tensor().name(), f.chunk().start(), f.chunk().count(), e);
+        }
     }
 
     private static Optional<ChunkReport> verified(ChunkManifest manifest, ChunkSink sink, TensorPlan tensor,

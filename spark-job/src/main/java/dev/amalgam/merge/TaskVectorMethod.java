@@ -1,8 +1,8 @@
 package dev.amalgam.merge;
 
+import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.ChunkMetrics;
 import dev.amalgam.kernels.KeepRule;
-import dev.amalgam.kernels.KernelScratch;
 import dev.amalgam.kernels.TaskVectorKernel;
 import dev.amalgam.plan.MethodSettings;
 import dev.amalgam.plan.ModelParameters;
@@ -119,14 +119,13 @@ public final class TaskVectorMethod implements MergeMethod {
     }
 
     @Override
-    public void merge(ChunkBuffers buffers, TensorPlan tensor, long chunkStart, int count, KeepRule[] rules,
-                      float[] scales, MethodSettings settings, ChunkMetrics metrics, KernelScratch scratch) {
+    public void merge(ChunkKernels kernels, TensorPlan tensor, long chunkStart, int count, KeepRule[] rules,
+                      float[] scales, MethodSettings settings, ChunkMetrics metrics) {
         int m = rules.length;
         TaskVectorKernel.ModelTerm[] terms = new TaskVectorKernel.ModelTerm[m];
         for (int i = 0; i < m; i++) {
             terms[i] = new TaskVectorKernel.ModelTerm(tensor.parameters()[i].weight(), rules[i], scales[i]);
         }
-        TaskVectorKernel.merge(buffers.base(), buffers.models(), count, chunkStart, terms, consensus,
-                settings.normalize(), settings.lambda(), buffers.out(), metrics, scratch);
+        kernels.mergeTaskVector(count, chunkStart, terms, consensus, settings.normalize(), settings.lambda(), metrics);
     }
 }

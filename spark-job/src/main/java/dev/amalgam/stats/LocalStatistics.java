@@ -1,17 +1,15 @@
 package dev.amalgam.stats;
 
+import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.ExactSum;
 import dev.amalgam.kernels.KeepRule;
-import dev.amalgam.kernels.KernelScratch;
 import dev.amalgam.kernels.MagnitudeHistogram;
-import dev.amalgam.merge.ChunkLoader;
 import dev.amalgam.merge.MergeMethod;
 import dev.amalgam.merge.OrderStatistic;
 import dev.amalgam.merge.Sparsifier;
 import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.TensorPlan;
-import org.apache.arrow.memory.ArrowBuf;
 
 /**
  * Statistics of a tensor that fits in one chunk, computed inside its merge task: the same
@@ -38,9 +36,9 @@ public final class LocalStatistics {
         return false;
     }
 
-    /** The statistics of a single-chunk tensor whose inputs {@code loader} holds decoded. */
+    /** The statistics of a single-chunk tensor whose inputs {@code kernels} holds decoded. */
     public StatisticsResult compute(MergeMethod method, MergePlan plan, TensorPlan tensor, ChunkPlan chunk,
-                                    ChunkLoader loader, KernelScratch scratch) {
+                                    ChunkKernels kernels) {
         StatisticsResult result = StatisticsResult.empty();
         int count = chunk.count();
         for (int i = 0; i < plan.modelCount(); i++) {
@@ -48,9 +46,8 @@ public final class LocalStatistics {
             if (positions[0] == Sparsifier.UNUSED && positions[1] == Sparsifier.UNUSED) {
                 continue;
             }
-            ArrowBuf delta = loader.deltaCopy(i, count);
             java.util.Arrays.fill(histogram, 0);
-            MagnitudeHistogram.addHigh(delta, count, histogram);
+            kernels.histogramHigh(i, count, histogram);
             MagnitudeHistogram.Selection[] high = new MagnitudeHistogram.Selection[2];
             for (int slot = 0; slot < 2; slot++) {
                 if (positions[slot] != Sparsifier.UNUSED) {
@@ -62,7 +59,7 @@ public final class LocalStatistics {
                     continue;
                 }
                 java.util.Arrays.fill(histogram, 0);
-                MagnitudeHistogram.addLow(delta, count, high[slot].bucket(), histogram);
+                kernels.histogramLow(i, count, high[slot].bucket(), histogram);
                 MagnitudeHistogram.Selection low = MagnitudeHistogram.select(histogram, positions[slot] - high[slot].below());
                 result.orders().put(StatisticKeys.of(tensor.index(), i, slot), new OrderStatistic(
                         (high[slot].bucket() << 16) | low.bucket(), high[slot].below() + low.below(), low.inBucket()));
@@ -72,13 +69,10 @@ public final class LocalStatistics {
             if (!method.needsRescale(tensor, i, plan.settings())) {
                 continue;
             }
-            ArrowBuf delta = loader.deltaCopy(i, count);
             ExactSum all = new ExactSum();
             ExactSum kept = new ExactSum();
-            all.addMagnitudes(delta, count);
             KeepRule rule = result.rule(method, plan, tensor, chunk, i);
-            rule.apply(delta, count, chunk.start(), scratch);
-            kept.addMagnitudes(delta, count);
+            kernels.magnitudeSums(i, count, chunk.start(), rule, all, kept);
             result.scales().put(StatisticKeys.of(tensor.index(), i, 0), RescaleFactor.of(all, kept));
         }
         return result;

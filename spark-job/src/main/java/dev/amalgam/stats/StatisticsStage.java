@@ -1,13 +1,13 @@
 package dev.amalgam.stats;
 
+import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.ExactSum;
 import dev.amalgam.kernels.KeepRule;
-import dev.amalgam.kernels.KernelScratch;
 import dev.amalgam.kernels.MagnitudeHistogram;
-import dev.amalgam.merge.ChunkBuffers;
 import dev.amalgam.merge.ChunkFailedException;
 import dev.amalgam.merge.ChunkLoader;
 import dev.amalgam.merge.ExecutorHadoop;
+import dev.amalgam.merge.ExecutorKernels;
 import dev.amalgam.merge.ExecutorMemory;
 import dev.amalgam.merge.MergeMethod;
 import dev.amalgam.merge.MergeMethods;
@@ -107,10 +107,10 @@ public final class StatisticsStage {
                     MergePlan plan = planB.value();
                     MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
                     Map<Long, long[]> histograms = new HashMap<>();
-                    forEachDelta(plan, method, it, maxChunk, read, (tensor, model, buffers, count, positions) -> {
+                    forEachDelta(plan, method, it, maxChunk, read, (tensor, model, kernels, count, positions) -> {
                         long[] h = histograms.computeIfAbsent(StatisticKeys.of(tensor.index(), model, 0),
                                 k -> new long[MagnitudeHistogram.BINS]);
-                        MagnitudeHistogram.addHigh(buffers.models()[model], count, h);
+                        kernels.histogramHigh(model, count, h);
                     });
                     return tuples(histograms);
                 })
@@ -151,14 +151,14 @@ public final class StatisticsStage {
                     MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
                     HashMap<Long, long[]> bucketOf = bucketsB.value();
                     Map<Long, long[]> histograms = new HashMap<>();
-                    forEachDelta(plan, method, it, maxChunk, read, (tensor, model, buffers, count, positions) -> {
+                    forEachDelta(plan, method, it, maxChunk, read, (tensor, model, kernels, count, positions) -> {
                         for (int slot = 0; slot < 2; slot++) {
                             if (positions[slot] == Sparsifier.UNUSED) {
                                 continue;
                             }
                             long key = StatisticKeys.of(tensor.index(), model, slot);
                             long[] h = histograms.computeIfAbsent(key, k -> new long[MagnitudeHistogram.BINS]);
-                            MagnitudeHistogram.addLow(buffers.models()[model], count, (int) bucketOf.get(key)[0], h);
+                            kernels.histogramLow(model, count, (int) bucketOf.get(key)[0], h);
                         }
                     });
                     return tuples(histograms);
@@ -221,11 +221,11 @@ public final class StatisticsStage {
                     MergeMethod mm = MergeMethods.byName(p.settings().method()).orElseThrow();
                     HashMap<Long, Integer> valueOf = splitB.value();
                     List<long[]> out = new ArrayList<>();
-                    forEachDeltaWithChunk(p, mm, it, maxChunk, read, (tensor, chunk, model, buffers, count, positions) -> {
+                    forEachDeltaWithChunk(p, mm, it, maxChunk, read, (tensor, chunk, model, kernels, count, positions) -> {
                         for (int slot = 0; slot < 2; slot++) {
                             Integer bits = valueOf.get(StatisticKeys.of(tensor.index(), model, slot));
                             if (bits != null) {
-                                long equal = MagnitudeHistogram.countEqual(buffers.models()[model], count, bits);
+                                long equal = kernels.countEqual(model, count, bits);
                                 out.add(new long[]{StatisticKeys.of(chunk.index(), model, slot), equal});
                             }
                         }
@@ -267,7 +267,6 @@ public final class StatisticsStage {
                     MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
                     StatisticsResult stats = statsB.value();
                     Map<Long, ExactSum[]> sums = new HashMap<>();
-                    KernelScratch scratch = new KernelScratch();
                     try (ChunkLoader loader = loader(plan, maxChunk)) {
                         while (it.hasNext()) {
                             ChunkPlan chunk = plan.chunks()[it.next()];
@@ -276,23 +275,19 @@ public final class StatisticsStage {
                             for (int i = 0; i < needed.length; i++) {
                                 needed[i] = method.needsRescale(tensor, i, plan.settings());
                             }
-                            ChunkBuffers buffers;
                             try {
-                                buffers = loader.load(tensor, chunk, needed);
+                                loader.load(tensor, chunk, needed);
+                                for (int i = 0; i < needed.length; i++) {
+                                    if (!needed[i]) {
+                                        continue;
+                                    }
+                                    ExactSum[] pair = sums.computeIfAbsent(StatisticKeys.of(tensor.index(), i, 0),
+                                            k -> new ExactSum[]{new ExactSum(), new ExactSum()});
+                                    KeepRule rule = stats.rule(method, plan, tensor, chunk, i);
+                                    loader.kernels().magnitudeSums(i, chunk.count(), chunk.start(), rule, pair[0], pair[1]);
+                                }
                             } catch (RuntimeException e) {
                                 throw new ChunkFailedException(tensor.name(), chunk.start(), chunk.count(), e);
-                            }
-                            for (int i = 0; i < needed.length; i++) {
-                                if (!needed[i]) {
-                                    continue;
-                                }
-                                loader.toDelta(i, chunk.count());
-                                ExactSum[] pair = sums.computeIfAbsent(StatisticKeys.of(tensor.index(), i, 0),
-                                        k -> new ExactSum[]{new ExactSum(), new ExactSum()});
-                                pair[0].addMagnitudes(buffers.models()[i], chunk.count());
-                                KeepRule rule = stats.rule(method, plan, tensor, chunk, i);
-                                rule.apply(buffers.models()[i], chunk.count(), chunk.start(), scratch);
-                                pair[1].addMagnitudes(buffers.models()[i], chunk.count());
                             }
                         }
                         read.add(loader.bytesRead());
@@ -317,17 +312,17 @@ public final class StatisticsStage {
 
     /** Work on the delta of one model in one chunk, for the models with order positions. */
     private interface DeltaVisitor {
-        void visit(TensorPlan tensor, int model, ChunkBuffers buffers, int count, long[] positions);
+        void visit(TensorPlan tensor, int model, ChunkKernels kernels, int count, long[] positions);
     }
 
     private interface ChunkDeltaVisitor {
-        void visit(TensorPlan tensor, ChunkPlan chunk, int model, ChunkBuffers buffers, int count, long[] positions);
+        void visit(TensorPlan tensor, ChunkPlan chunk, int model, ChunkKernels kernels, int count, long[] positions);
     }
 
     private static void forEachDelta(MergePlan plan, MergeMethod method, Iterator<Integer> chunks, int maxChunk,
                                      LongAccumulator read, DeltaVisitor visitor) {
         forEachDeltaWithChunk(plan, method, chunks, maxChunk, read,
-                (tensor, chunk, model, buffers, count, positions) -> visitor.visit(tensor, model, buffers, count, positions));
+                (tensor, chunk, model, kernels, count, positions) -> visitor.visit(tensor, model, kernels, count, positions));
     }
 
     private static void forEachDeltaWithChunk(MergePlan plan, MergeMethod method, Iterator<Integer> chunks, int maxChunk,
@@ -343,11 +338,10 @@ public final class StatisticsStage {
                     needed[i] = positions[i][0] != Sparsifier.UNUSED || positions[i][1] != Sparsifier.UNUSED;
                 }
                 try {
-                    ChunkBuffers buffers = loader.load(tensor, chunk, needed);
+                    loader.load(tensor, chunk, needed);
                     for (int i = 0; i < needed.length; i++) {
                         if (needed[i]) {
-                            loader.toDelta(i, chunk.count());
-                            visitor.visit(tensor, chunk, i, buffers, chunk.count(), positions[i]);
+                            visitor.visit(tensor, chunk, i, loader.kernels(), chunk.count(), positions[i]);
                         }
                     }
                 } catch (RuntimeException e) {
@@ -362,8 +356,8 @@ public final class StatisticsStage {
         TaskContext task = TaskContext.get();
         String name = "statistics-task-" + (task == null ? 0 : task.taskAttemptId());
         boolean hasBase = plan.tensors().length > 0 && plan.tensors()[0].base() != null;
-        return new ChunkLoader(ExecutorMemory.root(), ExecutorHadoop.configuration(), name, maxChunk,
-                plan.modelCount(), hasBase);
+        return new ChunkLoader(ExecutorKernels.forTask(), ExecutorMemory.root(), ExecutorHadoop.configuration(), name,
+                maxChunk, plan.modelCount(), hasBase);
     }
 
     private static Iterator<Tuple2<Long, long[]>> tuples(Map<Long, long[]> histograms) {

@@ -76,8 +76,9 @@ public final class CudaDriver {
                 continue;
             }
             for (String line : t.getMessage().split("\n")) {
-                if (line.contains("libcuda") || line.contains("cannot open shared object")) {
-                    return line.trim();
+                int at = line.indexOf("libcuda");
+                if (at >= 0) {
+                    return line.substring(at).trim();
                 }
             }
         }

@@ -1,0 +1,129 @@
+package dev.amalgam.merge;
+
+import dev.amalgam.job.MergeJob;
+import dev.amalgam.job.MergeRequest;
+import dev.amalgam.kernels.CpuBackend;
+import dev.amalgam.kernels.Dtype;
+import dev.amalgam.kernels.KernelBackend;
+import dev.amalgam.kernels.gpu.CudaDevice;
+import dev.amalgam.kernels.gpu.CudaDriver;
+import dev.amalgam.kernels.gpu.Device;
+import dev.amalgam.kernels.gpu.EmulatedDevice;
+import dev.amalgam.kernels.gpu.GpuBackend;
+import dev.amalgam.kernels.gpu.GpuMemoryBudget;
+import dev.amalgam.testing.MergeFixture;
+import dev.amalgam.testing.TestSpark;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * A whole merge job on the GPU backend writes the bytes the CPU backend writes, for every method
+ * and stored dtype, with chunks that cross tensors and several chunks per task in flight. Runs on
+ * the emulated device (the CUDA sources on the CPU) everywhere, and on a real GPU where there is
+ * one; {@link MethodReferenceTest} ties the CPU bytes to the whole-tensor reference.
+ */
+class GpuMergeJobTest {
+    @TempDir
+    static Path temp;
+    private static final Map<Dtype, MergeFixture> FIXTURES = new EnumMap<>(Dtype.class);
+
+    @BeforeAll
+    static void generate() {
+        for (Dtype dtype : Dtype.values()) {
+            FIXTURES.put(dtype, MergeFixture.create(temp.resolve(dtype.name()), dtype, 3, 6_000));
+        }
+    }
+
+    static Stream<Arguments> cases() {
+        List<Arguments> cases = new ArrayList<>();
+        for (String method : List.of("linear", "task_arithmetic", "ties", "dare_ties", "dare_linear", "breadcrumbs",
+                "breadcrumbs_ties", "della", "della_linear")) {
+            for (Dtype dtype : Dtype.values()) {
+                cases.add(Arguments.of(method, dtype));
+            }
+        }
+        return cases.stream();
+    }
+
+    @ParameterizedTest(name = "{0} on {1}, emulated device")
+    @MethodSource("cases")
+    void emulatedGpuWritesTheCpuBytes(String method, Dtype dtype) throws Exception {
+        EmulatedDevice device = new EmulatedDevice();
+        compare(method, dtype, device, "emulated");
+        assertTrue(device.launches() > 0);
+    }
+
+    @ParameterizedTest(name = "{0} on {1}, CUDA")
+    @MethodSource("cases")
+    void realGpuWritesTheCpuBytes(String method, Dtype dtype) throws Exception {
+        CudaDriver.Availability cuda = CudaDriver.probe();
+        assumeTrue(cuda.usable(), () -> "no GPU test: " + cuda.reason());
+        compare(method, dtype, CudaDevice.open(0), "cuda");
+    }
+
+    private void compare(String method, Dtype dtype, Device device, String label) throws Exception {
+        MergeFixture f = FIXTURES.get(dtype);
+        String config = f.config(method + ".yml", config(method, f));
+        String cpuOut = f.out(method + "-cpu-" + label);
+        String gpuOut = f.out(method + "-gpu-" + label);
+        run(CpuBackend.INSTANCE, config, cpuOut);
+        GpuBackend gpu = new GpuBackend(device, new GpuMemoryBudget(1L << 30, "test"));
+        run(gpu, config, gpuOut);
+        assertEquals(0, device.allocatedBytes(), "device memory leaked");
+        assertEquals(0, gpu.budget().reserved(), "budget not released");
+        List<Path> shards;
+        try (Stream<Path> files = Files.list(Path.of(cpuOut))) {
+            shards = files.filter(p -> p.toString().endsWith(".safetensors")).sorted().toList();
+        }
+        assertTrue(!shards.isEmpty());
+        for (Path shard : shards) {
+            assertArrayEquals(Files.readAllBytes(shard), Files.readAllBytes(Path.of(gpuOut).resolve(shard.getFileName())),
+                    method + " on " + dtype + ": " + shard.getFileName() + " differs between CPU and GPU");
+        }
+    }
+
+    private static void run(KernelBackend backend, String config, String out) throws Exception {
+        try (AutoCloseable ignored = ExecutorKernels.overrideForTests(backend)) {
+            new MergeJob(TestSpark.context()).run(MergeRequest.of(config, out).withChunkElements(37).withPartitions(3));
+        }
+    }
+
+    private static String config(String method, MergeFixture f) throws IOException {
+        StringBuilder s = new StringBuilder("merge_method: " + method + "\n");
+        if (!method.equals("linear")) {
+            s.append("base_model: ").append(f.base).append('\n');
+        }
+        s.append("models:\n");
+        float[] weights = {1.0f, -0.6f, 0.35f};
+        float[] densities = {0.5f, 0.3f, 0.9f};
+        for (int i = 0; i < 3; i++) {
+            s.append("  - model: ").append(f.models.get(i)).append("\n    parameters: {weight: ").append(weights[i]);
+            if (!method.equals("linear") && !method.equals("task_arithmetic")) {
+                s.append(", density: ").append(densities[i]);
+            }
+            if (method.startsWith("della")) {
+                s.append(", epsilon: 0.05");
+            }
+            s.append("}\n");
+        }
+        s.append(method.equals("linear") ? "parameters: {normalize: true}\n" : "parameters: {random_seed: 5, lambda: 0.9}\n");
+        return s.toString();
+    }
+}
