@@ -58,7 +58,9 @@ public final class ExecutorKernels {
         }
         SparkEnv env = SparkEnv.get();
         SparkConf conf = env == null ? new SparkConf(false) : env.conf();
-        return choose(Mode.parse(conf.get(MODE_KEY, "auto")), deviceOfTask(TaskContext.get()),
+        TaskContext task = TaskContext.get();
+        boolean scheduled = task != null && task.resourcesJMap().containsKey("gpu");
+        return choose(Mode.parse(conf.get(MODE_KEY, "auto")), deviceOfTask(task), scheduled,
                 conf.contains(GPU_MEMORY_KEY) ? conf.getSizeAsBytes(GPU_MEMORY_KEY) : -1);
     }
 
@@ -93,19 +95,21 @@ public final class ExecutorKernels {
     /**
      * Decides once per JVM, mode and device.
      *
+     * @param scheduled      whether Spark assigned {@code device} to the task (else it is the default 0)
      * @param gpuMemoryLimit bytes, or -1 for {@value #DEFAULT_GPU_FRACTION} of the device's memory
      */
-    public static synchronized KernelBackend choose(Mode mode, int device, long gpuMemoryLimit) {
+    public static synchronized KernelBackend choose(Mode mode, int device, boolean scheduled, long gpuMemoryLimit) {
         String key = mode + "/" + device;
         KernelBackend chosen = CHOSEN.get(key);
         if (chosen == null) {
-            chosen = decide(mode, device, gpuMemoryLimit);
+            chosen = decide(mode, device, scheduled ? "GPU " + device + " assigned by Spark"
+                    : "Spark schedules no GPUs here, so device " + device, gpuMemoryLimit);
             CHOSEN.put(key, chosen);
         }
         return chosen;
     }
 
-    private static KernelBackend decide(Mode mode, int device, long gpuMemoryLimit) {
+    private static KernelBackend decide(Mode mode, int device, String source, long gpuMemoryLimit) {
         if (mode == Mode.OFF) {
             LOG.info("Amalgam kernels: {} because --gpu off", CpuBackend.INSTANCE.description());
             return CpuBackend.INSTANCE;
@@ -118,18 +122,19 @@ public final class ExecutorKernels {
                 long budget = gpuMemoryLimit > 0 ? gpuMemoryLimit : (long) (gpu.totalMemory() * DEFAULT_GPU_FRACTION);
                 GpuBackend backend = new GpuBackend(gpu, new GpuMemoryBudget(budget, gpuMemoryLimit > 0
                         ? GPU_MEMORY_KEY : "default " + (int) (DEFAULT_GPU_FRACTION * 100) + "% of the GPU; set --gpu-memory-limit"));
-                LOG.info("Amalgam kernels: {} because --gpu {} found a usable GPU (budget {} MiB)", gpu.description(),
-                        mode.name().toLowerCase(Locale.ROOT), budget >> 20);
+                LOG.info("Amalgam kernels: {} because --gpu {} found a usable GPU ({}; budget {} MiB)",
+                        gpu.description(), mode.name().toLowerCase(Locale.ROOT), source, budget >> 20);
                 return backend;
             } catch (RuntimeException e) {
                 reason = "GPU " + device + " could not be opened: " + e.getMessage();
             }
         }
         if (mode == Mode.ON) {
-            throw new GpuUnavailableException("--gpu on, but this executor has no usable GPU: " + reason
+            throw new GpuUnavailableException("--gpu on, but this executor has no usable GPU (" + source + "): " + reason
                     + "; use --gpu auto to fall back to the CPU, or --gpu off");
         }
-        LOG.info("Amalgam kernels: {} because --gpu auto found no usable GPU: {}", CpuBackend.INSTANCE.description(), reason);
+        LOG.info("Amalgam kernels: {} because --gpu auto found no usable GPU ({}): {}", CpuBackend.INSTANCE.description(),
+                source, reason);
         return CpuBackend.INSTANCE;
     }
 

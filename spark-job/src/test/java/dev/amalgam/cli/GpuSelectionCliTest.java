@@ -48,7 +48,8 @@ class GpuSelectionCliTest {
         assertEquals(0, run.exitCode(), run.stderr());
         assertThat(run.stderr().lines().filter(l -> l.contains("Amalgam kernels:")))
                 .singleElement().asString()
-                .contains("cpu (Java kernels").contains("because --gpu auto found no usable GPU: ");
+                .contains("cpu (Java kernels").contains("because --gpu auto found no usable GPU (Spark schedules no GPUs here,"
+                        + " so device 0): ");
         assertFalse(run.stderr().contains("\tat "), run.stderr());
         assertThat(Files.readString(out.resolve("amalgam-report.json"))).contains("\"kernels\" : {\n    \"cpu\" : ");
     }

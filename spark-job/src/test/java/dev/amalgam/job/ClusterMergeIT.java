@@ -70,7 +70,8 @@ class ClusterMergeIT {
     }
 
     /** scripts/submit to the cluster, in client deploy mode, with 512 MB executors. */
-    private static Process submit(String config, String out, int readDelayMs, String log) throws Exception {
+    private static Process submit(String config, String out, int readDelayMs, String log, String... sparkConf)
+            throws Exception {
         Path repo = Path.of("").toAbsolutePath().getParent();
         List<String> command = new ArrayList<>(List.of(repo.resolve("scripts/submit").toString(),
                 "--master", cluster.masterUrl(), "--deploy-mode", "client",
@@ -79,8 +80,11 @@ class ClusterMergeIT {
                 "--conf", "spark.amalgam.executor.memoryLimit=64m",
                 "--conf", "spark.hadoop.fs.faulty.impl=" + FaultyFileSystem.class.getName(),
                 "--conf", "spark.hadoop.fs.faulty.impl.disable.cache=true",
-                "--conf", "spark.hadoop.fs.faulty.readDelayMs=" + readDelayMs,
-                "--", "merge", config, out, "--chunk-elements", String.valueOf(CHUNK), "--out-shard-size", "5000",
+                "--conf", "spark.hadoop.fs.faulty.readDelayMs=" + readDelayMs));
+        for (String c : sparkConf) {
+            command.addAll(List.of("--conf", c));
+        }
+        command.addAll(List.of("--", "merge", config, out, "--chunk-elements", String.valueOf(CHUNK), "--out-shard-size", "5000",
                 "--no-progress"));
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(temp.resolve(log).toFile());
@@ -131,6 +135,22 @@ class ClusterMergeIT {
         JsonNode report = report(out);
         assertThat(report.get("spark_master").asText()).isEqualTo(cluster.masterUrl());
         assertThat(report.get("spark_application_id").asText()).startsWith("app-");
+    }
+
+    @Test
+    void tasksScheduledOnGpusRunWhereTheirExecutorSaysAndGiveTheSameBytes() throws Exception {
+        // The GPU template's scheduling: one GPU per executor (found by conf/gpu-discovery.sh on
+        // the workers), two tasks per GPU. Without a usable GPU here, --gpu auto falls back.
+        String out = f.out("gpu-scheduled");
+        int exit = await(submit(config("gpu.yml", ""), out, 0, "gpu.log",
+                "spark.executor.resource.gpu.amount=1", "spark.task.resource.gpu.amount=0.5",
+                "spark.amalgam.gpu=auto"), "gpu.log");
+        assertEquals(0, exit, "see " + temp.resolve("gpu.log"));
+        assertEquals(localBytes, Tensors.shardDigests(out));
+        String executors = cluster.executorLogs();
+        assertThat(executors).contains("Amalgam kernels: ").contains("(GPU 0 assigned by Spark");
+        assertThat(executors).doesNotContain("\tat dev.amalgam");
+        assertThat(report(out).get("kernels").size()).isPositive();
     }
 
     @Test

@@ -30,17 +30,17 @@ class ExecutorKernelsTest {
 
     @Test
     void offAlwaysMeansTheCpu() {
-        assertSame(CpuBackend.INSTANCE, ExecutorKernels.choose(ExecutorKernels.Mode.OFF, 0, -1));
+        assertSame(CpuBackend.INSTANCE, ExecutorKernels.choose(ExecutorKernels.Mode.OFF, 0, false, -1));
     }
 
     @Test
     void withoutAUsableGpuAutoFallsBackAndOnRefuses() {
         CudaDriver.Availability cuda = CudaDriver.probe();
         assumeFalse(cuda.usable(), "this machine has a usable GPU");
-        assertSame(CpuBackend.INSTANCE, ExecutorKernels.choose(ExecutorKernels.Mode.AUTO, 0, -1));
+        assertSame(CpuBackend.INSTANCE, ExecutorKernels.choose(ExecutorKernels.Mode.AUTO, 0, false, -1));
         ExecutorKernels.GpuUnavailableException e = assertThrows(ExecutorKernels.GpuUnavailableException.class,
-                () -> ExecutorKernels.choose(ExecutorKernels.Mode.ON, 0, -1));
-        assertThat(e.getMessage()).startsWith("--gpu on, but this executor has no usable GPU: " + cuda.reason());
+                () -> ExecutorKernels.choose(ExecutorKernels.Mode.ON, 2, true, -1));
+        assertThat(e.getMessage()).startsWith("--gpu on, but this executor has no usable GPU (GPU 2 assigned by Spark): " + cuda.reason());
     }
 
     @Test

@@ -86,11 +86,32 @@ public final class StandaloneCluster implements AutoCloseable {
                 "SPARK_SCALA_VERSION", "2.13", "SPARK_LOCAL_IP", "127.0.0.1");
     }
 
+    /**
+     * Workers offer one GPU each, found by conf/gpu-discovery.sh as on a GPU cluster; the
+     * environment's CUDA_VISIBLE_DEVICES=0 stands in for nvidia-smi where there is no GPU, so
+     * applications that ask for GPUs get address "0" scheduled (executors without a usable one
+     * then say so and run on the CPU under --gpu auto).
+     */
     private Process startWorker(int i) throws IOException {
         Path dir = Files.createDirectories(work.resolve("worker-" + i));
+        Path properties = work.resolve("worker.conf");
+        Path discovery = Path.of("").toAbsolutePath().getParent().resolve("conf/gpu-discovery.sh");
+        Files.writeString(properties, "spark.worker.resource.gpu.amount 1\n"
+                + "spark.worker.resource.gpu.discoveryScript " + discovery + "\n");
         return start("worker-" + i, List.of("org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
                 "--cores", "1", "--memory", workerMemory, "--work-dir", dir.toString(), "--webui-port",
-                String.valueOf(freePort()), masterUrl()));
+                String.valueOf(freePort()), "--properties-file", properties.toString(), masterUrl()));
+    }
+
+    /** The executors' stderr of every application, all workers together. */
+    public String executorLogs() throws IOException {
+        StringBuilder logs = new StringBuilder();
+        try (java.util.stream.Stream<Path> files = Files.walk(work)) {
+            for (Path p : files.filter(p -> p.getFileName().toString().equals("stderr")).toList()) {
+                logs.append(Files.readString(p));
+            }
+        }
+        return logs.toString();
     }
 
     private Process start(String name, List<String> mainAndArgs) throws IOException {
@@ -105,6 +126,7 @@ public final class StandaloneCluster implements AutoCloseable {
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(work.resolve(name + "-" + System.nanoTime() + ".log").toFile());
         pb.environment().putAll(environment());
+        pb.environment().put("CUDA_VISIBLE_DEVICES", "0");
         return pb.start();
     }
 
