@@ -4,6 +4,7 @@ import jcuda.CudaException;
 import jcuda.Pointer;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
+import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
@@ -38,6 +39,7 @@ public final class CudaDevice implements Device {
     private final AtomicLong allocated = new AtomicLong();
     private final String description;
     private final long totalMemory;
+    private final double peakBandwidth;
 
     /** The device with this ordinal, opened once per JVM on first use. */
     public static synchronized CudaDevice open(int ordinal) {
@@ -75,6 +77,12 @@ public final class CudaDevice implements Device {
         long[] total = new long[1];
         JCudaDriver.cuDeviceTotalMem(total, device);
         this.totalMemory = total[0];
+        int[] clockKhz = new int[1];
+        int[] busBits = new int[1];
+        JCudaDriver.cuDeviceGetAttribute(clockKhz, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE, device);
+        JCudaDriver.cuDeviceGetAttribute(busBits, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH, device);
+        // Two transfers per clock (double data rate), bus width in bits.
+        this.peakBandwidth = 2.0 * clockKhz[0] * 1000.0 * busBits[0] / 8.0;
         String deviceName = new String(name, StandardCharsets.US_ASCII).trim().replace("\0", "");
         this.description = String.format(Locale.ROOT, "cuda:%d %s, %.1f GiB, driver %s", ordinal, deviceName,
                 totalMemory / 1073741824.0, driverVersion);
@@ -82,6 +90,11 @@ public final class CudaDevice implements Device {
 
     public int ordinal() {
         return ordinal;
+    }
+
+    /** The device's theoretical memory bandwidth in bytes per second, from its clock and bus width. */
+    public double peakBandwidth() {
+        return peakBandwidth;
     }
 
     @Override

@@ -37,7 +37,7 @@ public final class EmulatedDevice implements Device {
             throw new IllegalStateException("the emulation library is missing (" + LIBRARY_PROPERTY + "=" + library
                     + "); build it with `mvn -pl cuda-kernels test-compile` (needs g++)");
         }
-        System.load(library);
+        System.load(Path.of(library).toAbsolutePath().toString());
         loaded = true;
     }
 
