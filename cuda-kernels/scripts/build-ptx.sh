@@ -4,6 +4,7 @@
 # capability 8.0 or newer (A100, L4, L40, H100, H200, B200...). --fmad=false keeps every
 # multiply and add separately rounded, as the Java kernels compute.
 #
+# nvcc is looked for in $NVCC, on PATH, then in $CUDA_HOME/bin (default /usr/local/cuda).
 # Without nvcc the jar has no PTX and --gpu auto runs on the CPU (the log line says why);
 # set AMALGAM_REQUIRE_PTX=1 (or -Damalgam.requirePtx=true) to make that a build failure.
 # A compile error always fails the build.
@@ -16,8 +17,8 @@ nvcc=${NVCC:-}
 if [[ -z $nvcc ]]; then
   if command -v nvcc >/dev/null 2>&1; then
     nvcc=$(command -v nvcc)
-  elif [[ -x /usr/local/cuda/bin/nvcc ]]; then
-    nvcc=/usr/local/cuda/bin/nvcc
+  elif [[ -x ${CUDA_HOME:-/usr/local/cuda}/bin/nvcc ]]; then
+    nvcc=${CUDA_HOME:-/usr/local/cuda}/bin/nvcc
   fi
 fi
 if [[ -z $nvcc ]]; then

@@ -64,6 +64,7 @@ public final class CudaDevice implements Device {
         try {
             JCudaDriver.cuModuleLoadData(module, CudaDriver.ptx());
         } catch (CudaException e) {
+            JCudaDriver.cuDevicePrimaryCtxRelease(device);
             throw new IllegalStateException("GPU " + ordinal + " cannot load Amalgam's kernels (" + e.getMessage()
                     + "); the PTX needs a driver for CUDA 13.0 or newer (docs/gpu.md)", e);
         }

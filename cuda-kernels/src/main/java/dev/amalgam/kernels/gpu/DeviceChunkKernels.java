@@ -57,7 +57,14 @@ public final class DeviceChunkKernels implements ChunkKernels {
         this.maxCount = maxCount;
         this.reserved = deviceBytes(maxCount, models, hasBase);
         budget.reserve(reserved, name);
-        this.allocator = parent.newChildAllocator(name, 0, parent.getLimit());
+        BufferAllocator child;
+        try {
+            child = parent.newChildAllocator(name, 0, parent.getLimit());
+        } catch (RuntimeException e) {
+            budget.release(reserved);
+            throw e;
+        }
+        this.allocator = child;
         try {
             device.bindToThread();
             for (int s = 0; s < SETS; s++) {
