@@ -30,7 +30,8 @@ import java.util.Optional;
 public final class ChunkManifest {
     public static final String DIR = "_manifest";
     private static final int MAGIC = 0x414d434b; // "AMCK"
-    private static final int VERSION = 1;
+    /** 2: the chunk report names the backend that merged it. Entries of another version are redone. */
+    private static final int VERSION = 2;
 
     /** One finished chunk: how many bytes it wrote, their CRC-32C, and the merge stage's report. */
     public record Entry(int chunk, long length, int crc32c, byte[] report) {
