@@ -8,7 +8,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <algorithm>
+#include <random>
 #include <utility>
+#include <vector>
 
 #include "amalgam_kernels.cu"
 
@@ -54,26 +57,38 @@ void call(void (*kernel)(A...), const jlong* args, std::index_sequence<I...>) {
     kernel(Param<A>::from(args[I])...);
 }
 
-template <typename... A> void run(void (*kernel)(A...), unsigned blocks, unsigned block, const jlong* args) {
+// The order in which a launch runs its threads: 0 in index order, 1 in reverse, 2 in a
+// pseudo-random permutation. A GPU promises no order, so a kernel whose result changes with the
+// order (a thread reading what another wrote) fails the tests run in the other orders.
+template <typename... A>
+void run(void (*kernel)(A...), unsigned blocks, unsigned block, const jlong* args, int order) {
     gridDim = {blocks, 1, 1};
     blockDim = {block, 1, 1};
-    for (unsigned b = 0; b < blocks; b++) {
-        for (unsigned t = 0; t < block; t++) {
-            blockIdx = {b, 0, 0};
-            threadIdx = {t, 0, 0};
-            call(kernel, args, std::index_sequence_for<A...>{});
-        }
+    unsigned long long total = (unsigned long long) blocks * block;
+    std::vector<unsigned long long> ids(total);
+    for (unsigned long long i = 0; i < total; i++) {
+        ids[i] = order == 1 ? total - 1 - i : i;
+    }
+    if (order == 2) {
+        std::mt19937_64 random(total * 0x9E3779B97F4A7C15ULL);
+        std::shuffle(ids.begin(), ids.end(), random);
+    }
+    for (unsigned long long id : ids) {
+        blockIdx = {(unsigned) (id / block), 0, 0};
+        threadIdx = {(unsigned) (id % block), 0, 0};
+        call(kernel, args, std::index_sequence_for<A...>{});
     }
 }
 
 struct Entry {
     const char* name;
     std::string (*signature)();
-    void (*launch)(unsigned, unsigned, const jlong*);
+    void (*launch)(unsigned, unsigned, const jlong*, int);
 };
 
 #define KERNEL(k) \
-    Entry { #k, []() { return signature_of(&k); }, [](unsigned g, unsigned b, const jlong* a) { run(&k, g, b, a); } }
+    Entry { #k, []() { return signature_of(&k); }, \
+            [](unsigned g, unsigned b, const jlong* a, int o) { run(&k, g, b, a, o); } }
 
 const Entry KERNELS[] = {
     KERNEL(amalgam_decode), KERNEL(amalgam_encode), KERNEL(amalgam_delta), KERNEL(amalgam_square_tiles),
@@ -117,7 +132,8 @@ JNIEXPORT void JNICALL Java_dev_amalgam_kernels_gpu_EmulatedDevice_zero0(JNIEnv*
 
 JNIEXPORT void JNICALL Java_dev_amalgam_kernels_gpu_EmulatedDevice_launch0(JNIEnv* env, jclass, jstring symbol,
                                                                            jstring signature, jint blocks,
-                                                                           jint block, jlongArray args) {
+                                                                           jint block, jlongArray args,
+                                                                           jint order) {
     const char* name = env->GetStringUTFChars(symbol, nullptr);
     const char* sig = env->GetStringUTFChars(signature, nullptr);
     std::string kernel(name);
@@ -135,7 +151,7 @@ JNIEXPORT void JNICALL Java_dev_amalgam_kernels_gpu_EmulatedDevice_launch0(JNIEn
             return;
         }
         jlong* values = env->GetLongArrayElements(args, nullptr);
-        e.launch((unsigned) blocks, (unsigned) block, values);
+        e.launch((unsigned) blocks, (unsigned) block, values, (int) order);
         env->ReleaseLongArrayElements(args, values, JNI_ABORT);
         return;
     }

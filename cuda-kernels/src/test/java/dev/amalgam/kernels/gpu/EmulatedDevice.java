@@ -20,11 +20,22 @@ public final class EmulatedDevice implements Device {
 
     private static boolean loaded;
 
+    /** The order in which a launch runs its threads; a GPU promises none. */
+    public enum ThreadOrder {
+        FORWARD, REVERSED, SHUFFLED
+    }
+
+    private final ThreadOrder order;
     private final TreeMap<Long, Long> allocations = new TreeMap<>();
     private long allocated;
     private long launches;
 
     public EmulatedDevice() {
+        this(ThreadOrder.FORWARD);
+    }
+
+    public EmulatedDevice(ThreadOrder order) {
+        this.order = order;
         load();
     }
 
@@ -49,11 +60,11 @@ public final class EmulatedDevice implements Device {
 
     static native void zero0(long dst, long bytes);
 
-    static native void launch0(String symbol, String signature, int blocks, int block, long[] args);
+    static native void launch0(String symbol, String signature, int blocks, int block, long[] args, int order);
 
     @Override
     public String description() {
-        return "emulated (CUDA sources on the CPU)";
+        return "emulated (CUDA sources on the CPU, threads " + order.name().toLowerCase(java.util.Locale.ROOT) + ")";
     }
 
     @Override
@@ -149,7 +160,7 @@ public final class EmulatedDevice implements Device {
         synchronized (this) {
             launches++;
         }
-        launch0(kernel.symbol(), args.signature(), (int) blocks, Kernel.BLOCK, args.slots());
+        launch0(kernel.symbol(), args.signature(), (int) blocks, Kernel.BLOCK, args.slots(), order.ordinal());
     }
 
     @Override

@@ -1,14 +1,46 @@
 package dev.amalgam.kernels.gpu;
 
-/** The differential suite on the CUDA sources compiled for the host: runs everywhere, CI included. */
+import org.junit.jupiter.api.Nested;
+
+/**
+ * The differential suite on the CUDA sources compiled for the host: runs everywhere, CI included.
+ * Three times, with each launch's threads run in index order, in reverse, and shuffled: a kernel
+ * whose result depends on the order its threads run in fails at least one of them.
+ */
 class EmulatedKernelsDifferentialTest extends DeviceKernelsDifferentialTest {
     @Override
     Device device() {
-        return new EmulatedDevice();
+        return new EmulatedDevice(EmulatedDevice.ThreadOrder.FORWARD);
     }
 
     @Override
     long launches(Device device) {
         return ((EmulatedDevice) device).launches();
+    }
+
+    @Nested
+    class ThreadsInReverse extends DeviceKernelsDifferentialTest {
+        @Override
+        Device device() {
+            return new EmulatedDevice(EmulatedDevice.ThreadOrder.REVERSED);
+        }
+
+        @Override
+        long launches(Device device) {
+            return ((EmulatedDevice) device).launches();
+        }
+    }
+
+    @Nested
+    class ThreadsShuffled extends DeviceKernelsDifferentialTest {
+        @Override
+        Device device() {
+            return new EmulatedDevice(EmulatedDevice.ThreadOrder.SHUFFLED);
+        }
+
+        @Override
+        long launches(Device device) {
+            return ((EmulatedDevice) device).launches();
+        }
     }
 }
