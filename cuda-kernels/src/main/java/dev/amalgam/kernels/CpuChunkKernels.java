@@ -17,6 +17,9 @@ final class CpuChunkKernels implements ChunkKernels {
     private final ArrowBuf encoded;
     private final ArrowBuf delta;
     private final KernelScratch scratch = new KernelScratch();
+    /** The model whose delta the delta buffer holds (-1: none), so statistics rounds on one chunk share it. */
+    private int deltaModel = -1;
+    private int deltaCount;
 
     CpuChunkKernels(BufferAllocator parent, String name, int maxCount, int models, boolean hasBase) {
         this.allocator = parent.newChildAllocator(name, 0, parent.getLimit());
@@ -53,6 +56,7 @@ final class CpuChunkKernels implements ChunkKernels {
 
     @Override
     public void beginChunk() {
+        deltaModel = -1;
     }
 
     @Override
@@ -62,11 +66,16 @@ final class CpuChunkKernels implements ChunkKernels {
 
     @Override
     public void decode(int slot, Dtype dtype, int count) {
+        deltaModel = -1;
         ElementCodec.decode(raw, dtype, values[slot], count);
     }
 
     private ArrowBuf deltaOf(int model, int count) {
-        Deltas.compute(values[model], values[models], delta, count);
+        if (deltaModel != model || deltaCount != count) {
+            Deltas.compute(values[model], values[models], delta, count);
+            deltaModel = model;
+            deltaCount = count;
+        }
         return delta;
     }
 
@@ -89,6 +98,7 @@ final class CpuChunkKernels implements ChunkKernels {
     public void magnitudeSums(int model, int count, long chunkStart, KeepRule rule, ExactSum all, ExactSum kept) {
         ArrowBuf d = deltaOf(model, count);
         all.addMagnitudes(d, count);
+        deltaModel = -1;
         rule.apply(d, count, chunkStart, scratch);
         kept.addMagnitudes(d, count);
     }
@@ -97,6 +107,7 @@ final class CpuChunkKernels implements ChunkKernels {
     public void mergeTaskVector(int count, long chunkStart, TaskVectorKernel.ModelTerm[] terms,
                                 TaskVectorKernel.Consensus consensus, boolean normalize, float lambda,
                                 ChunkMetrics metrics) {
+        deltaModel = -1;
         ArrowBuf[] deltas = java.util.Arrays.copyOf(values, models);
         TaskVectorKernel.merge(values[models], deltas, count, chunkStart, terms, consensus, normalize, lambda,
                 out, metrics, scratch);
