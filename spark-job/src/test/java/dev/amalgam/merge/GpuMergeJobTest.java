@@ -23,7 +23,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -42,19 +41,16 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 class GpuMergeJobTest {
     @TempDir
     static Path temp;
-    private static final Map<Dtype, MergeFixture> FIXTURES = new EnumMap<>(Dtype.class);
+    private static Map<Dtype, MergeFixture> fixtures;
 
     @BeforeAll
     static void generate() {
-        for (Dtype dtype : Dtype.values()) {
-            FIXTURES.put(dtype, MergeFixture.create(temp.resolve(dtype.name()), dtype, 3, 6_000));
-        }
+        fixtures = MergeFixture.perDtype(temp, 3, 6_000);
     }
 
     static Stream<Arguments> cases() {
         List<Arguments> cases = new ArrayList<>();
-        for (String method : List.of("linear", "task_arithmetic", "ties", "dare_ties", "dare_linear", "breadcrumbs",
-                "breadcrumbs_ties", "della", "della_linear")) {
+        for (String method : MergeMethods.names()) {
             for (Dtype dtype : Dtype.values()) {
                 cases.add(Arguments.of(method, dtype));
             }
@@ -79,7 +75,7 @@ class GpuMergeJobTest {
     }
 
     private void compare(String method, Dtype dtype, Device device, String label) throws Exception {
-        MergeFixture f = FIXTURES.get(dtype);
+        MergeFixture f = fixtures.get(dtype);
         String config = f.config(method + ".yml", config(method, f));
         String cpuOut = f.out(method + "-cpu-" + label);
         String gpuOut = f.out(method + "-gpu-" + label);

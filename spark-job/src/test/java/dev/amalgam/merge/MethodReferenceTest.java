@@ -17,7 +17,6 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -38,13 +37,11 @@ class MethodReferenceTest {
 
     @TempDir
     static Path temp;
-    private static final Map<Dtype, MergeFixture> FIXTURES = new EnumMap<>(Dtype.class);
+    private static Map<Dtype, MergeFixture> fixtures;
 
     @BeforeAll
     static void generate() {
-        for (Dtype dtype : Dtype.values()) {
-            FIXTURES.put(dtype, MergeFixture.create(temp.resolve(dtype.name()), dtype, 3, 6_000));
-        }
+        fixtures = MergeFixture.perDtype(temp, 3, 6_000);
     }
 
     static Stream<Arguments> cases() {
@@ -68,7 +65,7 @@ class MethodReferenceTest {
     @ParameterizedTest(name = "{0} on {1} {2} with {3} models")
     @MethodSource("cases")
     void matchesTheWholeTensorReferenceBitForBit(String method, Dtype dtype, String globals, int modelCount) {
-        MergeFixture f = FIXTURES.get(dtype);
+        MergeFixture f = fixtures.get(dtype);
         String name = method + "-" + dtype + "-" + Math.abs(globals.hashCode()) + "-" + modelCount;
         String configFile = f.config(name + ".yml", config(method, f.base, f.models.subList(0, modelCount), globals));
         String out = f.out(name);

@@ -35,6 +35,15 @@ public final class MergeFixture {
         }
     }
 
+    /** One fixture per stored dtype, each in its own folder under {@code root}. */
+    public static java.util.Map<Dtype, MergeFixture> perDtype(Path root, int fineTunes, long shardBytes) {
+        java.util.Map<Dtype, MergeFixture> fixtures = new java.util.EnumMap<>(Dtype.class);
+        for (Dtype dtype : Dtype.values()) {
+            fixtures.put(dtype, create(root.resolve(dtype.name()), dtype, fineTunes, shardBytes));
+        }
+        return fixtures;
+    }
+
     public String config(String name, String yaml) {
         try {
             Path file = root.resolve(name);

@@ -189,12 +189,9 @@ public final class CudaDevice implements Device {
     @Override
     public void launch(Kernel kernel, long threads, Stream stream, KernelArgs args) {
         kernel.check(args);
-        long blocks = (threads + Kernel.BLOCK - 1) / Kernel.BLOCK;
+        int blocks = kernel.blocksFor(threads);
         if (blocks == 0) {
             return;
-        }
-        if (blocks > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException(kernel.symbol() + " launched for " + threads + " threads");
         }
         Pointer[] params = new Pointer[args.size()];
         for (int i = 0; i < params.length; i++) {
@@ -205,7 +202,7 @@ public final class CudaDevice implements Device {
                 default -> Pointer.to(new long[]{slot});
             };
         }
-        JCudaDriver.cuLaunchKernel(functions.get(kernel), (int) blocks, 1, 1, Kernel.BLOCK, 1, 1, 0, cu(stream),
+        JCudaDriver.cuLaunchKernel(functions.get(kernel), blocks, 1, 1, Kernel.BLOCK, 1, 1, 0, cu(stream),
                 Pointer.to(params), null);
     }
 

@@ -93,6 +93,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
         if (set().pending) {
             throw new IllegalStateException("buffer set " + current + " is still in flight: await its chunk first");
         }
+        set().deltaModel = -1;
     }
 
     private BufferSet set() {
@@ -110,6 +111,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
     @Override
     public void decode(int slot, Dtype dtype, int count) {
         BufferSet s = set();
+        s.deltaModel = -1;
         if (count == 0) {
             return;
         }
@@ -131,10 +133,13 @@ public final class DeviceChunkKernels implements ChunkKernels {
         };
     }
 
-    /** Model {@code model}'s delta against the base, into the set's delta buffer. */
+    /** Model {@code model}'s delta against the base, in the set's delta buffer (kept for the chunk's next statistic). */
     private long deltaOf(BufferSet s, int model, int count) {
-        device.launch(Kernel.DELTA, count, s.stream,
-                new KernelArgs().pointer(s.values[model]).pointer(s.values[models]).pointer(s.delta).i32(count));
+        if (s.deltaModel != model) {
+            device.launch(Kernel.DELTA, count, s.stream,
+                    new KernelArgs().pointer(s.values[model]).pointer(s.values[models]).pointer(s.delta).i32(count));
+            s.deltaModel = model;
+        }
         return s.delta;
     }
 
@@ -273,6 +278,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
                                 TaskVectorKernel.Consensus consensus, boolean normalize, float lambda,
                                 ChunkMetrics metrics) {
         BufferSet s = set();
+        s.deltaModel = -1;
         s.expect(metrics, count, terms);
         if (count == 0) {
             return;
@@ -422,6 +428,8 @@ public final class DeviceChunkKernels implements ChunkKernels {
         long histogram;
         long params;
         int squareTiles;
+        /** The model whose delta {@link #delta} holds for this chunk, -1 for none. */
+        int deltaModel = -1;
         boolean pending;
         ChunkMetrics metrics;
         TaskVectorKernel.ModelTerm[] terms;

@@ -47,6 +47,15 @@ public enum Kernel {
         return signature;
     }
 
+    /** Blocks of {@link #BLOCK} threads for at least {@code threads} threads (0: nothing to launch). */
+    public int blocksFor(long threads) {
+        long blocks = (threads + BLOCK - 1) / BLOCK;
+        if (blocks > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(symbol + " launched for " + threads + " threads, more than one grid holds");
+        }
+        return (int) blocks;
+    }
+
     /** Fails unless {@code args} match this kernel's parameter list. */
     public void check(KernelArgs args) {
         if (!signature.equals(args.signature())) {

@@ -13,9 +13,4 @@ class CudaKernelsDifferentialTest extends DeviceKernelsDifferentialTest {
         assumeTrue(cuda.usable(), () -> "no GPU test: " + cuda.reason());
         return CudaDevice.open(0);
     }
-
-    @Override
-    long launches(Device device) {
-        return -1;
-    }
 }

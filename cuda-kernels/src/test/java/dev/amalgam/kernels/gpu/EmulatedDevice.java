@@ -148,7 +148,7 @@ public final class EmulatedDevice implements Device {
     @Override
     public void launch(Kernel kernel, long threads, Stream stream, KernelArgs args) {
         kernel.check(args);
-        long blocks = (threads + Kernel.BLOCK - 1) / Kernel.BLOCK;
+        int blocks = kernel.blocksFor(threads);
         if (blocks == 0) {
             return;
         }
@@ -160,7 +160,7 @@ public final class EmulatedDevice implements Device {
         synchronized (this) {
             launches++;
         }
-        launch0(kernel.symbol(), args.signature(), (int) blocks, Kernel.BLOCK, args.slots(), order.ordinal());
+        launch0(kernel.symbol(), args.signature(), blocks, Kernel.BLOCK, args.slots(), order.ordinal());
     }
 
     @Override

@@ -13,21 +13,11 @@ class EmulatedKernelsDifferentialTest extends DeviceKernelsDifferentialTest {
         return new EmulatedDevice(EmulatedDevice.ThreadOrder.FORWARD);
     }
 
-    @Override
-    long launches(Device device) {
-        return ((EmulatedDevice) device).launches();
-    }
-
     @Nested
     class ThreadsInReverse extends DeviceKernelsDifferentialTest {
         @Override
         Device device() {
             return new EmulatedDevice(EmulatedDevice.ThreadOrder.REVERSED);
-        }
-
-        @Override
-        long launches(Device device) {
-            return ((EmulatedDevice) device).launches();
         }
     }
 
@@ -36,11 +26,6 @@ class EmulatedKernelsDifferentialTest extends DeviceKernelsDifferentialTest {
         @Override
         Device device() {
             return new EmulatedDevice(EmulatedDevice.ThreadOrder.SHUFFLED);
-        }
-
-        @Override
-        long launches(Device device) {
-            return ((EmulatedDevice) device).launches();
         }
     }
 }
