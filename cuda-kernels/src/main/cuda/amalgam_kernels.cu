@@ -401,3 +401,150 @@ extern "C" __global__ void amalgam_merge_linear(const u64* models, const float* 
     }
     out[i] = normalize ? __fdiv_rn(sum, div) : sum;
 }
+
+// ---- composable primitives (ComposedKernels.java) ------------------------------------------
+
+// Bins of an exact dot product (ExactDot.java): one per power of two from 2^-298 up.
+#define AMALGAM_DOT_BINS 555
+#define AMALGAM_DOT_MIN_EXPONENT (-298)
+
+__device__ __forceinline__ i64 signed_significand(u32 bits, u32 exponent) {
+    i64 m = (i64) ((bits & 0x7fffffu) | (exponent == 0 ? 0u : 0x800000u));
+    return (bits >> 31) ? -m : m;
+}
+
+// Exact sum of a[i] * b[i]: each product's 48-bit integer significand is split into 24-bit
+// halves added into the signed bins of their powers of two (two's complement in u64, so integer
+// atomics add signed values exactly), in AMALGAM_LANES copies; flags[0] NaN, flags[1] +inf,
+// flags[2] -inf.
+extern "C" __global__ void amalgam_exact_dot(const float* a, const float* b, int n, u64* bins, u32* flags) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    u32 ba = __float_as_uint(a[i]);
+    u32 bb = __float_as_uint(b[i]);
+    u32 ea = (ba >> 23) & 0xffu;
+    u32 eb = (bb >> 23) & 0xffu;
+    if (ea == 0xffu || eb == 0xffu) {
+        float p = __fmul_rn(a[i], b[i]);
+        atomicOr(&flags[p != p ? 0 : (p > 0.0f ? 1 : 2)], 1u);
+        return;
+    }
+    i64 p = signed_significand(ba, ea) * signed_significand(bb, eb);
+    if (p == 0) {
+        return;
+    }
+    int e = (int) (ea > 1u ? ea : 1u) + (int) (eb > 1u ? eb : 1u) - 300 - AMALGAM_DOT_MIN_EXPONENT;
+    u64* lane = bins + (u64) amalgam_lane() * AMALGAM_DOT_BINS;
+    atomicAdd(&lane[e], (u64) (p & 0xffffff));
+    atomicAdd(&lane[e + 24], (u64) (p >> 24));
+}
+
+// How many a[i] are not zero, in AMALGAM_LANES counters.
+extern "C" __global__ void amalgam_count_nonzero(const float* a, int n, u64* lanes) {
+    i64 i = amalgam_index();
+    if (i < n && a[i] != 0.0f) {
+        atomicAdd(&lanes[amalgam_lane()], 1ULL);
+    }
+}
+
+// One thread per row of `cols`: sum a*b in double in column order (each product of two floats
+// is exact in double), rounded once to float.
+extern "C" __global__ void amalgam_row_dots(const float* a, const float* b, int rows, int cols, float* out) {
+    i64 r = amalgam_index();
+    if (r >= rows) {
+        return;
+    }
+    double s = 0.0;
+    for (i64 j = r * cols; j < (r + 1) * cols; j++) {
+        s = __dadd_rn(s, __dmul_rn((double) a[j], (double) b[j]));
+    }
+    out[r] = (float) s;
+}
+
+// out = [base +] (c_0 t_0 + c_1 t_1 + ...) left to right; a term is an input, or its delta
+// against the base where deltas[k] is set. cols == 0: coefficients[k] for term k; else term k's
+// coefficient for each row of `cols` is row_coefficients[k][row].
+extern "C" __global__ void amalgam_combine(const u64* terms, const int* deltas, const float* coefficients,
+                                           const u64* row_coefficients, int m, const float* base, int plus_base,
+                                           int cols, int n, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float sum = 0.0f;
+    for (int k = 0; k < m; k++) {
+        float v = ((const float*) terms[k])[i];
+        if (deltas[k]) {
+            v = __fsub_rn(v, base[i]);
+        }
+        float c = cols > 0 ? ((const float*) row_coefficients[k])[i / cols] : coefficients[k];
+        float term = __fmul_rn(c, v);
+        sum = k == 0 ? term : __fadd_rn(sum, term);
+    }
+    out[i] = plus_base ? __fadd_rn(base[i], sum) : sum;
+}
+
+// nearswap: w = clamp(t / max(|b - x|, 1e-6), 0, 1), out = w x + (1 - w) b.
+extern "C" __global__ void amalgam_nearswap(const float* x, const float* base, float t, int n, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float xv = x[i];
+    float bv = base[i];
+    float distance = __uint_as_float(magnitude_bits(__fsub_rn(bv, xv)));
+    float w = __fdiv_rn(t, distance > 1e-6f ? distance : 1e-6f);
+    w = w > 1.0f ? 1.0f : (w < 0.0f ? 0.0f : w);
+    out[i] = __fadd_rn(__fmul_rn(w, xv), __fmul_rn(__fsub_rn(1.0f, w), bv));
+}
+
+__device__ __forceinline__ int contributes(float d, float epsilon) {
+    return __uint_as_float(magnitude_bits(d)) > epsilon;
+}
+
+// RAM (plus == 0): b + (sum of contributing d_i) / max(c, 1); RAM+ (plus != 0):
+// b + sum of (c == 1 ? unique_scales[i] d_i : d_i / c) over contributing entries.
+extern "C" __global__ void amalgam_ram(const u64* models, int m, const float* base, float epsilon,
+                                       const float* unique_scales, int plus, int n, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float b = base[i];
+    int c = 0;
+    for (int k = 0; k < m; k++) {
+        c += contributes(__fsub_rn(((const float*) models[k])[i], b), epsilon);
+    }
+    float sum = 0.0f;
+    for (int k = 0; k < m; k++) {
+        float d = __fsub_rn(((const float*) models[k])[i], b);
+        if (!contributes(d, epsilon)) {
+            continue;
+        }
+        float term = !plus ? d : (c == 1 ? __fmul_rn(unique_scales[k], d) : __fdiv_rn(d, (float) c));
+        sum = __fadd_rn(sum, term);
+    }
+    out[i] = plus ? __fadd_rn(b, sum) : __fadd_rn(b, __fdiv_rn(sum, (float) (c > 1 ? c : 1)));
+}
+
+// Per model, its contributing entries where several models contribute (counters[2k]) and
+// where only it does (counters[2k + 1]), each in AMALGAM_LANES lanes.
+extern "C" __global__ void amalgam_ram_counts(const u64* models, int m, const float* base, float epsilon, int n,
+                                              u64* counters) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float b = base[i];
+    int c = 0;
+    for (int k = 0; k < m; k++) {
+        c += contributes(__fsub_rn(((const float*) models[k])[i], b), epsilon);
+    }
+    for (int k = 0; k < m; k++) {
+        if (contributes(__fsub_rn(((const float*) models[k])[i], b), epsilon)) {
+            atomicAdd(&counters[((u64) (2 * k + (c > 1 ? 0 : 1))) * AMALGAM_LANES + amalgam_lane()], 1ULL);
+        }
+    }
+}

@@ -53,6 +53,50 @@ public interface ChunkKernels extends AutoCloseable {
     /** {@code linear}: the weighted sum of the models (see {@link LinearKernel}). */
     void mergeLinear(int count, float[] weights, boolean normalize, ChunkMetrics metrics);
 
+    /** The primitives this working set runs (see {@link Primitive}); the others throw. */
+    java.util.Set<Primitive> primitives();
+
+    /** Adds the exact {@code sum a*b} over the chunk into {@code into} ({@link Primitive#DOT}). */
+    default void dot(Operand a, Operand b, int count, ExactDot into) {
+        throw unsupported(Primitive.DOT);
+    }
+
+    /** How many entries of {@code a} are not zero ({@link Primitive#COUNT}). */
+    default long countNonzero(Operand a, int count) {
+        throw unsupported(Primitive.COUNT);
+    }
+
+    /** Per row of {@code cols}: {@code sum a*b}, each row whole in index order ({@link Primitive#ROW_DOT}). */
+    default void rowDots(Operand a, Operand b, int count, int cols, float[] into) {
+        throw unsupported(Primitive.ROW_DOT);
+    }
+
+    /** {@code out = [base +] sum_k c_k term_k}, left to right ({@link Primitive#COMBINE}). */
+    default void combine(Operand[] terms, float[] coefficients, boolean plusBase, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.COMBINE);
+    }
+
+    /** As {@link #combine} with {@code coefficients[term][row]} ({@link Primitive#COMBINE_ROWS}). */
+    default void combineRows(Operand[] terms, float[][] coefficients, int cols, boolean plusBase, int count,
+                             ChunkMetrics metrics) {
+        throw unsupported(Primitive.COMBINE_ROWS);
+    }
+
+    /** nearswap of model 0 towards the base ({@link Primitive#NEARSWAP}). */
+    default void nearswap(float t, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.NEARSWAP);
+    }
+
+    /** RAM (uniqueScales null) or RAM+ ({@link Primitive#RAM}). */
+    default void ram(float epsilon, float[] uniqueScales, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.RAM);
+    }
+
+    private UnsupportedOperationException unsupported(Primitive p) {
+        return new UnsupportedOperationException(backend() + " has no " + p + " kernel; the plan should have "
+                + "chosen a backend that declares it");
+    }
+
     /** Encodes the merged chunk as {@code dtype}; the bytes and the metrics are ready at {@link PendingChunk#await}. */
     PendingChunk encodeOut(Dtype dtype, int count);
 

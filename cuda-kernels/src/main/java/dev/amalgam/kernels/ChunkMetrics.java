@@ -6,6 +6,8 @@ public final class ChunkMetrics {
     public final double[] deltaSquares;
     public long signConflicts;
     public long elements;
+    /** Iterations an iterative method took on the chunk's tensor (0 for the others). */
+    public int iterations;
 
     public ChunkMetrics(int models) {
         this.kept = new long[models];

@@ -10,6 +10,11 @@ public final class CpuBackend implements KernelBackend {
     }
 
     @Override
+    public java.util.Set<Primitive> primitives() {
+        return java.util.EnumSet.allOf(Primitive.class);
+    }
+
+    @Override
     public String description() {
         return "cpu (Java kernels" + (Simd.ENABLED ? ", Vector API" : ", scalar") + ")";
     }

@@ -120,6 +120,95 @@ final class CpuChunkKernels implements ChunkKernels {
     }
 
     @Override
+    public java.util.Set<Primitive> primitives() {
+        return CpuBackend.INSTANCE.primitives();
+    }
+
+    private ComposedKernels.Terms terms(Operand... operands) {
+        ArrowBuf[] buffers = new ArrowBuf[operands.length];
+        boolean[] delta = new boolean[operands.length];
+        for (int k = 0; k < operands.length; k++) {
+            if (operands[k] instanceof Operand.Delta d) {
+                buffers[k] = values[d.model()];
+                delta[k] = true;
+            } else if (operands[k] instanceof Operand.Value v) {
+                buffers[k] = values[v.slot()];
+            } else {
+                throw new IllegalArgumentException(operands[k] + " is not an elementwise operand");
+            }
+            if (buffers[k] == null || (delta[k] && values[models] == null)) {
+                throw new IllegalArgumentException(operands[k] + " needs an input this working set does not hold");
+            }
+        }
+        return new ComposedKernels.Terms(buffers, delta, values[models]);
+    }
+
+    @Override
+    public void dot(Operand a, Operand b, int count, ExactDot into) {
+        ComposedKernels.dot(terms(a, b), 0, 1, count, into);
+    }
+
+    @Override
+    public long countNonzero(Operand a, int count) {
+        if (a instanceof Operand.Contribution c) {
+            long[] shared = new long[models];
+            long[] unique = new long[models];
+            ComposedKernels.ramCounts(values[models], java.util.Arrays.copyOf(values, models), c.epsilon(), count,
+                    shared, unique);
+            return c.shared() ? shared[c.model()] : unique[c.model()];
+        }
+        return ComposedKernels.countNonzero(terms(a), 0, count);
+    }
+
+    @Override
+    public void rowDots(Operand a, Operand b, int count, int cols, float[] into) {
+        ComposedKernels.rowDots(terms(a, b), 0, 1, count, cols, into);
+    }
+
+    @Override
+    public void combine(Operand[] operands, float[] coefficients, boolean plusBase, int count, ChunkMetrics metrics) {
+        deltaModel = -1;
+        ComposedKernels.combine(terms(operands), coefficients, plusBase, count, out);
+        observe(count, metrics);
+    }
+
+    @Override
+    public void combineRows(Operand[] operands, float[][] coefficients, int cols, boolean plusBase, int count,
+                            ChunkMetrics metrics) {
+        deltaModel = -1;
+        ComposedKernels.combineRows(terms(operands), coefficients, cols, plusBase, count, out);
+        observe(count, metrics);
+    }
+
+    @Override
+    public void nearswap(float t, int count, ChunkMetrics metrics) {
+        deltaModel = -1;
+        ComposedKernels.nearswap(values[0], values[models], t, count, out);
+        observe(count, metrics);
+    }
+
+    @Override
+    public void ram(float epsilon, float[] uniqueScales, int count, ChunkMetrics metrics) {
+        deltaModel = -1;
+        ComposedKernels.ram(values[models], java.util.Arrays.copyOf(values, models), epsilon, uniqueScales, count, out);
+        observe(count, metrics);
+    }
+
+    /** Report figures for methods that keep every entry: the elements and each model's delta norm. */
+    private void observe(int count, ChunkMetrics metrics) {
+        metrics.elements += count;
+        for (int i = 0; i < models; i++) {
+            if (values[i] != null) {
+                metrics.kept[i] += count;
+            }
+        }
+        if (values[models] != null) {
+            ComposedKernels.deltaSquares(values[models], java.util.Arrays.copyOf(values, models), count,
+                    metrics.deltaSquares);
+        }
+    }
+
+    @Override
     public PendingChunk encodeOut(Dtype dtype, int count) {
         ElementCodec.encode(out, dtype, encoded, count);
         return () -> encoded;

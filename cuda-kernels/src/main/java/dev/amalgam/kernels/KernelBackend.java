@@ -8,6 +8,9 @@ public interface KernelBackend {
     /** The backend's name and device, for the executor's log line ("cpu", "cuda:0 NVIDIA H100 ..."). */
     String description();
 
+    /** The primitives this backend's working sets run; a plan needing others runs on another backend. */
+    java.util.Set<Primitive> primitives();
+
     /**
      * Opens a working set for chunks of up to {@code maxCount} elements.
      *

@@ -11,7 +11,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "amalgam", mixinStandardHelpOptions = true, version = "amalgam 0.1.0",
         description = "Merges large-language-model checkpoints on Spark.",
-        subcommands = {MergeCommand.class, NightlyCommand.class, InspectCommand.class, DemoCommand.class, BenchCommand.class},
+        subcommands = {MergeCommand.class, NightlyCommand.class, InspectCommand.class, MethodsCommand.class, DemoCommand.class,
+                BenchCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:success", "1:unexpected failure", "2:bad merge config or command line",
                 "3:bad input checkpoint", "4:destination refused", "5:the job failed; nothing was published",
@@ -23,7 +24,7 @@ public final class AmalgamCli implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "name a command: merge, nightly, inspect, demo or bench");
+        throw new CommandLine.ParameterException(spec.commandLine(), "name a command: merge, nightly, inspect, methods, demo or bench");
     }
 
     public static int execute(String... args) {

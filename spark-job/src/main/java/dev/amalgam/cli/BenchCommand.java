@@ -3,8 +3,8 @@ package dev.amalgam.cli;
 import dev.amalgam.job.MergeJob;
 import dev.amalgam.job.MergeRequest;
 import dev.amalgam.kernels.Dtype;
-import dev.amalgam.merge.ExecutorMemory;
-import dev.amalgam.merge.MergeMethods;
+import dev.amalgam.executor.ExecutorMemory;
+import dev.amalgam.method.MergeMethods;
 import dev.amalgam.plan.PlanOptions;
 import dev.amalgam.sample.SampleCheckpoints;
 import org.apache.hadoop.conf.Configuration;
@@ -34,8 +34,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "bfloat16", description = "storage dtype (default: ${DEFAULT-VALUE})")
     String dtype;
 
-    @Option(names = "--methods", split = ",", defaultValue = "linear,task_arithmetic,ties,dare_ties,dare_linear,breadcrumbs,breadcrumbs_ties,della,della_linear",
-            description = "methods to measure (default: all)")
+    @Option(names = "--methods", split = ",", description = "methods to measure (default: every method)")
     List<String> methods;
 
     @Option(names = "--chunk-elements", defaultValue = "" + PlanOptions.DEFAULT_CHUNK_ELEMENTS,
@@ -63,15 +62,19 @@ final class BenchCommand implements Callable<Integer> {
         List<String> dirs = SampleCheckpoints.write(hadoop, root, shape, storage, models, 7, 2_000_000_000L);
         System.out.printf("generated base + %d models of %d layers (%s) in %.1f s%n", models, shape.layers(),
                 storage.torchName(), (System.nanoTime() - started) / 1e9);
-        System.out.printf("%-18s %10s %10s %12s %14s %14s %14s%n", "method", "cold s", "warm s", "input GB/s",
-                "elements/s", "arrow peak MB", "heap peak MB");
+        System.out.printf("%-18s %10s %10s %12s %14s %14s %14s %10s%n", "method", "cold s", "warm s", "input GB/s",
+                "elements/s", "arrow peak MB", "heap peak MB", "stats GB");
+        if (methods == null || methods.isEmpty()) {
+            methods = List.copyOf(MergeMethods.names());
+        }
         try (JavaSparkContext sc = spark.start()) {
             for (String method : methods) {
                 if (MergeMethods.byName(method).isEmpty()) {
                     throw new IllegalArgumentException("unknown method " + method);
                 }
                 File config = new File(workDir, method + ".yml");
-                Files.writeString(config.toPath(), config(method, root, dirs), StandardCharsets.UTF_8);
+                Files.writeString(config.toPath(), ExampleConfigs.of(MergeMethods.byName(method).get(), root + "/base",
+                        dirs), StandardCharsets.UTF_8);
                 resetPeaks();
                 // The first run includes JIT compilation (the SIMD loops are slow until C2 compiles
                 // them); the median of the later runs is what a long merge runs at.
@@ -84,8 +87,9 @@ final class BenchCommand implements Callable<Integer> {
                 double warm = warmRuns[warmRuns.length / 2];
                 long inputBytes = lastReport.path("input_bytes").asLong();
                 long elements = lastReport.path("output_bytes").asLong() / storage.byteSize();
-                System.out.printf("%-18s %10.2f %10.2f %12.3f %14.3e %14.1f %14.1f%n", method, cold, warm,
-                        inputBytes / 1e9 / warm, elements / warm, ExecutorMemory.peak() / 1e6, heapPeak() / 1e6);
+                System.out.printf("%-18s %10.2f %10.2f %12.3f %14.3e %14.1f %14.1f %10.3f%n", method, cold, warm,
+                        inputBytes / 1e9 / warm, elements / warm, ExecutorMemory.peak() / 1e6, heapPeak() / 1e6,
+                        lastReport.path("bytes_read_statistics").asLong() / 1e9);
                 SampleCheckpoints.delete(hadoop, root + "/out-" + method);
             }
         }
@@ -100,22 +104,6 @@ final class BenchCommand implements Callable<Integer> {
                 .withChunkElements(chunkElements).withOverwrite(true));
         lastReport = result.report();
         return (System.nanoTime() - t) / 1e9;
-    }
-
-    private static String config(String method, String root, List<String> dirs) {
-        StringBuilder s = new StringBuilder("merge_method: " + method + "\n");
-        if (!method.equals("linear")) {
-            s.append("base_model: ").append(root).append("/base\n");
-        }
-        s.append("models:\n");
-        for (String d : dirs) {
-            s.append("  - model: ").append(d).append("\n    parameters: {weight: 0.5");
-            if (!method.equals("linear") && !method.equals("task_arithmetic")) {
-                s.append(", density: 0.5");
-            }
-            s.append("}\n");
-        }
-        return s.toString();
     }
 
     private static void resetPeaks() {

@@ -1,7 +1,7 @@
 package dev.amalgam.cli;
 
 import dev.amalgam.AmalgamException;
-import dev.amalgam.commit.WriteMode;
+import dev.amalgam.staging.WriteMode;
 
 final class WriteModes {
     private WriteModes() {

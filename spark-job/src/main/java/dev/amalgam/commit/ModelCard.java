@@ -2,6 +2,11 @@ package dev.amalgam.commit;
 
 import dev.amalgam.config.MergeConfig;
 import dev.amalgam.config.ModelSpec;
+import dev.amalgam.config.ParameterValue;
+import dev.amalgam.method.MergeMethod;
+import dev.amalgam.method.MergeMethods;
+import dev.amalgam.method.Parameter;
+import dev.amalgam.method.ParameterTable;
 import dev.amalgam.plan.MergePlan;
 
 /** The model card (README.md) of a merged checkpoint: how it was made, with the config. */
@@ -21,14 +26,38 @@ public final class ModelCard {
         for (ModelSpec m : config.models()) {
             card.append("- `").append(m.model()).append("`\n");
         }
+        MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
         card.append("\n## Settings\n\n");
-        card.append("- normalize: ").append(plan.settings().normalize()).append('\n');
-        card.append("- rescale: ").append(plan.settings().rescale()).append('\n');
-        card.append("- lambda: ").append(plan.settings().lambda()).append('\n');
+        card.append("- method: ").append(method.name()).append(" (").append(method.summary()).append(")\n");
+        for (Parameter p : ParameterTable.of(method).globals()) {
+            ParameterValue given = config.parameters().get(p.name());
+            card.append("- ").append(p.name()).append(": ").append(given == null ? p.defaultText() + " (default)"
+                    : describe(p, given)).append('\n');
+        }
         card.append("- random seed: ").append(plan.settings().seed()).append('\n');
         card.append("- tensors: ").append(plan.tensors().length).append(", shards: ").append(plan.shards().length)
                 .append(", output bytes: ").append(plan.outputBytes()).append('\n');
         card.append("\n## Configuration\n\n```yaml\n").append(config.source().strip()).append("\n```\n");
         return card.toString();
+    }
+
+    /** A parameter as the config gave it: a value, a layer gradient, or a filter list. */
+    static String describe(Parameter p, ParameterValue value) {
+        if (value instanceof ParameterValue.Scalar s) {
+            return s.value() instanceof Boolean b ? b.toString() : p.format((Double) s.value());
+        }
+        if (value instanceof ParameterValue.Gradient g) {
+            StringBuilder b = new StringBuilder("gradient over layers [");
+            for (int i = 0; i < g.points().length; i++) {
+                b.append(i == 0 ? "" : ", ").append(p.format(g.points()[i]));
+            }
+            return b.append(']').toString();
+        }
+        StringBuilder b = new StringBuilder("by tensor name:");
+        for (ParameterValue.FilterEntry e : ((ParameterValue.Filtered) value).entries()) {
+            b.append(' ').append(e.filter().isEmpty() ? "*" : e.filter()).append(" -> ").append(describe(p, e.value()))
+                    .append(';');
+        }
+        return b.substring(0, b.length() - 1);
     }
 }

@@ -1,5 +1,11 @@
 package dev.amalgam.commit;
 
+import dev.amalgam.staging.Renames;
+
+import dev.amalgam.staging.WriteMode;
+import dev.amalgam.staging.OutputTarget;
+import dev.amalgam.staging.ChunkManifest;
+
 import dev.amalgam.AmalgamException;
 import dev.amalgam.format.CheckpointReader;
 import dev.amalgam.format.LocalFiles;

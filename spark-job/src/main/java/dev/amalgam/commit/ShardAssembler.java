@@ -1,5 +1,9 @@
 package dev.amalgam.commit;
 
+import dev.amalgam.staging.Renames;
+
+import dev.amalgam.staging.OutputTarget;
+
 import dev.amalgam.format.LocalFiles;
 import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.MergePlan;

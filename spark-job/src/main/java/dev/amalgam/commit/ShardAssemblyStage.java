@@ -1,6 +1,8 @@
 package dev.amalgam.commit;
 
-import dev.amalgam.merge.ExecutorHadoop;
+import dev.amalgam.staging.OutputTarget;
+
+import dev.amalgam.executor.ExecutorHadoop;
 import dev.amalgam.plan.MergePlan;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.JavaSparkContext;

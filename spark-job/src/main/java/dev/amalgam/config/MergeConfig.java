@@ -11,13 +11,21 @@ import java.util.Optional;
  * already write. Structure is checked when parsing; method-specific rules by the planner.
  *
  * @param baseModel null when the config names none
- * @param outDtype null: each tensor keeps the base model's dtype
+ * @param outDtype null: {@code dtype} if given, else each tensor keeps the base model's dtype
  * @param tokenizerSource null: the base model's tokenizer files (if any) are copied
  * @param source the YAML text as given, kept for the model card
  */
 public record MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models,
                           Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype,
                           String tokenizerSource, Long randomSeed, String source) {
+
+    /**
+     * The dtype tensors are written in: {@code out_dtype}, else {@code dtype} (as the widely used
+     * tool does), else null for each tensor's base dtype.
+     */
+    public Dtype effectiveOutDtype() {
+        return outDtype != null ? outDtype : dtype;
+    }
 
     public Optional<String> base() {
         return Optional.ofNullable(baseModel);

@@ -1,16 +1,22 @@
 package dev.amalgam.job;
 
 import com.esotericsoftware.kryo.Kryo;
-import dev.amalgam.commit.OutputTarget;
+import dev.amalgam.staging.OutputTarget;
 import dev.amalgam.format.StoredTensor;
 import dev.amalgam.kernels.Dtype;
 import dev.amalgam.kernels.ExactSum;
 import dev.amalgam.merge.ChunkReport;
-import dev.amalgam.merge.OrderStatistic;
+import dev.amalgam.method.OrderStatistic;
 import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.MergePlan;
-import dev.amalgam.plan.MethodSettings;
-import dev.amalgam.plan.ModelParameters;
+import dev.amalgam.method.MethodSettings;
+import dev.amalgam.method.TensorParameters;
+import dev.amalgam.method.StatisticRequest;
+import dev.amalgam.method.Reduction;
+import dev.amalgam.kernels.Operand;
+import dev.amalgam.kernels.ExactDot;
+import dev.amalgam.stats.StatisticKey;
+import dev.amalgam.stats.Partial;
 import dev.amalgam.plan.ShardPlan;
 import dev.amalgam.plan.TensorPlan;
 import dev.amalgam.stats.StatisticsResult;
@@ -28,7 +34,9 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
     @SuppressWarnings({"unchecked", "rawtypes"})
     public void registerClasses(Kryo kryo) {
         Class<?>[] records = {MergePlan.class, MethodSettings.class, TensorPlan.class, ChunkPlan.class, ShardPlan.class,
-                ModelParameters.class, StoredTensor.class, StatisticsResult.class, OrderStatistic.class,
+                TensorParameters.class, StoredTensor.class, StatisticsResult.class, OrderStatistic.class,
+                StatisticKey.class, StatisticRequest.class, Operand.Delta.class, Operand.Value.class,
+                Operand.KeptDelta.class, Operand.Contribution.class,
                 ChunkReport.class, OutputTarget.class};
         for (Class<?> r : records) {
             kryo.register(r, new RecordSerializer(r));
@@ -36,7 +44,13 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
         kryo.register(TensorPlan[].class);
         kryo.register(ChunkPlan[].class);
         kryo.register(ShardPlan[].class);
-        kryo.register(ModelParameters[].class);
+        kryo.register(double[][].class);
+        kryo.register(Reduction.class);
+        kryo.register(dev.amalgam.method.Scope.class);
+        kryo.register(Partial.class);
+        kryo.register(ExactDot.class);
+        kryo.register(Float.class);
+        kryo.register(boolean[].class);
         kryo.register(StoredTensor[].class);
         kryo.register(Dtype.class);
         kryo.register(ExactSum.class);

@@ -3,18 +3,19 @@ package dev.amalgam.job;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.amalgam.AmalgamException;
-import dev.amalgam.commit.ChunkManifest;
+import dev.amalgam.staging.ChunkManifest;
 import dev.amalgam.commit.DestinationLock;
 import dev.amalgam.commit.ModelCard;
 import dev.amalgam.commit.OutputCommitter;
-import dev.amalgam.commit.OutputTarget;
+import dev.amalgam.staging.OutputTarget;
 import dev.amalgam.commit.ShardAssemblyStage;
 import dev.amalgam.commit.SideFiles;
 import dev.amalgam.config.MergeConfig;
 import dev.amalgam.config.MergeConfigParser;
 import dev.amalgam.format.CheckpointReader;
 import dev.amalgam.kernels.Dtype;
-import dev.amalgam.merge.ChunkFailedException;
+import dev.amalgam.executor.ChunkFailedException;
+import dev.amalgam.executor.ExecutorKernels;
 import dev.amalgam.merge.ChunkReport;
 import dev.amalgam.merge.MergeStage;
 import dev.amalgam.plan.MergeFingerprint;
@@ -46,6 +47,7 @@ import java.util.Set;
  * is killed leaves its finished chunks in the staging directory for the next run to reuse.
  */
 public final class MergeJob {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(MergeJob.class);
     private final JavaSparkContext sc;
 
     public MergeJob(JavaSparkContext sc) {
@@ -79,6 +81,7 @@ public final class MergeJob {
         }
         Planner.Planned planned = new Planner(new CheckpointReader(hadoop)).plan(request.configFile(), config,
                 request.planOptions());
+        logBackendGap(planned.plan());
         String tokenizerSource = tokenizerSource(config, planned);
         checkTokenizerSource(hadoop, request.configFile(), config, tokenizerSource);
         String fingerprint = MergeFingerprint.of(hadoop, config.source(), planned.plan(), planned,
@@ -163,7 +166,7 @@ public final class MergeJob {
         String assembly = target.positioned() ? "in-place"
                 : ShardAssemblyStage.run(sc, planB, target, committer.assembler());
         committer.writeIndex(plan);
-        Dtype uniformOut = config.outDtype();
+        Dtype uniformOut = config.effectiveOutDtype();
         SideFiles.writeConfig(committer, hadoop, planned.reference().directory(), uniformOut);
         List<String> tokenizer = SideFiles.copyTokenizer(committer, inspection.tokenizerSource());
         committer.writeFile("amalgam-config.yml", config.source().getBytes(StandardCharsets.UTF_8));
@@ -179,6 +182,19 @@ public final class MergeJob {
         planB.destroy();
         statsB.destroy();
         return new Result(committer.destination().toString(), report);
+    }
+
+    /** Says once, before any task, when GPU executors will run this merge on their CPUs. */
+    private void logBackendGap(MergePlan plan) {
+        if ("off".equalsIgnoreCase(sc.getConf().get(ExecutorKernels.MODE_KEY, "auto").trim())) {
+            return;
+        }
+        java.util.Set<dev.amalgam.kernels.Primitive> missing = java.util.EnumSet.copyOf(plan.primitives());
+        missing.removeAll(dev.amalgam.kernels.gpu.GpuBackend.PRIMITIVES);
+        if (!missing.isEmpty()) {
+            LOG.info("Amalgam kernels: {} needs {}, which have no CUDA kernel yet; executors with a GPU run this merge "
+                    + "on their CPU", plan.settings().method(), missing);
+        }
     }
 
     /**

@@ -1,6 +1,6 @@
 package dev.amalgam.job;
 
-import dev.amalgam.commit.WriteMode;
+import dev.amalgam.staging.WriteMode;
 import dev.amalgam.plan.PlanOptions;
 
 /**

@@ -12,6 +12,8 @@ import dev.amalgam.plan.Planner;
 import dev.amalgam.plan.TensorPlan;
 
 import java.time.Instant;
+import dev.amalgam.method.Parameter;
+import dev.amalgam.method.ParameterTable;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
@@ -82,6 +84,7 @@ final class RunReport {
         long[][] kept = new long[plan.tensors().length][m];
         double[][] squares = new double[plan.tensors().length][m];
         long[] conflicts = new long[plan.tensors().length];
+        int[] iterations = new int[plan.tensors().length];
         List<ChunkReport> ordered = chunks.stream().sorted(Comparator.comparingInt(ChunkReport::chunk)).toList();
         for (ChunkReport r : ordered) {
             for (int i = 0; i < m; i++) {
@@ -89,6 +92,7 @@ final class RunReport {
                 squares[r.tensor()][i] += r.deltaSquares()[i];
             }
             conflicts[r.tensor()] += r.signConflicts();
+            iterations[r.tensor()] = Math.max(iterations[r.tensor()], r.iterations());
         }
         boolean deltas = plan.tensors().length > 0 && plan.tensors()[0].base() != null;
         ArrayNode tensors = root.putArray("tensors");
@@ -101,6 +105,9 @@ final class RunReport {
             }
             n.put("dtype", tensor.outDtype().safetensorsName());
             n.put("shard", plan.shards()[tensor.shard()].fileName());
+            if (iterations[tensor.index()] > 0) {
+                n.put("iterations", iterations[tensor.index()]);
+            }
             if (deltas) {
                 double elements = Math.max(1, tensor.elements());
                 n.put("sign_conflict_fraction", conflicts[tensor.index()] / elements);
@@ -109,8 +116,10 @@ final class RunReport {
                     ObjectNode pm = per.addObject();
                     pm.put("kept_density", kept[tensor.index()][i] / elements);
                     pm.put("delta_l2_norm", Math.sqrt(squares[tensor.index()][i]));
-                    pm.put("weight", tensor.parameters()[i].weight());
-                    pm.put("density", tensor.parameters()[i].density());
+                    List<Parameter> perModel = ParameterTable.of(planned.method()).perModel();
+                    for (int p = 0; p < perModel.size(); p++) {
+                        pm.put(perModel.get(p).name(), tensor.parameters().models()[i][p]);
+                    }
                 }
             }
         }

@@ -2,8 +2,8 @@ package dev.amalgam.job;
 
 import dev.amalgam.AmalgamException;
 import dev.amalgam.kernels.gpu.CudaDriver;
-import dev.amalgam.merge.ExecutorKernels;
-import dev.amalgam.merge.ExecutorMemory;
+import dev.amalgam.executor.ExecutorKernels;
+import dev.amalgam.executor.ExecutorMemory;
 import org.apache.spark.SparkConf;
 
 /** The Spark settings every Amalgam job needs, whatever the master. */

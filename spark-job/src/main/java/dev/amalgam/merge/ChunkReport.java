@@ -10,6 +10,7 @@ import java.io.UncheckedIOException;
 /**
  * What merging one chunk observed, returned to the driver for the run report.
  *
+ * @param iterations iterations an iterative method (karcher) took on the chunk's tensor, else 0
  * @param attempt the Spark attempt number of the task that reported it (0 unless a task was retried)
  * @param reused  true when the chunk was not merged again but found written and verified, by an
  *                earlier attempt or a killed run; the observations are the ones stored then
@@ -18,10 +19,11 @@ import java.io.UncheckedIOException;
  *                bytes do not
  */
 public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSquares, long signConflicts,
-                          long elements, int attempt, boolean reused, String kernels) {
+                          long elements, int iterations, int attempt, boolean reused, String kernels) {
 
     public ChunkReport reusedBy(int attemptNumber) {
-        return new ChunkReport(chunk, tensor, kept, deltaSquares, signConflicts, elements, attemptNumber, true, kernels);
+        return new ChunkReport(chunk, tensor, kept, deltaSquares, signConflicts, elements, iterations, attemptNumber, true,
+                kernels);
     }
 
     /** The observations, for the chunk manifest. */
@@ -37,6 +39,7 @@ public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSqua
             }
             out.writeLong(signConflicts);
             out.writeLong(elements);
+            out.writeInt(iterations);
             out.writeUTF(kernels);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -57,7 +60,8 @@ public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSqua
             }
             long conflicts = in.readLong();
             long elements = in.readLong();
-            return new ChunkReport(chunk, tensor, kept, squares, conflicts, elements, 0, false, in.readUTF());
+            int iterations = in.readInt();
+            return new ChunkReport(chunk, tensor, kept, squares, conflicts, elements, iterations, 0, false, in.readUTF());
         } catch (IOException e) {
             throw new UncheckedIOException("unreadable chunk report", e);
         }

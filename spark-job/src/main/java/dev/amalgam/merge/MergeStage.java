@@ -1,12 +1,19 @@
 package dev.amalgam.merge;
 
-import dev.amalgam.commit.Checksums;
-import dev.amalgam.commit.ChunkManifest;
-import dev.amalgam.commit.ChunkSink;
-import dev.amalgam.commit.OutputTarget;
+import dev.amalgam.method.MergeMethod;
+import dev.amalgam.method.MergeMethods;
+import dev.amalgam.executor.ExecutorKernels;
+import dev.amalgam.executor.ChunkLoader;
+import dev.amalgam.executor.ChunkFailedException;
+import dev.amalgam.executor.ExecutorHadoop;
+import dev.amalgam.executor.ExecutorMemory;
+
+import dev.amalgam.staging.Checksums;
+import dev.amalgam.staging.ChunkManifest;
+import dev.amalgam.staging.ChunkSink;
+import dev.amalgam.staging.OutputTarget;
 import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.ChunkMetrics;
-import dev.amalgam.kernels.KeepRule;
 import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.TensorPlan;
@@ -72,11 +79,10 @@ public final class MergeStage {
             String name = "merge-task-" + (task == null ? 0 : task.taskAttemptId());
             int attempt = task == null ? 0 : task.attemptNumber();
             ChunkManifest manifest = ChunkManifest.open(target.stagingDir(), hadoop);
-            boolean hasBase = p.tensors()[0].base() != null;
             LocalStatistics local = new LocalStatistics();
             List<ChunkReport> reports = new ArrayList<>();
-            try (ChunkLoader loader = new ChunkLoader(ExecutorKernels.forTask(), ExecutorMemory.root(), hadoop, name,
-                    largest, p.modelCount(), hasBase);
+            try (ChunkLoader loader = new ChunkLoader(ExecutorKernels.forTask(p.primitives()), ExecutorMemory.root(),
+                    hadoop, name, largest, p.modelCount(), p.settings().hasBase());
                  ChunkSink sink = ChunkSink.open(target, hadoop, name)) {
                 ChunkKernels kernels = loader.kernels();
                 // Chunks whose kernels are queued but whose bytes are not written yet: on a GPU the
@@ -99,12 +105,11 @@ public final class MergeStage {
                     ChunkMetrics metrics = new ChunkMetrics(p.modelCount());
                     try {
                         loader.load(tensor, chunk, null);
+                        // A single-chunk tensor's statistics rounds run here, on the chunk already decoded.
                         StatisticsResult tensorStats = LocalStatistics.isLocal(tensor, chunk)
-                                && LocalStatistics.needed(method, p, tensor)
                                 ? local.compute(method, p, tensor, chunk, kernels) : stats;
-                        KeepRule[] rules = tensorStats.rules(method, p, tensor, chunk);
-                        method.merge(kernels, tensor, chunk.start(), chunk.count(), rules,
-                                tensorStats.scales(tensor, p.modelCount()), p.settings(), metrics);
+                        method.merge(kernels, tensor, chunk.start(), chunk.count(),
+                                tensorStats.view(tensor.index(), chunk.index()), p.settings(), metrics);
                         inFlight.add(new InFlight(chunk, tensor, outBytes, metrics,
                                 kernels.encodeOut(tensor.outDtype(), chunk.count())));
                     } catch (RuntimeException e) {
@@ -137,7 +142,7 @@ public final class MergeStage {
             sink.write(f.tensor(), f.chunk(), encoded, f.outBytes());
             ChunkMetrics m = f.metrics();
             ChunkReport report = new ChunkReport(f.chunk().index(), f.tensor().index(), m.kept, m.deltaSquares,
-                    m.signConflicts, m.elements, attempt, false, kernels);
+                    m.signConflicts, m.elements, m.iterations, attempt, false, kernels);
             manifest.record(new ChunkManifest.Entry(f.chunk().index(), f.outBytes(),
                     Checksums.crc32c(encoded, f.outBytes()), report.toBytes()), task);
             progress.chunks().add(1);

@@ -1,6 +1,7 @@
 package dev.amalgam.plan;
 
 import dev.amalgam.AmalgamException;
+import dev.amalgam.AmalgamVersion;
 import dev.amalgam.format.Checkpoint;
 import dev.amalgam.format.StoredTensor;
 import org.apache.hadoop.conf.Configuration;
@@ -37,8 +38,15 @@ public final class MergeFingerprint {
      */
     public static String of(Configuration hadoop, String configSource, MergePlan plan, Planner.Planned planned,
                             PlanOptions options, Set<String> sideFileSources, boolean contentChecksums) {
+        return of(hadoop, configSource, plan, planned, options, sideFileSources, contentChecksums, AmalgamVersion.VERSION);
+    }
+
+    /** As above, for the Amalgam version {@code version}: a resume after an upgrade never mixes chunks of two versions. */
+    static String of(Configuration hadoop, String configSource, MergePlan plan, Planner.Planned planned,
+                     PlanOptions options, Set<String> sideFileSources, boolean contentChecksums, String version) {
         MessageDigest digest = sha256();
         line(digest, FORMAT);
+        line(digest, "amalgam " + version);
         line(digest, "config " + configSource.length());
         line(digest, configSource);
         line(digest, "seed " + plan.settings().seed());

@@ -1,11 +1,28 @@
 package dev.amalgam.plan;
 
+import dev.amalgam.method.MergeMethods;
+import dev.amalgam.method.MethodSettings;
+
 /**
  * Everything decided before data moves: per-tensor inputs and parameters, the chunks, and
  * the output layout (shards, headers, offsets). Broadcast to executors as it is.
  */
 public record MergePlan(MethodSettings settings, int modelCount, TensorPlan[] tensors, ChunkPlan[] chunks,
                         ShardPlan[] shards) {
+
+    public MergePlan {
+        for (int i = 0; i < tensors.length; i++) {
+            if (tensors[i].index() != i) {
+                throw new IllegalStateException("tensor '" + tensors[i].name() + "' has index " + tensors[i].index()
+                        + " but sits at position " + i + " of the plan");
+            }
+        }
+    }
+
+    /** The kernel primitives the plan's method needs (a backend without them is not used). */
+    public java.util.Set<dev.amalgam.kernels.Primitive> primitives() {
+        return MergeMethods.byName(settings.method()).orElseThrow().primitives();
+    }
 
     public long inputBytes() {
         long total = 0;

@@ -1,5 +1,11 @@
 package dev.amalgam.plan;
 
+import dev.amalgam.method.Inputs;
+import dev.amalgam.method.MethodSettings;
+import dev.amalgam.method.Parameter;
+import dev.amalgam.method.ParameterTable;
+import dev.amalgam.method.TensorParameters;
+
 import dev.amalgam.AmalgamException;
 import dev.amalgam.config.MergeConfig;
 import dev.amalgam.config.ModelSpec;
@@ -13,8 +19,8 @@ import dev.amalgam.format.TensorEntry;
 import dev.amalgam.format.SafetensorsHeader;
 import dev.amalgam.format.ShardLayout;
 import dev.amalgam.kernels.Dtype;
-import dev.amalgam.merge.MergeMethod;
-import dev.amalgam.merge.MergeMethods;
+import dev.amalgam.method.MergeMethod;
+import dev.amalgam.method.MergeMethods;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -41,35 +47,37 @@ public final class Planner {
     }
 
     public Planned plan(String configFile, MergeConfig config, PlanOptions options) {
-        List<String> configProblems = new ArrayList<>();
         MergeMethod method = MergeMethods.byName(config.mergeMethod()).orElse(null);
         if (method == null) {
-            throw new AmalgamException(AmalgamException.Kind.CONFIG, configFile + ": merge_method '"
-                    + config.mergeMethod() + "' is unknown (known: " + String.join(", ", MergeMethods.names()) + ")");
+            String known = " (known: " + String.join(", ", MergeMethods.names()) + ")";
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, MergeMethods.NOT_YET.contains(config.mergeMethod())
+                    ? configFile + ": merge_method '" + config.mergeMethod() + "' is not supported yet; use one of"
+                    + known.substring(8, known.length() - 1)
+                    : configFile + ": merge_method '" + config.mergeMethod() + "' is unknown" + known);
         }
+        Inputs inputs = method.inputs();
+        boolean hasBase = inputs.base() != Inputs.Base.NONE && config.baseModel() != null;
+        List<String> configProblems = new ArrayList<>();
         checkParameterNames(configFile, config, method, configProblems);
-        if (method.requiresBase() && config.baseModel() == null) {
-            configProblems.add(configFile + ": merge_method " + method.name() + " needs base_model (the model the "
-                    + "others were fine-tuned from)");
+        List<ModelSpec> specs = new ArrayList<>();
+        for (ModelSpec spec : config.models()) {
+            if (hasBase && samePath(spec.model(), config.baseModel())) {
+                if (inputs.base() == Inputs.Base.OPTIONAL) {
+                    configProblems.add(configFile + ": " + spec.model() + " is both base_model and one of the models; "
+                            + method.name() + " takes " + inputs.describe() + ": list it only once");
+                }
+                continue;
+            }
+            specs.add(spec);
         }
+        configProblems.addAll(method.checkInputs(configFile, hasBase, specs.size()));
         if (!configProblems.isEmpty()) {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, configProblems);
         }
-        MethodSettings settings = settings(config, method);
-
-        List<ModelSpec> specs = new ArrayList<>();
-        for (ModelSpec spec : config.models()) {
-            if (!(method.requiresBase() && samePath(spec.model(), config.baseModel()))) {
-                specs.add(spec);
-            }
-        }
-        if (specs.isEmpty()) {
-            throw new AmalgamException(AmalgamException.Kind.CONFIG, configFile + ": 'models' lists no model besides "
-                    + "the base; add the fine-tuned models to merge");
-        }
+        MethodSettings settings = settings(config, method, hasBase);
 
         List<String> inputProblems = new ArrayList<>();
-        Checkpoint base = method.requiresBase() ? read(config.baseModel(), inputProblems) : null;
+        Checkpoint base = hasBase ? read(config.baseModel(), inputProblems) : null;
         List<Checkpoint> models = new ArrayList<>();
         for (ModelSpec spec : specs) {
             models.add(read(spec.model(), inputProblems));
@@ -85,28 +93,43 @@ public final class Planner {
 
         int layers = reference.tensors().stream().mapToInt(t -> ParameterResolver.layerOf(t.name())).max().orElse(-1) + 1;
         ParameterResolver resolver = new ParameterResolver(layers);
+        ParameterTable table = ParameterTable.of(method);
         List<TensorPlan> tensors = new ArrayList<>();
-        List<String> valueProblems = new ArrayList<>();
+        Set<String> valueProblems = new LinkedHashSet<>();
         List<Map<String, StoredTensor>> byName = models.stream().map(Checkpoint::byName).toList();
+        Dtype uniformOut = config.effectiveOutDtype();
         for (StoredTensor ref : reference.tensors()) {
-            StoredTensor[] inputs = new StoredTensor[models.size()];
-            ModelParameters[] params = new ModelParameters[models.size()];
+            StoredTensor[] stored = new StoredTensor[models.size()];
+            double[][] perModel = new double[models.size()][];
             for (int i = 0; i < models.size(); i++) {
-                inputs[i] = byName.get(i).get(ref.name());
-                params[i] = resolve(configFile, config, specs.get(i), i, method, resolver, ref.name(), valueProblems);
+                stored[i] = byName.get(i).get(ref.name());
+                perModel[i] = new double[table.perModel().size()];
+                for (int p = 0; p < perModel[i].length; p++) {
+                    Parameter parameter = table.perModel().get(p);
+                    perModel[i][p] = resolve(configFile, parameter, "models[" + i + "] (" + specs.get(i).model() + ")",
+                            resolver, ref.name(), valueProblems, specs.get(i).parameters(), config.parameters());
+                }
+            }
+            double[] globals = new double[table.globals().size()];
+            for (int g = 0; g < globals.length; g++) {
+                globals[g] = resolve(configFile, table.globals().get(g), "parameters", resolver, ref.name(),
+                        valueProblems, config.parameters());
             }
             long[] shape = ref.shape();
             int cols = shape.length == 0 ? 1 : (int) Math.max(1, shape[shape.length - 1]);
-            Dtype out = config.outDtype() != null ? config.outDtype() : ref.dtype();
+            Dtype out = uniformOut != null ? uniformOut : ref.dtype();
             TensorPlan t = new TensorPlan(tensors.size(), ref.name(), shape, ref.elements(), cols, out,
-                    base != null ? ref : null, inputs, params, 0, 0);
-            if (valueProblems.isEmpty()) {
-                valueProblems.addAll(method.check(t));
-            }
+                    base != null ? ref : null, stored, new TensorParameters(globals, perModel), 0, 0);
             tensors.add(t);
         }
+        if (valueProblems.isEmpty()) {
+            // Method checks read resolved values, so they run once every value resolved.
+            for (TensorPlan t : tensors) {
+                valueProblems.addAll(method.check(t));
+            }
+        }
         if (!valueProblems.isEmpty()) {
-            throw new AmalgamException(AmalgamException.Kind.CONFIG, limit(new ArrayList<>(new LinkedHashSet<>(valueProblems))));
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, limit(new ArrayList<>(valueProblems)));
         }
 
         List<TensorPlan> placed = new ArrayList<>();
@@ -134,84 +157,111 @@ public final class Planner {
     }
 
     private static void checkParameterNames(String file, MergeConfig config, MergeMethod method, List<String> problems) {
-        Set<String> global = method.globalParameters().keySet();
-        Set<String> perModel = method.modelParameters().keySet();
-        String takes = " (" + method.name() + " takes: " + String.join(", ", method.parameterNames()) + ")";
+        ParameterTable table = ParameterTable.of(method);
+        String takes = " (" + method.name() + " takes: " + String.join(", ",
+                method.parameters().stream().map(Parameter::name).sorted().toList()) + ")";
         config.parameters().forEach((name, value) -> {
-            if (!global.contains(name) && !perModel.contains(name)) {
+            Parameter p = table.find(name);
+            if (p == null) {
                 problems.add(file + ": parameters." + name + " is not a parameter of " + method.name() + takes);
-            } else if (global.contains(name) && !(value instanceof ParameterValue.Scalar)) {
-                problems.add(file + ": parameters." + name + " must be a single value, not a gradient or filter list");
+            } else {
+                checkForm(file, "parameters." + name, p, value, problems);
             }
         });
         for (int i = 0; i < config.models().size(); i++) {
-            int index = i;
+            String prefix = file + ": models[" + i + "].parameters.";
             config.models().get(i).parameters().forEach((name, value) -> {
-                String key = file + ": models[" + index + "].parameters." + name;
-                if (global.contains(name)) {
-                    problems.add(key + " is a global parameter; move it to the top-level 'parameters'");
-                } else if (!perModel.contains(name)) {
-                    problems.add(key + " is not a parameter of " + method.name() + takes);
+                Parameter p = table.find(name);
+                if (p == null) {
+                    problems.add(prefix + name + " is not a parameter of " + method.name() + takes);
+                } else if (p.scope() == Parameter.Scope.GLOBAL) {
+                    problems.add(prefix + name + " is a global parameter; move it to the top-level 'parameters'");
+                } else {
+                    checkForm(file, prefix.substring(file.length() + 2) + name, p, value, problems);
                 }
             });
         }
-        for (var entry : method.globalParameters().entrySet()) {
-            ParameterValue v = config.parameters().get(entry.getKey());
-            if (v instanceof ParameterValue.Scalar s && entry.getValue() != null
-                    && s.value().getClass() != entry.getValue().getClass()) {
-                problems.add(file + ": parameters." + entry.getKey() + " must be "
-                        + (entry.getValue() instanceof Boolean ? "true or false" : "a number") + ", got " + s.value());
+    }
+
+    /** Whether a value's form suits the declaration: gradients and filters only where it varies, the right type. */
+    private static void checkForm(String file, String key, Parameter p, ParameterValue value, List<String> problems) {
+        if (!(value instanceof ParameterValue.Scalar) && !p.varies()) {
+            problems.add(file + ": " + key + " must be a single value, not a gradient or filter list");
+            return;
+        }
+        List<ParameterValue> leaves = new ArrayList<>();
+        if (value instanceof ParameterValue.Filtered f) {
+            f.entries().forEach(e -> leaves.add(e.value()));
+        } else {
+            leaves.add(value);
+        }
+        for (ParameterValue leaf : leaves) {
+            if (leaf instanceof ParameterValue.Scalar s && s.value() instanceof Boolean && p.type() != Parameter.Type.BOOLEAN) {
+                problems.add(file + ": " + key + " must be a number, got " + s.value());
             }
         }
     }
 
-    private static MethodSettings settings(MergeConfig config, MergeMethod method) {
-        Map<String, Object> defaults = method.globalParameters();
-        boolean normalize = (Boolean) global(config, "normalize", defaults.getOrDefault("normalize", false));
-        boolean rescale = (Boolean) global(config, "rescale", defaults.getOrDefault("rescale", false));
-        double lambda = (Double) global(config, "lambda", defaults.getOrDefault("lambda", 1.0));
-        long seed = config.randomSeed() != null ? config.randomSeed()
-                : (long) (double) (Double) global(config, "random_seed", 0.0);
-        return new MethodSettings(method.name(), normalize, rescale, (float) lambda, seed);
+    private static MethodSettings settings(MergeConfig config, MergeMethod method, boolean hasBase) {
+        long seed = 0;
+        if (config.randomSeed() != null) {
+            seed = config.randomSeed();
+        } else if (config.parameters().get("random_seed") instanceof ParameterValue.Scalar s
+                && s.value() instanceof Double d && ParameterTable.of(method).find("random_seed") != null) {
+            seed = (long) (double) d;
+        }
+        return new MethodSettings(method.name(), seed, hasBase);
     }
 
-    private static Object global(MergeConfig config, String name, Object fallback) {
-        ParameterValue v = config.parameters().get(name);
-        return v instanceof ParameterValue.Scalar s ? s.value() : fallback;
-    }
-
-    private static ModelParameters resolve(String file, MergeConfig config, ModelSpec spec, int index,
-                                           MergeMethod method, ParameterResolver resolver, String tensor,
-                                           List<String> problems) {
-        float[] values = new float[4];
-        String[] names = {"weight", "density", "gamma", "epsilon"};
-        for (int p = 0; p < names.length; p++) {
-            String name = names[p];
-            if (!method.modelParameters().containsKey(name)) {
-                values[p] = name.equals("density") ? 1.0f : 0.0f;
-                continue;
-            }
-            Object v = null;
-            if (spec.parameters().containsKey(name)) {
-                v = resolver.resolve(spec.parameters().get(name), tensor);
-            }
-            if (v == null && config.parameters().containsKey(name)) {
-                v = resolver.resolve(config.parameters().get(name), tensor);
-            }
-            if (v == null) {
-                v = method.modelParameters().get(name);
-            }
-            if (v == null) {
-                problems.add(file + ": models[" + index + "] (" + spec.model() + ") has no '" + name
-                        + "' for tensor '" + tensor + "'; set it in the model's parameters (a filter list needs an "
-                        + "entry without filter as a fallback) or in the global parameters");
-            } else if (!(v instanceof Double d)) {
-                problems.add(file + ": models[" + index + "].parameters." + name + " must be a number, got " + v);
-            } else {
-                values[p] = (float) (double) d;
+    /**
+     * One parameter's value for one tensor: the first of {@code sources} (a model's own
+     * parameters, then the global ones) that gives a value for the tensor, else the default.
+     * Problems (missing, out of range) are collected; the tensor is named only where the value
+     * varies by tensor, so a wrong scalar is reported once.
+     */
+    @SafeVarargs
+    private static double resolve(String file, Parameter parameter, String owner, ParameterResolver resolver,
+                                  String tensor, Set<String> problems, Map<String, ParameterValue>... sources) {
+        Object v = null;
+        boolean varies = false;
+        for (Map<String, ParameterValue> source : sources) {
+            ParameterValue given = source.get(parameter.name());
+            if (given != null) {
+                v = resolver.resolve(given, tensor);
+                // A value that depends on the tensor (or a filter list that missed it) names the tensor.
+                varies |= !(given instanceof ParameterValue.Scalar);
+                if (v != null) {
+                    break;
+                }
             }
         }
-        return new ModelParameters(values[0], values[1], values[2], values[3]);
+        if (v == null) {
+            v = parameter.defaultValue();
+        }
+        String where = varies ? " for tensor '" + tensor + "'" : "";
+        if (v == null) {
+            problems.add(file + ": " + owner + " has no '" + parameter.name() + "'" + (varies ? where : "")
+                    + "; set it in " + (parameter.scope() == Parameter.Scope.MODEL ? "the model's parameters or " : "")
+                    + "the global parameters (a filter list needs an entry without filter as a fallback)");
+            return Double.NaN;
+        }
+        double value = v instanceof Boolean b ? (b ? 1.0 : 0.0) : (Double) v;
+        switch (parameter.type()) {
+            case BOOLEAN -> value = value != 0.0 ? 1.0 : 0.0;
+            case INTEGER -> {
+                if (value != Math.rint(value)) {
+                    problems.add(file + ": " + owner + "." + parameter.name() + " must be a whole number, got "
+                            + value + where);
+                }
+            }
+            case NUMBER -> {
+            }
+        }
+        if (!parameter.range().contains(value)) {
+            problems.add(file + ": " + owner + "." + parameter.name() + " is " + parameter.format(value) + where
+                    + ", outside " + parameter.range() + "; give a value in that range");
+        }
+        return value;
     }
 
     private static void checkSameTensors(Checkpoint reference, List<Checkpoint> models, List<String> problems) {
@@ -255,7 +305,7 @@ public final class Planner {
             int first = placed.size();
             for (int i = 0; i < groups.get(s).size(); i++) {
                 TensorPlan t = groups.get(s).get(i);
-                placed.add(new TensorPlan(t.index(), t.name(), t.shape(), t.elements(), t.cols(), t.outDtype(), t.base(),
+                placed.add(new TensorPlan(placed.size(), t.name(), t.shape(), t.elements(), t.cols(), t.outDtype(), t.base(),
                         t.models(), t.parameters(), s, header.length + entries.get(i).begin()));
             }
             shards[s] = new ShardPlan(fileName, header, header.length + offset, first, groups.get(s).size());

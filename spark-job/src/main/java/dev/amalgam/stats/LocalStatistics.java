@@ -1,21 +1,26 @@
 package dev.amalgam.stats;
 
 import dev.amalgam.kernels.ChunkKernels;
-import dev.amalgam.kernels.ExactSum;
-import dev.amalgam.kernels.KeepRule;
 import dev.amalgam.kernels.MagnitudeHistogram;
-import dev.amalgam.merge.MergeMethod;
-import dev.amalgam.merge.OrderStatistic;
-import dev.amalgam.merge.Sparsifier;
+import dev.amalgam.kernels.Operand;
+import dev.amalgam.method.MergeMethod;
+import dev.amalgam.method.OrderStatistic;
+import dev.amalgam.method.Reduction;
+import dev.amalgam.method.StatisticRequest;
 import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.TensorPlan;
 
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
 /**
- * Statistics of a tensor that fits in one chunk, computed inside its merge task: the same
- * radix selection and exact sums as the distributed rounds, over the whole tensor, so the result
- * is identical and the tensor is read once instead of once per round. Most tensors of a model
- * (norms, biases, projections of small models) take this path.
+ * The statistics stage's rounds for a tensor that fits in one chunk, run inside its merge task on
+ * the chunk already decoded there: the same radix selection and exact partial sums as the
+ * distributed rounds (with one chunk, nothing precedes it), so the result is identical and the
+ * tensor is read once instead of once per round. Most tensors of a model take this path.
  */
 public final class LocalStatistics {
     private final long[] histogram = new long[MagnitudeHistogram.BINS];
@@ -25,56 +30,35 @@ public final class LocalStatistics {
         return chunk.start() == 0 && chunk.count() == tensor.elements();
     }
 
-    /** Whether any model of the tensor needs statistics at all. */
-    public static boolean needed(MergeMethod method, MergePlan plan, TensorPlan tensor) {
-        for (int i = 0; i < plan.modelCount(); i++) {
-            long[] p = method.orderPositions(tensor, i);
-            if (p[0] != Sparsifier.UNUSED || p[1] != Sparsifier.UNUSED || method.needsRescale(tensor, i, plan.settings())) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /** The statistics of a single-chunk tensor whose inputs {@code kernels} holds decoded. */
+    /** Runs every round the method asks of the single-chunk tensor whose inputs {@code kernels} holds decoded. */
     public StatisticsResult compute(MergeMethod method, MergePlan plan, TensorPlan tensor, ChunkPlan chunk,
                                     ChunkKernels kernels) {
         StatisticsResult result = StatisticsResult.empty();
-        int count = chunk.count();
-        for (int i = 0; i < plan.modelCount(); i++) {
-            long[] positions = method.orderPositions(tensor, i);
-            if (positions[0] == Sparsifier.UNUSED && positions[1] == Sparsifier.UNUSED) {
-                continue;
+        for (int round = 0; ; round++) {
+            List<StatisticRequest> requests = method.statistics(tensor, round, result.view(tensor.index(), chunk.index()));
+            if (requests.isEmpty()) {
+                return result;
             }
-            java.util.Arrays.fill(histogram, 0);
-            kernels.histogramHigh(i, count, histogram);
-            MagnitudeHistogram.Selection[] high = new MagnitudeHistogram.Selection[2];
-            for (int slot = 0; slot < 2; slot++) {
-                if (positions[slot] != Sparsifier.UNUSED) {
-                    high[slot] = MagnitudeHistogram.select(histogram, positions[slot]);
+            StatisticsStage.checkRound(method, tensor, round);
+            for (StatisticRequest r : requests) {
+                if (r.reduction() == Reduction.ORDER) {
+                    result.orders().put(new StatisticKey(tensor.index(), r), select(kernels, r, chunk.count()));
                 }
             }
-            for (int slot = 0; slot < 2; slot++) {
-                if (high[slot] == null) {
-                    continue;
-                }
-                java.util.Arrays.fill(histogram, 0);
-                kernels.histogramLow(i, count, high[slot].bucket(), histogram);
-                MagnitudeHistogram.Selection low = MagnitudeHistogram.select(histogram, positions[slot] - high[slot].below());
-                result.orders().put(StatisticKeys.of(tensor.index(), i, slot), new OrderStatistic(
-                        (high[slot].bucket() << 16) | low.bucket(), high[slot].below() + low.below(), low.inBucket()));
-            }
+            Map<StatisticRequest, Partial> sums = new HashMap<>();
+            ChunkSums.add(kernels, method, plan, tensor, chunk, requests, result.view(tensor.index(), chunk.index()), sums);
+            sums.forEach((r, p) -> result.values().put(new StatisticKey(tensor.index(), r), p.toFloat()));
         }
-        for (int i = 0; i < plan.modelCount(); i++) {
-            if (!method.needsRescale(tensor, i, plan.settings())) {
-                continue;
-            }
-            ExactSum all = new ExactSum();
-            ExactSum kept = new ExactSum();
-            KeepRule rule = result.rule(method, plan, tensor, chunk, i);
-            kernels.magnitudeSums(i, count, chunk.start(), rule, all, kept);
-            result.scales().put(StatisticKeys.of(tensor.index(), i, 0), RescaleFactor.of(all, kept));
-        }
-        return result;
+    }
+
+    private OrderStatistic select(ChunkKernels kernels, StatisticRequest r, int count) {
+        int model = StatisticsStage.orderedModel(r);
+        Arrays.fill(histogram, 0);
+        kernels.histogramHigh(model, count, histogram);
+        MagnitudeHistogram.Selection high = MagnitudeHistogram.select(histogram, r.position());
+        Arrays.fill(histogram, 0);
+        kernels.histogramLow(model, count, high.bucket(), histogram);
+        MagnitudeHistogram.Selection low = MagnitudeHistogram.select(histogram, r.position() - high.below());
+        return new OrderStatistic((high.bucket() << 16) | low.bucket(), high.below() + low.below(), low.inBucket());
     }
 }

@@ -1,11 +1,10 @@
 package dev.amalgam.stats;
 
-import dev.amalgam.kernels.KeepRule;
-import dev.amalgam.merge.MergeMethod;
-import dev.amalgam.merge.OrderStatistic;
-import dev.amalgam.plan.ChunkPlan;
-import dev.amalgam.plan.MergePlan;
-import dev.amalgam.plan.TensorPlan;
+import dev.amalgam.kernels.Operand;
+import dev.amalgam.method.OrderStatistic;
+import dev.amalgam.method.Reduction;
+import dev.amalgam.method.StatisticRequest;
+import dev.amalgam.method.TensorStatistics;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -13,23 +12,58 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.Comparator;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.TreeMap;
 
 /**
- * The tensor-wide statistics, reduced and broadcast: order statistics per (tensor, model,
- * slot), how many entries equal to a slot's value precede each chunk, and L1 rescale factors
- * per (tensor, model). A chunk turns them into its keep rules without looking elsewhere.
+ * Every tensor's statistics, reduced and broadcast: order statistics and values (sums, dot
+ * products, counts) per (tensor, request), and for order statistics how many entries equal to
+ * the selected value precede each chunk, per (chunk, request). A chunk reads them through
+ * {@link #view} without looking elsewhere.
  */
-public record StatisticsResult(HashMap<Long, OrderStatistic> orders, HashMap<Long, Long> equalsBefore,
-                               HashMap<Long, Float> scales) {
+public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, HashMap<StatisticKey, Long> equalsBefore,
+                               HashMap<StatisticKey, Float> values) {
 
-    private static final int FORMAT = 0x414d5331; // "AMS1"
+    /** "AMS2": keys are requests. */
+    private static final int FORMAT = 0x414d5332;
 
     public static StatisticsResult empty() {
         return new StatisticsResult(new HashMap<>(), new HashMap<>(), new HashMap<>());
+    }
+
+    /** What chunk {@code chunk} of tensor {@code tensor} sees. */
+    public TensorStatistics view(int tensor, int chunk) {
+        return new TensorStatistics() {
+            @Override
+            public OrderStatistic order(StatisticRequest request) {
+                return orders.get(new StatisticKey(tensor, request));
+            }
+
+            @Override
+            public long equalsBefore(StatisticRequest request) {
+                return equalsBefore.getOrDefault(new StatisticKey(chunk, request), 0L);
+            }
+
+            @Override
+            public float value(StatisticRequest request) {
+                return values.getOrDefault(new StatisticKey(tensor, request), Float.NaN);
+            }
+
+            @Override
+            public boolean has(StatisticRequest request) {
+                StatisticKey key = new StatisticKey(tensor, request);
+                return request.reduction() == Reduction.ORDER ? orders.containsKey(key) : values.containsKey(key);
+            }
+        };
+    }
+
+    public void putAll(StatisticsResult other) {
+        orders.putAll(other.orders);
+        equalsBefore.putAll(other.equalsBefore);
+        values.putAll(other.values);
     }
 
     /** The statistics as bytes, saved beside a running merge so a resumed run can skip the stage. */
@@ -38,20 +72,20 @@ public record StatisticsResult(HashMap<Long, OrderStatistic> orders, HashMap<Lon
         try (DataOutputStream out = new DataOutputStream(bytes)) {
             out.writeInt(FORMAT);
             out.writeInt(orders.size());
-            for (Map.Entry<Long, OrderStatistic> e : new TreeMap<>(orders).entrySet()) {
-                out.writeLong(e.getKey());
+            for (Map.Entry<StatisticKey, OrderStatistic> e : sorted(orders)) {
+                writeKey(out, e.getKey());
                 out.writeInt(e.getValue().valueBits());
                 out.writeLong(e.getValue().below());
                 out.writeLong(e.getValue().equal());
             }
             out.writeInt(equalsBefore.size());
-            for (Map.Entry<Long, Long> e : new TreeMap<>(equalsBefore).entrySet()) {
-                out.writeLong(e.getKey());
+            for (Map.Entry<StatisticKey, Long> e : sorted(equalsBefore)) {
+                writeKey(out, e.getKey());
                 out.writeLong(e.getValue());
             }
-            out.writeInt(scales.size());
-            for (Map.Entry<Long, Float> e : new TreeMap<>(scales).entrySet()) {
-                out.writeLong(e.getKey());
+            out.writeInt(values.size());
+            for (Map.Entry<StatisticKey, Float> e : sorted(values)) {
+                writeKey(out, e.getKey());
                 out.writeInt(Float.floatToRawIntBits(e.getValue()));
             }
         } catch (IOException e) {
@@ -60,7 +94,7 @@ public record StatisticsResult(HashMap<Long, OrderStatistic> orders, HashMap<Lon
         return bytes.toByteArray();
     }
 
-    /** Reads what {@link #toBytes()} wrote; empty when the bytes are not a complete copy. */
+    /** Reads what {@link #toBytes()} wrote; empty when the bytes are not a complete copy of this format. */
     public static Optional<StatisticsResult> fromBytes(byte[] content) {
         try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(content))) {
             if (in.readInt() != FORMAT) {
@@ -68,43 +102,76 @@ public record StatisticsResult(HashMap<Long, OrderStatistic> orders, HashMap<Lon
             }
             StatisticsResult r = empty();
             for (int n = in.readInt(); n > 0; n--) {
-                r.orders.put(in.readLong(), new OrderStatistic(in.readInt(), in.readLong(), in.readLong()));
+                r.orders.put(readKey(in), new OrderStatistic(in.readInt(), in.readLong(), in.readLong()));
             }
             for (int n = in.readInt(); n > 0; n--) {
-                r.equalsBefore.put(in.readLong(), in.readLong());
+                r.equalsBefore.put(readKey(in), in.readLong());
             }
             for (int n = in.readInt(); n > 0; n--) {
-                r.scales.put(in.readLong(), Float.intBitsToFloat(in.readInt()));
+                r.values.put(readKey(in), Float.intBitsToFloat(in.readInt()));
             }
             return in.read() == -1 ? Optional.of(r) : Optional.empty();
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException e) {
             return Optional.empty();
         }
     }
 
-    public KeepRule[] rules(MergeMethod method, MergePlan plan, TensorPlan tensor, ChunkPlan chunk) {
-        KeepRule[] rules = new KeepRule[plan.modelCount()];
-        for (int i = 0; i < rules.length; i++) {
-            rules[i] = rule(method, plan, tensor, chunk, i);
-        }
-        return rules;
+    private static <V> List<Map.Entry<StatisticKey, V>> sorted(Map<StatisticKey, V> map) {
+        return map.entrySet().stream()
+                .sorted(Comparator.comparing((Map.Entry<StatisticKey, V> e) -> e.getKey().owner())
+                        .thenComparing(e -> e.getKey().request().toString()))
+                .toList();
     }
 
-    public KeepRule rule(MergeMethod method, MergePlan plan, TensorPlan tensor, ChunkPlan chunk, int model) {
-        OrderStatistic[] stats = new OrderStatistic[2];
-        long[] before = new long[2];
-        for (int slot = 0; slot < 2; slot++) {
-            stats[slot] = orders.get(StatisticKeys.of(tensor.index(), model, slot));
-            before[slot] = equalsBefore.getOrDefault(StatisticKeys.of(chunk.index(), model, slot), 0L);
-        }
-        return method.keepRule(tensor, model, stats, before, plan.settings());
+    private static void writeKey(DataOutputStream out, StatisticKey key) throws IOException {
+        out.writeInt(key.owner());
+        StatisticRequest r = key.request();
+        out.writeByte(r.reduction().ordinal());
+        writeOperand(out, r.a());
+        writeOperand(out, r.b());
+        out.writeLong(r.position());
     }
 
-    public float[] scales(TensorPlan tensor, int models) {
-        float[] s = new float[models];
-        for (int i = 0; i < models; i++) {
-            s[i] = scales.getOrDefault(StatisticKeys.of(tensor.index(), i, 0), 1.0f);
+    private static StatisticKey readKey(DataInputStream in) throws IOException {
+        int owner = in.readInt();
+        Reduction reduction = Reduction.values()[in.readByte()];
+        Operand a = readOperand(in);
+        Operand b = readOperand(in);
+        long position = in.readLong();
+        return new StatisticKey(owner, new StatisticRequest(reduction, a, b, position,
+                dev.amalgam.method.Scope.TENSOR));
+    }
+
+    private static void writeOperand(DataOutputStream out, Operand o) throws IOException {
+        if (o == null) {
+            out.writeByte(0);
+        } else if (o instanceof Operand.Delta d) {
+            out.writeByte(1);
+            out.writeInt(d.model());
+        } else if (o instanceof Operand.Value v) {
+            out.writeByte(2);
+            out.writeInt(v.slot());
+        } else if (o instanceof Operand.KeptDelta k) {
+            out.writeByte(3);
+            out.writeInt(k.model());
+        } else if (o instanceof Operand.Contribution c) {
+            out.writeByte(4);
+            out.writeInt(c.model());
+            out.writeFloat(c.epsilon());
+            out.writeBoolean(c.shared());
+        } else {
+            throw new IllegalArgumentException("no encoding for " + o);
         }
-        return s;
+    }
+
+    private static Operand readOperand(DataInputStream in) throws IOException {
+        return switch (in.readByte()) {
+            case 0 -> null;
+            case 1 -> new Operand.Delta(in.readInt());
+            case 2 -> new Operand.Value(in.readInt());
+            case 3 -> new Operand.KeptDelta(in.readInt());
+            case 4 -> new Operand.Contribution(in.readInt(), in.readFloat(), in.readBoolean());
+            default -> throw new IOException("unknown operand");
+        };
     }
 }

@@ -1,18 +1,17 @@
 package dev.amalgam.stats;
 
-import dev.amalgam.kernels.ChunkKernels;
-import dev.amalgam.kernels.ExactSum;
-import dev.amalgam.kernels.KeepRule;
+import dev.amalgam.executor.ChunkFailedException;
+import dev.amalgam.executor.ChunkLoader;
+import dev.amalgam.executor.ExecutorHadoop;
+import dev.amalgam.executor.ExecutorKernels;
+import dev.amalgam.executor.ExecutorMemory;
 import dev.amalgam.kernels.MagnitudeHistogram;
-import dev.amalgam.merge.ChunkFailedException;
-import dev.amalgam.merge.ChunkLoader;
-import dev.amalgam.merge.ExecutorHadoop;
-import dev.amalgam.merge.ExecutorKernels;
-import dev.amalgam.merge.ExecutorMemory;
-import dev.amalgam.merge.MergeMethod;
-import dev.amalgam.merge.MergeMethods;
-import dev.amalgam.merge.OrderStatistic;
-import dev.amalgam.merge.Sparsifier;
+import dev.amalgam.kernels.Operand;
+import dev.amalgam.method.MergeMethod;
+import dev.amalgam.method.MergeMethods;
+import dev.amalgam.method.OrderStatistic;
+import dev.amalgam.method.Reduction;
+import dev.amalgam.method.StatisticRequest;
 import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.TensorPlan;
@@ -29,321 +28,333 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The statistics stage: distributed passes over the chunks of the multi-chunk tensors that need
- * them, each reduced per tensor and model, never gathering a tensor anywhere. (Single-chunk
- * tensors get the same statistics from {@link LocalStatistics} inside their merge task.)
+ * The statistics stage: runs the rounds of statistics every method asks of its tensors
+ * ({@link MergeMethod#statistics}), each round as distributed passes over the chunks of the
+ * tensors that asked, reduced per tensor, never gathering a tensor anywhere. A round's requests
+ * may depend on the results of the rounds before (a rescale needs the keep rule, which needs
+ * the order statistics). Tensors that fit in one chunk run the same rounds inside their merge
+ * task ({@link LocalStatistics}) and are skipped here.
  *
+ * <p>A round reads its chunks once for its sums, dot products, counts and the first step of its
+ * order statistics, and again only for order statistics:
  * <ol>
- *   <li>High-16-bit histograms of |delta|: the bucket of each requested order position.</li>
- *   <li>Low-16-bit histograms inside that bucket: the exact value, and how many entries are
- *       below and equal to it.</li>
- *   <li>Only where equal values straddle a position: per-chunk counts of entries equal to the
+ *   <li>high-16-bit histograms of |operand|: the bucket of each requested order position, together
+ *       with every exact partial sum the round asked for;</li>
+ *   <li>low-16-bit histograms inside that bucket: the exact value, and how many entries are
+ *       below and equal to it;</li>
+ *   <li>only where equal values straddle a position: per-chunk counts of entries equal to the
  *       value, turned into prefix sums so each chunk knows the equal-rank of its entries.</li>
- *   <li>Only with rescale: exact L1 sums of each delta before and after sparsification.</li>
  * </ol>
  */
 public final class StatisticsStage {
+    /** Rounds a method may ask for; iterative methods iterate on the driver over one round's results. */
+    public static final int MAX_ROUNDS = 8;
+
     private StatisticsStage() {
     }
 
-    /** Everything the passes share. */
-    private record Pass(JavaSparkContext sc, Broadcast<MergePlan> plan, int partitions, int maxChunk,
-                        LongAccumulator bytesRead) {
+    /** Everything the passes of one round share. */
+    private record Pass(JavaSparkContext sc, Broadcast<MergePlan> plan, Broadcast<StatisticsResult> known,
+                        int round, int partitions, int maxChunk, LongAccumulator bytesRead) {
     }
 
-    /** Runs the rounds the method needs; {@code bytesRead} counts the input bytes the rounds read. */
+    /** Fails loudly when a method keeps asking: rounds are bounded. */
+    static void checkRound(MergeMethod method, TensorPlan tensor, int round) {
+        if (round >= MAX_ROUNDS) {
+            throw new IllegalStateException(method.name() + " asked for more than " + MAX_ROUNDS
+                    + " statistics rounds on tensor '" + tensor.name() + "'");
+        }
+    }
+
+    /** The model whose |delta| an order request selects from. */
+    static int orderedModel(StatisticRequest r) {
+        if (r.a() instanceof Operand.Delta d) {
+            return d.model();
+        }
+        throw new IllegalArgumentException("order statistics of " + r.a() + " are not supported yet; order a Delta");
+    }
+
+    /** Runs every round; {@code bytesRead} counts the input bytes the rounds read. */
     public static StatisticsResult run(JavaSparkContext sc, Broadcast<MergePlan> planBroadcast, MergePlan plan,
                                        MergeMethod method, int partitions, LongAccumulator bytesRead) {
         int maxChunk = 0;
+        boolean[] multiChunk = new boolean[plan.tensors().length];
         for (ChunkPlan c : plan.chunks()) {
             maxChunk = Math.max(maxChunk, c.count());
-        }
-        Pass pass = new Pass(sc, planBroadcast, partitions, maxChunk, bytesRead);
-        int m = plan.modelCount();
-        List<Integer> orderChunks = new ArrayList<>();
-        List<Integer> rescaleChunks = new ArrayList<>();
-        boolean[] orderTensor = new boolean[plan.tensors().length];
-        boolean[] rescaleTensor = new boolean[plan.tensors().length];
-        for (TensorPlan t : plan.tensors()) {
-            for (int i = 0; i < m; i++) {
-                long[] p = method.orderPositions(t, i);
-                orderTensor[t.index()] |= p[0] != Sparsifier.UNUSED || p[1] != Sparsifier.UNUSED;
-                rescaleTensor[t.index()] |= method.needsRescale(t, i, plan.settings());
-            }
-        }
-        for (ChunkPlan c : plan.chunks()) {
-            if (LocalStatistics.isLocal(plan.tensors()[c.tensor()], c)) {
-                // A single-chunk tensor gets its statistics inside its merge task.
-                continue;
-            }
-            if (orderTensor[c.tensor()]) {
-                orderChunks.add(c.index());
-            }
-            if (rescaleTensor[c.tensor()]) {
-                rescaleChunks.add(c.index());
-            }
+            multiChunk[c.tensor()] |= !LocalStatistics.isLocal(plan.tensors()[c.tensor()], c);
         }
         StatisticsResult result = StatisticsResult.empty();
-        if (!orderChunks.isEmpty()) {
-            HashMap<Long, long[]> buckets = highBuckets(pass, orderChunks);
-            result.orders().putAll(exactValues(pass, orderChunks, buckets));
-            result.equalsBefore().putAll(equalPrefixes(pass, plan, method, result.orders()));
+        for (int round = 0; ; round++) {
+            boolean[] asking = new boolean[plan.tensors().length];
+            boolean any = false;
+            for (TensorPlan t : plan.tensors()) {
+                if (multiChunk[t.index()] && !method.statistics(t, round, result.view(t.index(), -1)).isEmpty()) {
+                    checkRound(method, t, round);
+                    asking[t.index()] = true;
+                    any = true;
+                }
+            }
+            if (!any) {
+                return result;
+            }
+            List<Integer> chunks = new ArrayList<>();
+            for (ChunkPlan c : plan.chunks()) {
+                if (asking[c.tensor()]) {
+                    chunks.add(c.index());
+                }
+            }
+            Broadcast<StatisticsResult> known = sc.broadcast(result);
+            Pass pass = new Pass(sc, planBroadcast, known, round, partitions, maxChunk, bytesRead);
+            StatisticsResult found = firstPass(pass, chunks);
+            if (!found.orders().isEmpty()) {
+                // found.orders holds (bucket, below) per request so far; the low pass makes them exact.
+                HashMap<StatisticKey, OrderStatistic> exact = exactValues(pass, chunks, found.orders());
+                found.orders().clear();
+                found.orders().putAll(exact);
+                found.equalsBefore().putAll(equalPrefixes(pass, plan, exact));
+            }
+            known.unpersist();
+            result.putAll(found);
         }
-        if (!rescaleChunks.isEmpty()) {
-            Broadcast<StatisticsResult> partial = sc.broadcast(result);
-            result.scales().putAll(rescaleFactors(pass, rescaleChunks, partial));
-            partial.unpersist();
-        }
-        return result;
     }
 
-    /** Round 1: per (tensor, model, slot), the high bucket holding the position and the count below it. */
-    private static HashMap<Long, long[]> highBuckets(Pass pass, List<Integer> chunks) {
+    /** This round's requests for a tensor, as the driver and every executor see them. */
+    private static List<StatisticRequest> requests(MergeMethod method, TensorPlan tensor, int round,
+                                                   StatisticsResult known, int chunk) {
+        return method.statistics(tensor, round, known.view(tensor.index(), chunk));
+    }
+
+    /**
+     * Pass 1: the round's exact sums, dot products and counts, and per order request the high
+     * bucket holding its position and the count below it (kept as a provisional OrderStatistic
+     * of valueBits = bucket, below, equal = -1).
+     */
+    private static StatisticsResult firstPass(Pass pass, List<Integer> chunks) {
         Broadcast<MergePlan> planB = pass.plan();
+        Broadcast<StatisticsResult> knownB = pass.known();
+        int round = pass.round();
         int maxChunk = pass.maxChunk();
         LongAccumulator read = pass.bytesRead();
-        List<long[]> selected = pass.sc().parallelize(chunks, slices(pass, chunks))
+        List<Tuple2<StatisticKey, Object>> reduced = pass.sc().parallelize(chunks, slices(pass, chunks))
                 .mapPartitionsToPair(it -> {
                     MergePlan plan = planB.value();
                     MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
-                    Map<Long, long[]> histograms = new HashMap<>();
-                    forEachDelta(plan, method, it, maxChunk, read, (tensor, model, kernels, count, positions) -> {
-                        long[] h = histograms.computeIfAbsent(StatisticKeys.of(tensor.index(), model, 0),
-                                k -> new long[MagnitudeHistogram.BINS]);
-                        kernels.histogramHigh(model, count, h);
+                    StatisticsResult known = knownB.value();
+                    Map<StatisticKey, Object> partials = new HashMap<>();
+                    java.util.Set<StatisticKey> seen = new java.util.HashSet<>();
+                    forEachChunk(plan, it, maxChunk, read, method, known, round, (tensor, chunk, loader, requests) -> {
+                        Map<StatisticRequest, Partial> sums = new HashMap<>();
+                        ChunkSums.add(loader.kernels(), method, plan, tensor, chunk, requests,
+                                known.view(tensor.index(), chunk.index()), sums);
+                        sums.forEach((r, p) -> partials.merge(new StatisticKey(tensor.index(), r), p,
+                                StatisticsStage::combine));
+                        for (StatisticRequest r : requests) {
+                            if (r.reduction() != Reduction.ORDER) {
+                                continue;
+                            }
+                            // Requests on one operand share its high histogram, filed under the operand.
+                            StatisticKey operandKey = new StatisticKey(tensor.index(), StatisticRequest.order(r.a(), 0));
+                            if (!seen.add(operandKey)) {
+                                continue;
+                            }
+                            long[] h = new long[MagnitudeHistogram.BINS];
+                            loader.kernels().histogramHigh(orderedModel(r), chunk.count(), h);
+                            partials.merge(operandKey, h, StatisticsStage::combine);
+                        }
+                        seen.clear();
                     });
-                    return tuples(histograms);
+                    List<Tuple2<StatisticKey, Object>> out = new ArrayList<>();
+                    partials.forEach((k, v) -> out.add(new Tuple2<>(k, v)));
+                    return out.iterator();
                 })
-                .reduceByKey(StatisticsStage::addInto)
-                .flatMap(entry -> {
+                .reduceByKey(StatisticsStage::combine)
+                .flatMapToPair(entry -> {
+                    StatisticKey key = entry._1();
+                    List<Tuple2<StatisticKey, Object>> out = new ArrayList<>();
+                    if (entry._2() instanceof Partial p) {
+                        out.add(new Tuple2<>(key, p.toFloat()));
+                        return out.iterator();
+                    }
                     MergePlan plan = planB.value();
                     MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
-                    long key = entry._1();
-                    TensorPlan tensor = plan.tensors()[StatisticKeys.tensorOrChunk(key)];
-                    int model = StatisticKeys.model(key);
-                    long[] positions = method.orderPositions(tensor, model);
-                    List<long[]> out = new ArrayList<>();
-                    for (int slot = 0; slot < 2; slot++) {
-                        if (positions[slot] != Sparsifier.UNUSED) {
-                            MagnitudeHistogram.Selection s = MagnitudeHistogram.select(entry._2(), positions[slot]);
-                            out.add(new long[]{StatisticKeys.of(tensor.index(), model, slot), s.bucket(), s.below()});
+                    TensorPlan tensor = plan.tensors()[key.owner()];
+                    for (StatisticRequest r : requests(method, tensor, round, knownB.value(), -1)) {
+                        if (r.reduction() == Reduction.ORDER && r.a().equals(key.request().a())) {
+                            MagnitudeHistogram.Selection s = MagnitudeHistogram.select((long[]) entry._2(), r.position());
+                            out.add(new Tuple2<>(new StatisticKey(key.owner(), r), new long[]{s.bucket(), s.below()}));
                         }
                     }
                     return out.iterator();
                 })
                 .collect();
-        HashMap<Long, long[]> buckets = new HashMap<>();
-        for (long[] s : selected) {
-            buckets.put(s[0], new long[]{s[1], s[2]});
+        StatisticsResult found = StatisticsResult.empty();
+        for (Tuple2<StatisticKey, Object> t : reduced) {
+            if (t._2() instanceof Float f) {
+                found.values().put(t._1(), f);
+            } else {
+                long[] s = (long[]) t._2();
+                found.orders().put(t._1(), new OrderStatistic((int) s[0], s[1], -1));
+            }
         }
-        return buckets;
+        return found;
     }
 
-    /** Round 2: the exact value at each position, from low-16-bit histograms inside its bucket. */
-    private static Map<Long, OrderStatistic> exactValues(Pass pass, List<Integer> chunks, HashMap<Long, long[]> buckets) {
+    private static Object combine(Object a, Object b) {
+        if (a instanceof Partial p) {
+            return p.merge((Partial) b);
+        }
+        long[] x = (long[]) a;
+        long[] y = (long[]) b;
+        for (int i = 0; i < x.length; i++) {
+            x[i] += y[i];
+        }
+        return x;
+    }
+
+    /** Pass 2: the exact value at each position, from low-16-bit histograms inside its bucket. */
+    private static HashMap<StatisticKey, OrderStatistic> exactValues(Pass pass, List<Integer> chunks,
+                                                                     HashMap<StatisticKey, OrderStatistic> buckets) {
         Broadcast<MergePlan> planB = pass.plan();
-        Broadcast<HashMap<Long, long[]>> bucketsB = pass.sc().broadcast(buckets);
+        Broadcast<StatisticsResult> knownB = pass.known();
+        Broadcast<HashMap<StatisticKey, OrderStatistic>> bucketsB = pass.sc().broadcast(buckets);
+        int round = pass.round();
         int maxChunk = pass.maxChunk();
         LongAccumulator read = pass.bytesRead();
-        List<long[]> values = pass.sc().parallelize(chunks, slices(pass, chunks))
+        List<Tuple2<StatisticKey, OrderStatistic>> values = pass.sc().parallelize(chunks, slices(pass, chunks))
                 .mapPartitionsToPair(it -> {
                     MergePlan plan = planB.value();
                     MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
-                    HashMap<Long, long[]> bucketOf = bucketsB.value();
-                    Map<Long, long[]> histograms = new HashMap<>();
-                    forEachDelta(plan, method, it, maxChunk, read, (tensor, model, kernels, count, positions) -> {
-                        for (int slot = 0; slot < 2; slot++) {
-                            if (positions[slot] == Sparsifier.UNUSED) {
+                    HashMap<StatisticKey, OrderStatistic> bucketOf = bucketsB.value();
+                    Map<StatisticKey, long[]> histograms = new HashMap<>();
+                    forEachChunk(plan, it, maxChunk, read, method, knownB.value(), round, (tensor, chunk, loader, requests) -> {
+                        for (StatisticRequest r : requests) {
+                            StatisticKey key = new StatisticKey(tensor.index(), r);
+                            OrderStatistic bucket = bucketOf.get(key);
+                            if (bucket == null) {
                                 continue;
                             }
-                            long key = StatisticKeys.of(tensor.index(), model, slot);
                             long[] h = histograms.computeIfAbsent(key, k -> new long[MagnitudeHistogram.BINS]);
-                            kernels.histogramLow(model, count, (int) bucketOf.get(key)[0], h);
+                            loader.kernels().histogramLow(orderedModel(r), chunk.count(), bucket.valueBits(), h);
                         }
-                    });
-                    return tuples(histograms);
+                    }, true);
+                    List<Tuple2<StatisticKey, long[]>> out = new ArrayList<>();
+                    histograms.forEach((k, v) -> out.add(new Tuple2<>(k, v)));
+                    return out.iterator();
                 })
-                .reduceByKey(StatisticsStage::addInto)
-                .map(entry -> {
-                    MergePlan plan = planB.value();
-                    MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
-                    long key = entry._1();
-                    long[] bucket = bucketsB.value().get(key);
-                    TensorPlan tensor = plan.tensors()[StatisticKeys.tensorOrChunk(key)];
-                    long position = method.orderPositions(tensor, StatisticKeys.model(key))[StatisticKeys.slot(key)];
-                    MagnitudeHistogram.Selection s = MagnitudeHistogram.select(entry._2(), position - bucket[1]);
-                    return new long[]{key, (bucket[0] << 16) | s.bucket(), bucket[1] + s.below(), s.inBucket()};
+                .reduceByKey((a, b) -> (long[]) combine(a, b))
+                .mapToPair(entry -> {
+                    StatisticKey key = entry._1();
+                    OrderStatistic bucket = bucketsB.value().get(key);
+                    MagnitudeHistogram.Selection s = MagnitudeHistogram.select(entry._2(),
+                            key.request().position() - bucket.below());
+                    return new Tuple2<>(key, new OrderStatistic((bucket.valueBits() << 16) | s.bucket(),
+                            bucket.below() + s.below(), s.inBucket()));
                 })
                 .collect();
         bucketsB.unpersist();
-        Map<Long, OrderStatistic> orders = new HashMap<>();
-        for (long[] v : values) {
-            orders.put(v[0], new OrderStatistic((int) v[1], v[2], v[3]));
+        HashMap<StatisticKey, OrderStatistic> orders = new HashMap<>();
+        for (Tuple2<StatisticKey, OrderStatistic> v : values) {
+            orders.put(v._1(), v._2());
         }
         return orders;
     }
 
     /**
-     * Round 3: where a position falls inside a run of equal magnitudes, each chunk needs to know
+     * Pass 3: where a position falls inside a run of equal magnitudes, each chunk needs to know
      * how many of those equal entries precede it in the tensor (ties go by lower flat index).
      */
-    private static Map<Long, Long> equalPrefixes(Pass pass, MergePlan plan, MergeMethod method,
-                                                 Map<Long, OrderStatistic> orders) {
-        HashMap<Long, Integer> split = new HashMap<>();
-        for (Map.Entry<Long, OrderStatistic> e : orders.entrySet()) {
-            long key = e.getKey();
-            TensorPlan tensor = plan.tensors()[StatisticKeys.tensorOrChunk(key)];
-            long position = method.orderPositions(tensor, StatisticKeys.model(key))[StatisticKeys.slot(key)];
-            if (position - e.getValue().below() > 0) {
-                split.put(key, e.getValue().valueBits());
+    private static Map<StatisticKey, Long> equalPrefixes(Pass pass, MergePlan plan,
+                                                         HashMap<StatisticKey, OrderStatistic> orders) {
+        HashMap<StatisticKey, Integer> split = new HashMap<>();
+        for (Map.Entry<StatisticKey, OrderStatistic> e : orders.entrySet()) {
+            if (e.getKey().request().position() - e.getValue().below() > 0) {
+                split.put(e.getKey(), e.getValue().valueBits());
             }
         }
-        Map<Long, Long> prefixes = new HashMap<>();
+        Map<StatisticKey, Long> prefixes = new HashMap<>();
         if (split.isEmpty()) {
             return prefixes;
         }
+        boolean[] splitTensor = new boolean[plan.tensors().length];
+        split.keySet().forEach(k -> splitTensor[k.owner()] = true);
         List<Integer> chunks = new ArrayList<>();
         for (ChunkPlan c : plan.chunks()) {
-            for (int i = 0; i < plan.modelCount(); i++) {
-                if (split.containsKey(StatisticKeys.of(c.tensor(), i, 0)) || split.containsKey(StatisticKeys.of(c.tensor(), i, 1))) {
-                    chunks.add(c.index());
-                    break;
-                }
+            if (splitTensor[c.tensor()]) {
+                chunks.add(c.index());
             }
         }
         Broadcast<MergePlan> planB = pass.plan();
-        Broadcast<HashMap<Long, Integer>> splitB = pass.sc().broadcast(split);
+        Broadcast<StatisticsResult> knownB = pass.known();
+        Broadcast<HashMap<StatisticKey, Integer>> splitB = pass.sc().broadcast(split);
+        int round = pass.round();
         int maxChunk = pass.maxChunk();
         LongAccumulator read = pass.bytesRead();
-        List<long[]> counts = pass.sc().parallelize(chunks, slices(pass, chunks))
+        List<Tuple2<StatisticKey, Long>> counts = pass.sc().parallelize(chunks, slices(pass, chunks))
                 .mapPartitions(it -> {
                     MergePlan p = planB.value();
-                    MergeMethod mm = MergeMethods.byName(p.settings().method()).orElseThrow();
-                    HashMap<Long, Integer> valueOf = splitB.value();
-                    List<long[]> out = new ArrayList<>();
-                    forEachDeltaWithChunk(p, mm, it, maxChunk, read, (tensor, chunk, model, kernels, count, positions) -> {
-                        for (int slot = 0; slot < 2; slot++) {
-                            Integer bits = valueOf.get(StatisticKeys.of(tensor.index(), model, slot));
+                    MergeMethod method = MergeMethods.byName(p.settings().method()).orElseThrow();
+                    HashMap<StatisticKey, Integer> valueOf = splitB.value();
+                    List<Tuple2<StatisticKey, Long>> out = new ArrayList<>();
+                    forEachChunk(p, it, maxChunk, read, method, knownB.value(), round, (tensor, chunk, loader, requests) -> {
+                        for (StatisticRequest r : requests) {
+                            Integer bits = valueOf.get(new StatisticKey(tensor.index(), r));
                             if (bits != null) {
-                                long equal = kernels.countEqual(model, count, bits);
-                                out.add(new long[]{StatisticKeys.of(chunk.index(), model, slot), equal});
+                                long equal = loader.kernels().countEqual(orderedModel(r), chunk.count(), bits);
+                                out.add(new Tuple2<>(new StatisticKey(chunk.index(), r), equal));
                             }
                         }
-                    });
+                    }, true);
                     return out.iterator();
                 })
                 .collect();
         splitB.unpersist();
-        Map<Long, Long> countOf = new HashMap<>();
-        for (long[] c : counts) {
-            countOf.put(c[0], c[1]);
+        Map<StatisticKey, Long> countOf = new HashMap<>();
+        for (Tuple2<StatisticKey, Long> c : counts) {
+            countOf.put(c._1(), c._2());
         }
         // Chunks are planned in tensor order with rising ordinals, so one walk builds every prefix.
-        Map<Long, Long> running = new HashMap<>();
+        Map<StatisticKey, Long> running = new HashMap<>();
         for (ChunkPlan c : plan.chunks()) {
-            for (int i = 0; i < plan.modelCount(); i++) {
-                for (int slot = 0; slot < 2; slot++) {
-                    Long equal = countOf.get(StatisticKeys.of(c.index(), i, slot));
-                    if (equal != null) {
-                        long tensorKey = StatisticKeys.of(c.tensor(), i, slot);
-                        long before = running.getOrDefault(tensorKey, 0L);
-                        prefixes.put(StatisticKeys.of(c.index(), i, slot), before);
-                        running.put(tensorKey, before + equal);
-                    }
+            if (!splitTensor[c.tensor()]) {
+                continue;
+            }
+            for (StatisticKey tensorKey : split.keySet()) {
+                if (tensorKey.owner() != c.tensor()) {
+                    continue;
                 }
+                StatisticKey chunkKey = new StatisticKey(c.index(), tensorKey.request());
+                long before = running.getOrDefault(tensorKey, 0L);
+                prefixes.put(chunkKey, before);
+                running.put(tensorKey, before + countOf.getOrDefault(chunkKey, 0L));
             }
         }
         return prefixes;
     }
 
-    /** Round 4: {@code s = sum|d| / sum|kept d|}, from exact sums, 1 where either is under 1e-7. */
-    private static Map<Long, Float> rescaleFactors(Pass pass, List<Integer> chunks, Broadcast<StatisticsResult> statsB) {
-        Broadcast<MergePlan> planB = pass.plan();
-        int maxChunk = pass.maxChunk();
-        LongAccumulator read = pass.bytesRead();
-        List<Tuple2<Long, Float>> scales = pass.sc().parallelize(chunks, slices(pass, chunks))
-                .mapPartitionsToPair(it -> {
-                    MergePlan plan = planB.value();
-                    MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
-                    StatisticsResult stats = statsB.value();
-                    Map<Long, ExactSum[]> sums = new HashMap<>();
-                    try (ChunkLoader loader = loader(plan, maxChunk)) {
-                        while (it.hasNext()) {
-                            ChunkPlan chunk = plan.chunks()[it.next()];
-                            TensorPlan tensor = plan.tensors()[chunk.tensor()];
-                            boolean[] needed = new boolean[plan.modelCount()];
-                            for (int i = 0; i < needed.length; i++) {
-                                needed[i] = method.needsRescale(tensor, i, plan.settings());
-                            }
-                            try {
-                                loader.load(tensor, chunk, needed);
-                                for (int i = 0; i < needed.length; i++) {
-                                    if (!needed[i]) {
-                                        continue;
-                                    }
-                                    ExactSum[] pair = sums.computeIfAbsent(StatisticKeys.of(tensor.index(), i, 0),
-                                            k -> new ExactSum[]{new ExactSum(), new ExactSum()});
-                                    KeepRule rule = stats.rule(method, plan, tensor, chunk, i);
-                                    loader.kernels().magnitudeSums(i, chunk.count(), chunk.start(), rule, pair[0], pair[1]);
-                                }
-                            } catch (RuntimeException e) {
-                                throw new ChunkFailedException(tensor.name(), chunk.start(), chunk.count(), e);
-                            }
-                        }
-                        read.add(loader.bytesRead());
-                    }
-                    List<Tuple2<Long, ExactSum[]>> out = new ArrayList<>();
-                    sums.forEach((k, v) -> out.add(new Tuple2<>(k, v)));
-                    return out.iterator();
-                })
-                .reduceByKey((a, b) -> {
-                    a[0].merge(b[0]);
-                    a[1].merge(b[1]);
-                    return a;
-                })
-                .mapToPair(entry -> new Tuple2<>(entry._1(), RescaleFactor.of(entry._2()[0], entry._2()[1])))
-                .collect();
-        Map<Long, Float> out = new HashMap<>();
-        for (Tuple2<Long, Float> s : scales) {
-            out.put(s._1(), s._2());
-        }
-        return out;
+    /** Work on one decoded chunk with the round's requests for its tensor. */
+    private interface ChunkVisitor {
+        void visit(TensorPlan tensor, ChunkPlan chunk, ChunkLoader loader, List<StatisticRequest> requests);
     }
 
-    /** Work on the delta of one model in one chunk, for the models with order positions. */
-    private interface DeltaVisitor {
-        void visit(TensorPlan tensor, int model, ChunkKernels kernels, int count, long[] positions);
+    private static void forEachChunk(MergePlan plan, Iterator<Integer> chunks, int maxChunk, LongAccumulator read,
+                                     MergeMethod method, StatisticsResult known, int round, ChunkVisitor visitor) {
+        forEachChunk(plan, chunks, maxChunk, read, method, known, round, visitor, false);
     }
 
-    private interface ChunkDeltaVisitor {
-        void visit(TensorPlan tensor, ChunkPlan chunk, int model, ChunkKernels kernels, int count, long[] positions);
-    }
-
-    private static void forEachDelta(MergePlan plan, MergeMethod method, Iterator<Integer> chunks, int maxChunk,
-                                     LongAccumulator read, DeltaVisitor visitor) {
-        forEachDeltaWithChunk(plan, method, chunks, maxChunk, read,
-                (tensor, chunk, model, kernels, count, positions) -> visitor.visit(tensor, model, kernels, count, positions));
-    }
-
-    private static void forEachDeltaWithChunk(MergePlan plan, MergeMethod method, Iterator<Integer> chunks, int maxChunk,
-                                              LongAccumulator read, ChunkDeltaVisitor visitor) {
+    /** @param ordersOnly load only what the round's order requests read (the passes after the first) */
+    private static void forEachChunk(MergePlan plan, Iterator<Integer> chunks, int maxChunk, LongAccumulator read,
+                                     MergeMethod method, StatisticsResult known, int round, ChunkVisitor visitor,
+                                     boolean ordersOnly) {
         try (ChunkLoader loader = loader(plan, maxChunk)) {
             while (chunks.hasNext()) {
                 ChunkPlan chunk = plan.chunks()[chunks.next()];
                 TensorPlan tensor = plan.tensors()[chunk.tensor()];
-                long[][] positions = new long[plan.modelCount()][];
-                boolean[] needed = new boolean[plan.modelCount()];
-                for (int i = 0; i < needed.length; i++) {
-                    positions[i] = method.orderPositions(tensor, i);
-                    needed[i] = positions[i][0] != Sparsifier.UNUSED || positions[i][1] != Sparsifier.UNUSED;
-                }
+                List<StatisticRequest> requests = requests(method, tensor, round, known, chunk.index());
+                List<StatisticRequest> loaded = ordersOnly
+                        ? requests.stream().filter(r -> r.reduction() == Reduction.ORDER).toList() : requests;
                 try {
-                    loader.load(tensor, chunk, needed);
-                    for (int i = 0; i < needed.length; i++) {
-                        if (needed[i]) {
-                            visitor.visit(tensor, chunk, i, loader.kernels(), chunk.count(), positions[i]);
-                        }
-                    }
+                    loader.load(tensor, chunk, ChunkSums.modelsNeeded(plan.modelCount(), loaded));
+                    visitor.visit(tensor, chunk, loader, requests);
                 } catch (RuntimeException e) {
                     throw new ChunkFailedException(tensor.name(), chunk.start(), chunk.count(), e);
                 }
@@ -355,22 +366,8 @@ public final class StatisticsStage {
     private static ChunkLoader loader(MergePlan plan, int maxChunk) {
         TaskContext task = TaskContext.get();
         String name = "statistics-task-" + (task == null ? 0 : task.taskAttemptId());
-        boolean hasBase = plan.tensors().length > 0 && plan.tensors()[0].base() != null;
-        return new ChunkLoader(ExecutorKernels.forTask(), ExecutorMemory.root(), ExecutorHadoop.configuration(), name,
-                maxChunk, plan.modelCount(), hasBase);
-    }
-
-    private static Iterator<Tuple2<Long, long[]>> tuples(Map<Long, long[]> histograms) {
-        List<Tuple2<Long, long[]>> out = new ArrayList<>();
-        histograms.forEach((k, v) -> out.add(new Tuple2<>(k, v)));
-        return out.iterator();
-    }
-
-    private static long[] addInto(long[] a, long[] b) {
-        for (int i = 0; i < a.length; i++) {
-            a[i] += b[i];
-        }
-        return a;
+        return new ChunkLoader(ExecutorKernels.forTask(plan.primitives()), ExecutorMemory.root(),
+                ExecutorHadoop.configuration(), name, maxChunk, plan.modelCount(), plan.settings().hasBase());
     }
 
     private static int slices(Pass pass, List<Integer> chunks) {

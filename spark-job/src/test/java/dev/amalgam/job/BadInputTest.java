@@ -164,7 +164,7 @@ class BadInputTest {
     void positionedWritesAreRefusedOnFileSystemsWithoutThem() {
         AmalgamException e = assertThrows(AmalgamException.class, () -> new MergeJob(TestSpark.context())
                 .run(MergeRequest.of(config, "faulty://" + f.out("elsewhere"))
-                        .withWriteMode(dev.amalgam.commit.WriteMode.POSITIONED)));
+                        .withWriteMode(dev.amalgam.staging.WriteMode.POSITIONED)));
         assertEquals(AmalgamException.Kind.CONFIG, e.kind());
         assertThat(e.getMessage()).contains("--write-mode positioned needs a local or POSIX path");
         assertFalse(Files.exists(Path.of(f.out("elsewhere"))));

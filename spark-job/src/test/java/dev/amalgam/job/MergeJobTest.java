@@ -1,6 +1,6 @@
 package dev.amalgam.job;
 
-import dev.amalgam.merge.ChunkFailedException;
+import dev.amalgam.executor.ChunkFailedException;
 import org.apache.spark.SparkException;
 import org.junit.jupiter.api.Test;
 

@@ -2,7 +2,7 @@ package dev.amalgam.job;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.amalgam.AmalgamException;
-import dev.amalgam.commit.WriteMode;
+import dev.amalgam.staging.WriteMode;
 import dev.amalgam.kernels.Dtype;
 import dev.amalgam.testing.FaultyFileSystem;
 import dev.amalgam.testing.MergeFixture;

@@ -1,10 +1,19 @@
 package dev.amalgam.merge;
 
+import dev.amalgam.cli.ExampleConfigs;
+import dev.amalgam.method.LinearMethod;
+import dev.amalgam.method.MergeMethod;
+import dev.amalgam.method.MergeMethods;
+import dev.amalgam.method.TaskVectorMethod;
+import dev.amalgam.executor.ExecutorKernels;
+
 import dev.amalgam.job.MergeJob;
 import dev.amalgam.job.MergeRequest;
 import dev.amalgam.kernels.CpuBackend;
 import dev.amalgam.kernels.Dtype;
+import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.KernelBackend;
+import dev.amalgam.kernels.Primitive;
 import dev.amalgam.kernels.gpu.CudaDevice;
 import dev.amalgam.kernels.gpu.CudaDriver;
 import dev.amalgam.kernels.gpu.Device;
@@ -13,7 +22,9 @@ import dev.amalgam.kernels.gpu.GpuBackend;
 import dev.amalgam.kernels.gpu.GpuMemoryBudget;
 import dev.amalgam.testing.MergeFixture;
 import dev.amalgam.testing.TestSpark;
+import org.apache.arrow.memory.BufferAllocator;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -23,8 +34,10 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -66,6 +79,42 @@ class GpuMergeJobTest {
         assertTrue(device.launches() > 0);
     }
 
+    @Test
+    void aMethodWhosePrimitivesTheBackendLacksRunsOnTheCpu() throws Exception {
+        MergeFixture f = fixtures.get(Dtype.BF16);
+        String config = f.config("slerp-on-gpu.yml", "merge_method: slerp\nbase_model: " + f.base + "\nmodels:\n  - model: "
+                + f.models.get(0) + "\nparameters: {t: 0.3}\n");
+        EmulatedDevice device = new EmulatedDevice();
+        GpuBackend gpu = new GpuBackend(device, new GpuMemoryBudget(1L << 30, "test"));
+        // The real device behind a backend that declares only the task-vector primitives.
+        KernelBackend taskVectorOnly = new KernelBackend() {
+            @Override
+            public String description() {
+                return gpu.description();
+            }
+
+            @Override
+            public Set<Primitive> primitives() {
+                return EnumSet.of(Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.KEPT_ABS_SUM,
+                        Primitive.TASK_VECTOR, Primitive.LINEAR);
+            }
+
+            @Override
+            public ChunkKernels open(BufferAllocator host, String name, int maxCount, int models, boolean hasBase) {
+                return gpu.open(host, name, maxCount, models, hasBase);
+            }
+        };
+        MergeJob.Result result;
+        try (AutoCloseable ignored = ExecutorKernels.overrideForTests(taskVectorOnly)) {
+            result = new MergeJob(TestSpark.context()).run(MergeRequest.of(config, f.out("slerp-on-gpu"))
+                    .withChunkElements(37).withPartitions(3));
+        }
+        assertEquals(0, device.launches(), "no CUDA kernel ran");
+        List<String> backends = new ArrayList<>();
+        result.report().path("kernels").fieldNames().forEachRemaining(backends::add);
+        assertEquals(List.of("cpu"), backends);
+    }
+
     @ParameterizedTest(name = "{0} on {1}, CUDA")
     @MethodSource("cases")
     void realGpuWritesTheCpuBytes(String method, Dtype dtype) throws Exception {
@@ -102,6 +151,10 @@ class GpuMergeJobTest {
     }
 
     private static String config(String method, MergeFixture f) throws IOException {
+        MergeMethod declared = MergeMethods.byName(method).orElseThrow();
+        if (!(declared instanceof TaskVectorMethod) && !(declared instanceof LinearMethod)) {
+            return ExampleConfigs.of(declared, f.base, f.models);
+        }
         StringBuilder s = new StringBuilder("merge_method: " + method + "\n");
         if (!method.equals("linear")) {
             s.append("base_model: ").append(f.base).append('\n');

@@ -1,6 +1,6 @@
 package dev.amalgam.merge;
 
-import dev.amalgam.commit.WriteMode;
+import dev.amalgam.staging.WriteMode;
 import dev.amalgam.job.MergeJob;
 import dev.amalgam.job.MergeRequest;
 import dev.amalgam.kernels.Dtype;

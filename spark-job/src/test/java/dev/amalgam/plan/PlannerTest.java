@@ -1,5 +1,9 @@
 package dev.amalgam.plan;
 
+import dev.amalgam.method.MergeMethod;
+import dev.amalgam.method.MergeMethods;
+import dev.amalgam.method.MethodSettings;
+
 import dev.amalgam.AmalgamException;
 import dev.amalgam.config.MergeConfigParser;
 import dev.amalgam.format.CheckpointReader;
@@ -12,6 +16,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -43,6 +48,10 @@ class PlannerTest {
                 + (globals.isEmpty() ? "" : "\nparameters: " + globals) + "\n";
     }
 
+    private static float value(TensorPlan t, int model, String name) {
+        return (float) MergeMethods.byName("ties").orElseThrow().model(t, model, name);
+    }
+
     private static TensorPlan tensor(MergePlan plan, String name) {
         return Arrays.stream(plan.tensors()).filter(t -> t.name().equals(name)).findFirst().orElseThrow();
     }
@@ -50,36 +59,41 @@ class PlannerTest {
     @Test
     void gradientsResolvePerLayer() {
         MergePlan plan = plan(ties("{weight: 1.0, density: [1.0, 0.5]}", "{weight: 1.0}", ""));
-        assertEquals(1.0f, tensor(plan, "model.layers.0.mlp.up_proj.weight").parameters()[0].density());
-        assertEquals(0.5f, tensor(plan, "model.layers.1.mlp.up_proj.weight").parameters()[0].density());
-        assertEquals(1.0f, tensor(plan, "model.embed_tokens.weight").parameters()[0].density());
+        assertEquals(1.0f, value(tensor(plan, "model.layers.0.mlp.up_proj.weight"), 0, "density"));
+        assertEquals(0.5f, value(tensor(plan, "model.layers.1.mlp.up_proj.weight"), 0, "density"));
+        assertEquals(1.0f, value(tensor(plan, "model.embed_tokens.weight"), 0, "density"));
     }
 
     @Test
     void filtersResolvePerTensorName() {
         MergePlan plan = plan(ties("{weight: [{filter: mlp, value: 0.5}, {value: 0.3}]}", "{weight: 1}", ""));
-        assertEquals(0.5f, tensor(plan, "model.layers.0.mlp.down_proj.weight").parameters()[0].weight());
-        assertEquals(0.3f, tensor(plan, "model.layers.0.self_attn.q_proj.weight").parameters()[0].weight());
+        assertEquals(0.5f, value(tensor(plan, "model.layers.0.mlp.down_proj.weight"), 0, "weight"));
+        assertEquals(0.3f, value(tensor(plan, "model.layers.0.self_attn.q_proj.weight"), 0, "weight"));
     }
 
     @Test
     void aModelsOwnValueTakesPrecedenceOverTheGlobalOne() {
         MergePlan plan = plan(ties("{weight: 1, density: 0.2}", "{weight: 1}", "{density: 0.6}"));
         TensorPlan t = tensor(plan, "lm_head.weight");
-        assertEquals(0.2f, t.parameters()[0].density());
-        assertEquals(0.6f, t.parameters()[1].density());
+        assertEquals(0.2f, value(t, 0, "density"));
+        assertEquals(0.6f, value(t, 1, "density"));
     }
 
     @Test
     void aFilterListWithoutMatchFallsBackToTheGlobalValue() {
         MergePlan plan = plan(ties("{weight: 1, density: [{filter: mlp, value: 0.2}]}", "{weight: 1}", "{density: 0.7}"));
-        assertEquals(0.2f, tensor(plan, "model.layers.0.mlp.up_proj.weight").parameters()[0].density());
-        assertEquals(0.7f, tensor(plan, "lm_head.weight").parameters()[0].density());
+        assertEquals(0.2f, value(tensor(plan, "model.layers.0.mlp.up_proj.weight"), 0, "density"));
+        assertEquals(0.7f, value(tensor(plan, "lm_head.weight"), 0, "density"));
     }
 
     @Test
     void globalSettingsTakeTheMethodsDefaults() {
-        assertEquals(new MethodSettings("ties", true, false, 1.0f, 0), plan(ties("{weight: 1}", "{weight: 1}", "")).settings());
+        MergePlan plan = plan(ties("{weight: 1}", "{weight: 1}", ""));
+        assertEquals(new MethodSettings("ties", 0, true), plan.settings());
+        MergeMethod ties = MergeMethods.byName("ties").orElseThrow();
+        assertThat(ties.flag(plan.tensors()[0], "normalize")).isTrue();
+        assertThat(ties.flag(plan.tensors()[0], "rescale")).isFalse();
+        assertEquals(1.0, ties.global(plan.tensors()[0], "lambda"));
     }
 
     @Test
@@ -97,17 +111,26 @@ class PlannerTest {
     }
 
     @Test
-    void aMissingWeightNamesTheModelAndTensor() {
+    void aMissingWeightNamesTheModelOnce() {
         AmalgamException e = refused(ties("{density: 0.5}", "{weight: 1}", ""));
-        assertThat(e.getMessage()).contains("models[0] (" + f.models.get(0) + ") has no 'weight' for tensor");
+        assertThat(e.getMessage()).contains("models[0] (" + f.models.get(0) + ") has no 'weight';");
+        assertThat(e.problems()).hasSize(1);
+    }
+
+    @Test
+    void aFilterListWithoutFallbackNamesEveryTensorItMisses() {
+        AmalgamException e = refused(ties("{weight: [{filter: mlp, value: 1}]}", "{weight: 1}", ""));
+        assertThat(e.getMessage()).contains("has no 'weight' for tensor 'lm_head.weight'")
+                .contains("for tensor 'model.layers.0.self_attn.q_proj.weight'")
+                .doesNotContain("for tensor 'model.layers.0.mlp.up_proj.weight'");
     }
 
     @Test
     void densityOutsideTheUnitIntervalIsAnError() {
         assertThat(refused(ties("{weight: 1, density: 1.5}", "{weight: 1}", "")).getMessage())
-                .contains("density 1.5 is outside (0, 1]");
+                .contains("density is 1.5, outside (0, 1]");
         assertThat(refused(ties("{weight: 1, density: 0}", "{weight: 1}", "")).getMessage())
-                .contains("density 0.0 is outside (0, 1]");
+                .contains("density is 0.0, outside (0, 1]");
     }
 
     @Test
@@ -175,5 +198,165 @@ class PlannerTest {
             assertThat(t.shard()).isGreaterThanOrEqualTo(previous);
             previous = t.shard();
         }
+    }
+
+    private Planner.Planned planned(String yaml) {
+        return new Planner(new CheckpointReader(new Configuration()))
+                .plan("c.yml", MergeConfigParser.parse("c.yml", yaml), new PlanOptions(100, Long.MAX_VALUE));
+    }
+
+    private String method(String method, String base, int models, String modelParameters, String globals) {
+        StringBuilder s = new StringBuilder("merge_method: " + method + "\n");
+        if (base != null) {
+            s.append("base_model: ").append(base).append('\n');
+        }
+        s.append("models:\n");
+        for (int i = 0; i < models; i++) {
+            s.append("  - model: ").append(f.models.get(i)).append('\n');
+            if (!modelParameters.isEmpty()) {
+                s.append("    parameters: ").append(modelParameters).append('\n');
+            }
+        }
+        if (!globals.isEmpty()) {
+            s.append("parameters: ").append(globals).append('\n');
+        }
+        return s.toString();
+    }
+
+    @Test
+    void dtypeWithoutOutDtypeSetsTheOutputDtype() {
+        MergePlan plan = plan(ties("{weight: 1}", "{weight: 1}", "") + "dtype: float16\n");
+        assertThat(plan.tensors()).allMatch(t -> t.outDtype() == Dtype.F16);
+        MergePlan both = plan(ties("{weight: 1}", "{weight: 1}", "") + "dtype: float16\nout_dtype: bfloat16\n");
+        assertThat(both.tensors()).allMatch(t -> t.outDtype() == Dtype.BF16);
+    }
+
+    @Test
+    void booleansTakeTheOtherToolsNumericForms() {
+        MergeMethod ties = MergeMethods.byName("ties").orElseThrow();
+        MergePlan on = plan(ties("{weight: 1}", "{weight: 1}", "{normalize: 0, rescale: 1.0, int8_mask: 1.0}"));
+        assertThat(ties.flag(on.tensors()[0], "normalize")).isFalse();
+        assertThat(ties.flag(on.tensors()[0], "rescale")).isTrue();
+    }
+
+    @Test
+    void aNumberParameterRefusesABoolean() {
+        assertThat(refused(ties("{weight: true}", "{weight: 1}", "")).getMessage())
+                .contains("models[0].parameters.weight must be a number, got true");
+    }
+
+    @Test
+    void methodsTheOtherToolHasAndWeDoNotYetSaySo() {
+        for (String m : List.of("sce", "arcee_fusion", "passthrough")) {
+            assertThat(refused("merge_method: " + m + "\nmodels: [a]\n").getMessage())
+                    .contains("merge_method '" + m + "' is not supported yet").doesNotContain("unknown");
+        }
+    }
+
+    @Test
+    void linearAcceptsWeightsSummingToZeroWithoutNormalizing() {
+        String yaml = "merge_method: linear\nmodels:\n  - model: " + f.models.get(0) + "\n    parameters: {weight: 1}\n"
+                + "  - model: " + f.models.get(1) + "\n    parameters: {weight: -1}\nparameters: {normalize: false}\n";
+        assertThat(plan(yaml).tensors()).isNotEmpty();
+    }
+
+    @Test
+    void everyTensorsProblemIsReportedAtOnce() {
+        AmalgamException e = refused(ties("{weight: 1, density: 0.01}", "{weight: 1, density: 0.01}", ""));
+        assertThat(e.getMessage()).contains("models[0]").contains("models[1]")
+                .contains("'model.layers.0.input_layernorm.weight'").contains("'model.layers.1.input_layernorm.weight'")
+                .contains("'model.norm.weight'");
+    }
+
+    @Test
+    void valueAndMethodProblemsOfDifferentKeysAreReportedTogether() {
+        AmalgamException e = refused(ties("{weight: 1, density: 1.5}", "{weight: 1, gamma: 2}", "{lambda: true}"));
+        assertThat(e.problems()).anyMatch(p -> p.contains("gamma is not a parameter of ties"))
+                .anyMatch(p -> p.contains("parameters.lambda must be a number"));
+    }
+
+    @Test
+    void tensorIndicesAreTheirPositionsInThePlan() {
+        MergePlan plan = new Planner(new CheckpointReader(new Configuration())).plan("c.yml",
+                MergeConfigParser.parse("c.yml", ties("{weight: 1}", "{weight: 1}", "")),
+                new PlanOptions(100, 10_000)).plan();
+        for (int i = 0; i < plan.tensors().length; i++) {
+            assertEquals(i, plan.tensors()[i].index());
+        }
+        TensorPlan first = plan.tensors()[0];
+        TensorPlan misplaced = new TensorPlan(5, first.name(), first.shape(), first.elements(), first.cols(),
+                first.outDtype(), first.base(), first.models(), first.parameters(), first.shard(), first.outOffset());
+        assertThrows(IllegalStateException.class, () -> new MergePlan(plan.settings(), plan.modelCount(),
+                new TensorPlan[]{misplaced}, plan.chunks(), plan.shards()));
+    }
+
+    @Test
+    void globalParametersMayBeLayerGradients() {
+        MergePlan plan = plan(method("slerp", f.base, 1, "", "{t: [0.2, 0.9]}"));
+        MergeMethod slerp = MergeMethods.byName("slerp").orElseThrow();
+        assertEquals(0.2, slerp.global(tensor(plan, "model.layers.0.mlp.up_proj.weight"), "t"), 1e-12);
+        assertEquals(0.9, slerp.global(tensor(plan, "model.layers.1.mlp.up_proj.weight"), "t"), 1e-12);
+        assertEquals(0.2, slerp.global(tensor(plan, "lm_head.weight"), "t"), 1e-12);
+    }
+
+    @Test
+    void aGlobalParameterThatDoesNotVaryRefusesAGradient() {
+        assertThat(refused(ties("{weight: 1}", "{weight: 1}", "{normalize: [1, 0]}")).getMessage())
+                .contains("parameters.normalize must be a single value");
+    }
+
+    @Test
+    void slerpTakesExactlyTheBaseAndOneModel() {
+        assertThat(refused(method("slerp", f.base, 2, "", "{t: 0.5}")).getMessage())
+                .contains("slerp takes exactly 2 models, one of them base_model, but the config gives 2 models besides "
+                        + "the base");
+        assertThat(refused(method("slerp", f.base, 1, "", "")).getMessage()).contains("has no 't'");
+    }
+
+    @Test
+    void nuslerpRefusesItsBaseAmongItsTwoModels() {
+        String yaml = "merge_method: nuslerp\nbase_model: " + f.models.get(0) + "\nmodels:\n  - model: "
+                + f.models.get(0) + "\n    parameters: {weight: 1}\n  - model: " + f.models.get(1)
+                + "\n    parameters: {weight: 1}\n";
+        assertThat(refused(yaml).getMessage()).contains("is both base_model and one of the models")
+                .contains("list it only once");
+    }
+
+    @Test
+    void inputCountsAreCheckedPerMethod() {
+        assertThat(refused(method("model_stock", f.base, 1, "", "")).getMessage())
+                .contains("model_stock takes base_model plus 2 or more models");
+        assertThat(refused(method("multislerp", null, 1, "{weight: 1}", "")).getMessage())
+                .contains("multislerp takes 2 or more models");
+        assertThat(refused(method("nearswap", null, 1, "", "{t: 0.1}")).getMessage())
+                .contains("nearswap needs base_model");
+        assertThat(refused(method("karcher", null, 1, "", "")).getMessage())
+                .contains("karcher averages at least two inputs");
+    }
+
+    @Test
+    void parameterRangesNameTheKeyAndTheFix() {
+        assertThat(refused(method("karcher", f.base, 2, "", "{max_iter: 0}")).getMessage())
+                .contains("parameters.max_iter is 0, outside [1, inf); give a value in that range");
+        assertThat(refused(method("karcher", f.base, 2, "", "{max_iter: 2.5}")).getMessage())
+                .contains("max_iter must be a whole number");
+        assertThat(refused(method("nearswap", f.base, 1, "", "{t: -1}")).getMessage())
+                .contains("parameters.t is -1.0, outside [0, inf)");
+    }
+
+    @Test
+    void nuslerpColumnVectorsAreNotSupportedYet() {
+        assertThat(refused(method("nuslerp", null, 2, "{weight: 1}", "{nuslerp_flatten: false, nuslerp_row_wise: true}"))
+                .getMessage()).contains("not supported yet");
+    }
+
+    @Test
+    void theFingerprintChangesWithTheAmalgamVersion() {
+        Planner.Planned p = planned(ties("{weight: 1}", "{weight: 1}", ""));
+        PlanOptions options = new PlanOptions(100, Long.MAX_VALUE);
+        String a = MergeFingerprint.of(new Configuration(), "x", p.plan(), p, options, java.util.Set.of(), false, "1.0");
+        String b = MergeFingerprint.of(new Configuration(), "x", p.plan(), p, options, java.util.Set.of(), false, "1.1");
+        assertThat(a).isNotEqualTo(b);
+        assertThat(dev.amalgam.AmalgamVersion.VERSION).isNotBlank().doesNotContain("${");
     }
 }

@@ -4,9 +4,11 @@ import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.ChunkMetrics;
 import dev.amalgam.kernels.CounterRandom;
 import dev.amalgam.kernels.Dtype;
+import dev.amalgam.kernels.ExactDot;
 import dev.amalgam.kernels.ExactSum;
 import dev.amalgam.kernels.KeepRule;
 import dev.amalgam.kernels.MagnitudeHistogram;
+import dev.amalgam.kernels.Operand;
 import dev.amalgam.kernels.TaskVectorKernel;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
@@ -44,7 +46,8 @@ public final class DeviceChunkKernels implements ChunkKernels {
         long floats = (long) maxCount * 4;
         long tiles = (ceilDiv(maxCount, Kernel.RANK_TILE) * 2L + (long) models * ceilDiv(maxCount, Kernel.SUM_TILE)) * 8;
         long counters = ((long) (models + 1) * Kernel.LANES + (long) Kernel.LANES * 256 + 1) * 8
-                + (long) MagnitudeHistogram.BINS * 8 + (long) models * 16;
+                + (long) MagnitudeHistogram.BINS * 8 + (long) (models + 1) * 16
+                + (long) Kernel.DOT_BINS * Kernel.LANES * 8 + 16 + (long) Math.max(2 * models, 1) * Kernel.LANES * 8;
         return SETS * (slots * floats * 2 + 3 * floats + tiles + counters);
     }
 
@@ -74,6 +77,11 @@ public final class DeviceChunkKernels implements ChunkKernels {
             release();
             throw e;
         }
+    }
+
+    @Override
+    public java.util.Set<dev.amalgam.kernels.Primitive> primitives() {
+        return GpuBackend.PRIMITIVES;
     }
 
     @Override
@@ -334,6 +342,223 @@ public final class DeviceChunkKernels implements ChunkKernels {
                 .pointer(s.params + (long) models * 8).i32(models).i32(count).bool(normalize).f32(div).pointer(s.out));
     }
 
+    /**
+     * A device buffer holding {@code o} for the chunk: an input's values, or a delta computed into
+     * {@code scratch} (the delta buffer, which caches one model's delta, or the spare buffer).
+     */
+    private long operand(BufferSet s, Operand o, int count, boolean spare) {
+        if (o instanceof Operand.Value v) {
+            return s.values[v.slot()];
+        }
+        if (o instanceof Operand.Delta d) {
+            if (slots == models) {
+                throw new IllegalArgumentException(o + " needs a base, and this working set has none");
+            }
+            if (!spare) {
+                return deltaOf(s, d.model(), count);
+            }
+            device.launch(Kernel.DELTA, count, s.stream, new KernelArgs().pointer(s.values[d.model()])
+                    .pointer(s.values[models]).pointer(s.spare).i32(count));
+            return s.spare;
+        }
+        throw new IllegalArgumentException(o + " is not an elementwise operand");
+    }
+
+    /** Both operands of a product: the second in the spare buffer where it is another delta. */
+    private long[] operands(BufferSet s, Operand a, Operand b, int count) {
+        long pa = operand(s, a, count, false);
+        long pb = b.equals(a) ? pa : operand(s, b, count, a instanceof Operand.Delta && b instanceof Operand.Delta);
+        return new long[]{pa, pb};
+    }
+
+    @Override
+    public void dot(Operand a, Operand b, int count, ExactDot into) {
+        if (count == 0) {
+            return;
+        }
+        BufferSet s = set();
+        long[] p = operands(s, a, b, count);
+        long binBytes = (long) Kernel.DOT_BINS * Kernel.LANES * 8;
+        device.zero(s.dotBins, binBytes + 16, s.stream);
+        device.launch(Kernel.EXACT_DOT, count, s.stream, new KernelArgs().pointer(p[0]).pointer(p[1]).i32(count)
+                .pointer(s.dotBins).pointer(s.dotBins + binBytes));
+        device.download(s.histogramHost, s.dotBins, binBytes + 16, s.stream);
+        s.stream.synchronize();
+        long[] bins = new long[Kernel.DOT_BINS];
+        for (int lane = 0; lane < Kernel.LANES; lane++) {
+            for (int e = 0; e < Kernel.DOT_BINS; e++) {
+                bins[e] += s.histogramHost.getLong(((long) lane * Kernel.DOT_BINS + e) * 8);
+            }
+        }
+        into.addBins(bins, s.histogramHost.getInt(binBytes) != 0, s.histogramHost.getInt(binBytes + 4) != 0,
+                s.histogramHost.getInt(binBytes + 8) != 0);
+    }
+
+    @Override
+    public long countNonzero(Operand a, int count) {
+        if (count == 0) {
+            return 0;
+        }
+        BufferSet s = set();
+        if (a instanceof Operand.Contribution c) {
+            long[] counts = ramCounts(s, c.epsilon(), count);
+            return counts[2 * c.model() + (c.shared() ? 0 : 1)];
+        }
+        long p = operand(s, a, count, false);
+        device.zero(s.counts, (long) Kernel.LANES * 8, s.stream);
+        device.launch(Kernel.COUNT_NONZERO, count, s.stream, new KernelArgs().pointer(p).i32(count).pointer(s.counts));
+        return downloadCounters(s, 1)[0];
+    }
+
+    private long[] ramCounts(BufferSet s, float epsilon, int count) {
+        device.zero(s.counts, 2L * models * Kernel.LANES * 8, s.stream);
+        uploadPointers(s, models);
+        device.upload(s.params, s.paramsHost, (long) models * 8, s.stream);
+        device.launch(Kernel.RAM_COUNTS, count, s.stream, new KernelArgs().pointer(s.params).i32(models)
+                .pointer(s.values[models]).f32(epsilon).i32(count).pointer(s.counts));
+        return downloadCounters(s, 2 * models);
+    }
+
+    /** Sums the lanes of the first {@code counters} counters of the counts buffer. */
+    private long[] downloadCounters(BufferSet s, int counters) {
+        device.download(s.histogramHost, s.counts, (long) counters * Kernel.LANES * 8, s.stream);
+        s.stream.synchronize();
+        long[] totals = new long[counters];
+        for (int c = 0; c < counters; c++) {
+            for (int lane = 0; lane < Kernel.LANES; lane++) {
+                totals[c] += s.histogramHost.getLong(((long) c * Kernel.LANES + lane) * 8);
+            }
+        }
+        return totals;
+    }
+
+    /** The models' value pointers at the start of the params buffer. */
+    private void uploadPointers(BufferSet s, int m) {
+        for (int i = 0; i < m; i++) {
+            s.paramsHost.setLong((long) i * 8, s.values[i]);
+        }
+    }
+
+    @Override
+    public void rowDots(Operand a, Operand b, int count, int cols, float[] into) {
+        int rows = count / cols;
+        if (rows == 0) {
+            return;
+        }
+        BufferSet s = set();
+        long[] p = operands(s, a, b, count);
+        // The output buffer is free until the merge writes it, so the per-row results pass through it.
+        device.launch(Kernel.ROW_DOTS, rows, s.stream, new KernelArgs().pointer(p[0]).pointer(p[1]).i32(rows).i32(cols)
+                .pointer(s.out));
+        device.download(s.encodedHost, s.out, (long) rows * 4, s.stream);
+        s.stream.synchronize();
+        for (int r = 0; r < rows; r++) {
+            into[r] = s.encodedHost.getFloat((long) r * 4);
+        }
+    }
+
+    @Override
+    public void combine(Operand[] terms, float[] coefficients, boolean plusBase, int count, ChunkMetrics metrics) {
+        combine(terms, coefficients, null, 0, plusBase, count, metrics);
+    }
+
+    @Override
+    public void combineRows(Operand[] terms, float[][] coefficients, int cols, boolean plusBase, int count,
+                            ChunkMetrics metrics) {
+        combine(terms, null, coefficients, cols, plusBase, count, metrics);
+    }
+
+    private void combine(Operand[] terms, float[] coefficients, float[][] rowCoefficients, int cols, boolean plusBase,
+                         int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.expectObserved(metrics, count);
+        if (count == 0) {
+            return;
+        }
+        int m = terms.length;
+        if (m > slots) {
+            throw new IllegalArgumentException(m + " terms, more than the " + slots + " inputs of this working set");
+        }
+        // Per-row coefficients travel in the raw buffers, free once the chunk is decoded; their
+        // host side may still feed an upload, so wait for the stream before writing it.
+        s.stream.synchronize();
+        for (int k = 0; k < m; k++) {
+            boolean delta;
+            int slot;
+            if (terms[k] instanceof Operand.Delta d) {
+                delta = true;
+                slot = d.model();
+            } else if (terms[k] instanceof Operand.Value v) {
+                delta = false;
+                slot = v.slot();
+            } else {
+                throw new IllegalArgumentException(terms[k] + " is not an elementwise operand");
+            }
+            s.paramsHost.setLong((long) k * 8, s.values[slot]);
+            s.paramsHost.setInt((long) m * 8 + k * 4L, delta ? 1 : 0);
+            s.paramsHost.setFloat((long) m * 12 + k * 4L, coefficients == null ? 0.0f : coefficients[k]);
+            if (rowCoefficients != null) {
+                int rows = count / cols;
+                for (int r = 0; r < rows; r++) {
+                    s.rawHost[k].setFloat((long) r * 4, rowCoefficients[k][r]);
+                }
+                device.upload(s.raw[k], s.rawHost[k], (long) rows * 4, s.stream);
+                s.paramsHost.setLong((long) m * 16 + k * 8L, s.raw[k]);
+            }
+        }
+        device.upload(s.params, s.paramsHost, (long) m * (rowCoefficients == null ? 16 : 24), s.stream);
+        long rowPointers = rowCoefficients == null ? s.params : s.params + (long) m * 16;
+        device.launch(Kernel.COMBINE, count, s.stream, new KernelArgs().pointer(s.params).pointer(s.params + (long) m * 8)
+                .pointer(s.params + (long) m * 12).pointer(rowPointers).i32(m).pointer(plusBase ? s.values[models] : s.out)
+                .bool(plusBase).i32(rowCoefficients == null ? 0 : cols).i32(count).pointer(s.out));
+        observeModels(s, count);
+    }
+
+    @Override
+    public void nearswap(float t, int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.expectObserved(metrics, count);
+        if (count == 0) {
+            return;
+        }
+        device.launch(Kernel.NEARSWAP, count, s.stream, new KernelArgs().pointer(s.values[0]).pointer(s.values[models])
+                .f32(t).i32(count).pointer(s.out));
+        observeModels(s, count);
+    }
+
+    @Override
+    public void ram(float epsilon, float[] uniqueScales, int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.expectObserved(metrics, count);
+        if (count == 0) {
+            return;
+        }
+        uploadPointers(s, models);
+        for (int i = 0; uniqueScales != null && i < models; i++) {
+            s.paramsHost.setFloat((long) models * 8 + i * 4L, uniqueScales[i]);
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 12, s.stream);
+        device.launch(Kernel.RAM, count, s.stream, new KernelArgs().pointer(s.params).i32(models).pointer(s.values[models])
+                .f32(epsilon).pointer(s.params + (long) models * 8).bool(uniqueScales != null).i32(count).pointer(s.out));
+        observeModels(s, count);
+    }
+
+    /** The report's delta norms of every model (where there is a base): squares per tile, summed at finish. */
+    private void observeModels(BufferSet s, int count) {
+        s.deltaModel = -1;
+        if (slots == models) {
+            return;
+        }
+        int sumTiles = ceilDiv(count, Kernel.SUM_TILE);
+        for (int i = 0; i < models; i++) {
+            device.launch(Kernel.DELTA, count, s.stream, new KernelArgs().pointer(s.values[i]).pointer(s.values[models])
+                    .pointer(s.delta).i32(count));
+            device.launch(Kernel.SQUARE_TILES, sumTiles, s.stream,
+                    new KernelArgs().pointer(s.delta).i32(count).pointer(s.squares + (long) i * sumTiles * 8));
+        }
+        s.squareTiles = sumTiles;
+    }
+
     @Override
     public PendingChunk encodeOut(Dtype dtype, int count) {
         BufferSet s = set();
@@ -348,6 +573,8 @@ public final class DeviceChunkKernels implements ChunkKernels {
             device.download(s.encodedHost, s.spare, bytes, s.stream);
             if (s.terms != null) {
                 device.download(s.countersHost, s.kept, (long) (models + 1) * Kernel.LANES * 8, s.stream);
+                device.download(s.squaresHost, s.squares, (long) models * s.squareTiles * 8, s.stream);
+            } else if (s.observed && slots > models) {
                 device.download(s.squaresHost, s.squares, (long) models * s.squareTiles * 8, s.stream);
             }
         }
@@ -425,9 +652,13 @@ public final class DeviceChunkKernels implements ChunkKernels {
         long squares;
         long kept;
         long bins;
+        long dotBins;
+        long counts;
         long histogram;
         long params;
         int squareTiles;
+        /** Whether the chunk's merge keeps every entry of every model (the composed methods). */
+        boolean observed;
         /** The model whose delta {@link #delta} holds for this chunk, -1 for none. */
         int deltaModel = -1;
         boolean pending;
@@ -463,13 +694,15 @@ public final class DeviceChunkKernels implements ChunkKernels {
             kept = deviceBuffer((long) (models + 1) * Kernel.LANES * 8);
             bins = deviceBuffer((long) Kernel.LANES * 256 * 8 + 8);
             histogram = deviceBuffer((long) MagnitudeHistogram.BINS * 8);
-            params = deviceBuffer((long) models * 16);
+            params = deviceBuffer((long) (models + 1) * 24);
+            dotBins = deviceBuffer((long) Kernel.DOT_BINS * Kernel.LANES * 8 + 16);
+            counts = deviceBuffer((long) Math.max(2 * models, 1) * Kernel.LANES * 8);
             encodedHost = hostBuffer(floats);
             histogramHost = hostBuffer(Math.max((long) MagnitudeHistogram.BINS * 8,
                     Math.max((long) rankTiles * 8, (long) Kernel.LANES * 256 * 8 + 8)));
             countersHost = hostBuffer((long) (models + 1) * Kernel.LANES * 8);
             squaresHost = hostBuffer(Math.max(8, (long) models * sumTiles * 8));
-            paramsHost = hostBuffer(Math.max(8, (long) models * 16));
+            paramsHost = hostBuffer((long) (models + 1) * 24);
         }
 
         private ArrowBuf hostBuffer(long bytes) {
@@ -482,6 +715,12 @@ public final class DeviceChunkKernels implements ChunkKernels {
             metrics = chunkMetrics;
             count = chunkCount;
             terms = chunkTerms;
+            observed = false;
+        }
+
+        void expectObserved(ChunkMetrics chunkMetrics, int chunkCount) {
+            expect(chunkMetrics, chunkCount, null);
+            observed = true;
         }
 
         ArrowBuf finish() {
@@ -504,6 +743,15 @@ public final class DeviceChunkKernels implements ChunkKernels {
                     metrics.deltaSquares[i] += squaresSum;
                 }
                 metrics.signConflicts += lanes(models);
+            } else if (count > 0 && observed) {
+                for (int i = 0; i < models; i++) {
+                    metrics.kept[i] += count;
+                    double squaresSum = 0;
+                    for (int t = 0; slots > models && t < squareTiles; t++) {
+                        squaresSum += squaresHost.getDouble(((long) i * squareTiles + t) * 8);
+                    }
+                    metrics.deltaSquares[i] += squaresSum;
+                }
             }
             metrics.elements += count;
             metrics = null;

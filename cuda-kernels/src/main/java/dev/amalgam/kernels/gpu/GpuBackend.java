@@ -2,10 +2,17 @@ package dev.amalgam.kernels.gpu;
 
 import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.KernelBackend;
+import dev.amalgam.kernels.Primitive;
 import org.apache.arrow.memory.BufferAllocator;
 
 /** The CUDA kernels on one device, under one memory budget shared by the tasks that use it. */
 public final class GpuBackend implements KernelBackend {
+    /** What {@code amalgam_kernels.cu} implements. */
+    public static final java.util.Set<Primitive> PRIMITIVES = java.util.Collections.unmodifiableSet(java.util.EnumSet.of(
+            Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.KEPT_ABS_SUM, Primitive.TASK_VECTOR, Primitive.LINEAR,
+            Primitive.DOT, Primitive.COUNT, Primitive.ROW_DOT, Primitive.COMBINE, Primitive.COMBINE_ROWS,
+            Primitive.NEARSWAP, Primitive.RAM));
+
     private final Device device;
     private final GpuMemoryBudget budget;
 
@@ -20,6 +27,11 @@ public final class GpuBackend implements KernelBackend {
 
     public GpuMemoryBudget budget() {
         return budget;
+    }
+
+    @Override
+    public java.util.Set<Primitive> primitives() {
+        return PRIMITIVES;
     }
 
     @Override

@@ -19,7 +19,17 @@ public enum Kernel {
     KEEP_RANDOM("amalgam_keep_random", "ppiLlLp"),
     KEEP_DELLA("amalgam_keep_della", "ppiiffLlp"),
     MERGE_TASK_VECTOR("amalgam_merge_task_vector", "ppppiiiiffpp"),
-    MERGE_LINEAR("amalgam_merge_linear", "ppiiifp");
+    MERGE_LINEAR("amalgam_merge_linear", "ppiiifp"),
+    EXACT_DOT("amalgam_exact_dot", "ppipp"),
+    COUNT_NONZERO("amalgam_count_nonzero", "pip"),
+    ROW_DOTS("amalgam_row_dots", "ppiip"),
+    COMBINE("amalgam_combine", "ppppipiiip"),
+    NEARSWAP("amalgam_nearswap", "ppfip"),
+    RAM("amalgam_ram", "pipfpiip"),
+    RAM_COUNTS("amalgam_ram_counts", "pipfip");
+
+    /** Bins of an exact dot product (AMALGAM_DOT_BINS, ExactDot.BINS). */
+    public static final int DOT_BINS = 555;
 
     /** Elements per tile of the equal-rank prefixes (AMALGAM_RANK_TILE). */
     public static final int RANK_TILE = 256;

@@ -5,10 +5,12 @@ import dev.amalgam.kernels.ChunkMetrics;
 import dev.amalgam.kernels.CounterRandom;
 import dev.amalgam.kernels.CpuBackend;
 import dev.amalgam.kernels.Dtype;
+import dev.amalgam.kernels.ExactDot;
 import dev.amalgam.kernels.ExactSum;
 import dev.amalgam.kernels.KeepRule;
 import dev.amalgam.kernels.KernelBackend;
 import dev.amalgam.kernels.MagnitudeHistogram;
+import dev.amalgam.kernels.Operand;
 import dev.amalgam.kernels.TaskVectorKernel;
 import dev.amalgam.kernels.TaskVectorKernel.Consensus;
 import dev.amalgam.kernels.TaskVectorKernel.ModelTerm;
@@ -36,7 +38,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The CUDA kernels through the GPU backend's host code produce the same bits as the Java
  * kernels: every statistic, every sparsifier, both consensus rules, linear, every stored dtype,
  * on inputs full of equal magnitudes, exact zeros and sign conflicts, with chunk sizes that are
- * not multiples of the block size. Run on the emulated device always
+ * not multiples of the block size; and the composed primitives (exact dots, counts, row dots,
+ * combinations with per-tensor and per-row coefficients, nearswap, RAM and RAM+). Run on the emulated device always
  * ({@link EmulatedKernelsDifferentialTest}) and on a real GPU where there is one
  * ({@link CudaKernelsDifferentialTest}).
  */
@@ -292,6 +295,117 @@ abstract class DeviceKernelsDifferentialTest {
             p2.await().getBytes(0, b2);
             assertMerged(cpuFirst, new Merged(b1, m1.kept, m1.signConflicts, m1.elements), "first chunk");
             assertMerged(cpuSecond, new Merged(b2, m2.kept, m2.signConflicts, m2.elements), "second chunk");
+        }
+    }
+
+    private static final Operand D0 = new Operand.Delta(0);
+    private static final Operand D1 = new Operand.Delta(1);
+    private static final Operand V0 = new Operand.Value(0);
+    private static final Operand V1 = new Operand.Value(1);
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void exactDotsMatchForValuesDeltasAndSquares(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 2, 31);
+        Operand base = new Operand.Value(c.models());
+        Operand[][] pairs = {{D0, D1}, {D0, D0}, {V0, V1}, {V1, V1}, {base, D1}, {V0, D0}};
+        for (Operand[] pair : pairs) {
+            same(c, k -> {
+                ExactDot dot = new ExactDot();
+                k.dot(pair[0], pair[1], c.count(), dot);
+                return Float.floatToRawIntBits(dot.toFloat());
+            }, (a, b) -> assertEquals(a, b, "dot " + Arrays.toString(pair)));
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void nonzeroCountsMatchIncludingSharedAndUniqueContributions(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 3, 32);
+        List<Operand> operands = new ArrayList<>(List.of(D0, D1, V0, new Operand.Value(c.models())));
+        for (int model = 0; model < c.models(); model++) {
+            for (float epsilon : new float[]{0f, 0.0625f, 0.2f}) {
+                operands.add(new Operand.Contribution(model, epsilon, true));
+                operands.add(new Operand.Contribution(model, epsilon, false));
+            }
+        }
+        for (Operand a : operands) {
+            same(c, k -> k.countNonzero(a, c.count()), (x, y) -> assertEquals(x, y, "nonzero " + a));
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void rowDotsMatchWholeRowsInIndexOrder(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 2, 33);
+        for (int cols : new int[]{1, count % 5 == 0 ? 5 : count, count}) {
+            for (Operand[] pair : new Operand[][]{{D0, D1}, {V0, V0}, {V0, V1}}) {
+                same(c, k -> {
+                    float[] into = new float[c.count() / cols];
+                    k.rowDots(pair[0], pair[1], c.count(), cols, into);
+                    int[] bits = new int[into.length];
+                    for (int r = 0; r < bits.length; r++) {
+                        bits[r] = Float.floatToRawIntBits(into[r]);
+                    }
+                    return bits;
+                }, (a, b) -> assertArrayEquals(a, b, "row dots " + Arrays.toString(pair) + " cols " + cols));
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void combinationsMatchWithAndWithoutTheBase(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 3, 34);
+        Operand[] deltas = {D0, D1, new Operand.Delta(2)};
+        Operand[] values = {V0, V1, new Operand.Value(2)};
+        float[] coefficients = {0.61f, -0.37f, 1.3f};
+        for (Dtype out : Dtype.values()) {
+            same(c, k -> merged(k, c, out, m -> k.combine(deltas, coefficients, true, c.count(), m)),
+                    (a, b) -> assertMerged(a, b, "base + deltas -> " + out));
+            same(c, k -> merged(k, c, out, m -> k.combine(values, coefficients, false, c.count(), m)),
+                    (a, b) -> assertMerged(a, b, "values -> " + out));
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void perRowCombinationsMatch(Dtype dtype, int count) {
+        int cols = count % 5 == 0 ? 5 : 1;
+        int rows = count / cols;
+        Chunk c = chunk(dtype, count, 2, 35);
+        float[][] coefficients = new float[2][rows];
+        SplittableRandom random = new SplittableRandom(36);
+        for (int r = 0; r < rows; r++) {
+            coefficients[0][r] = (float) random.nextDouble(-1, 1);
+            coefficients[1][r] = (float) random.nextDouble(-1, 1);
+        }
+        for (boolean plusBase : new boolean[]{false, true}) {
+            Operand[] terms = plusBase ? new Operand[]{D0, D1} : new Operand[]{V0, V1};
+            same(c, k -> merged(k, c, Dtype.F32, m -> k.combineRows(terms, coefficients, cols, plusBase, c.count(), m)),
+                    (a, b) -> assertMerged(a, b, "per-row, base " + plusBase));
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void nearswapMatches(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 1, 37);
+        for (float t : new float[]{0.0625f, 0.5f, 1e-3f}) {
+            same(c, k -> merged(k, c, dtype, m -> k.nearswap(t, c.count(), m)),
+                    (a, b) -> assertMerged(a, b, "nearswap t " + t));
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void ramAndRamPlusMatch(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 3, 38);
+        for (float epsilon : new float[]{0f, 0.0625f}) {
+            for (float[] scales : new float[][]{null, {1.0f, 1.7f, 0.4f}}) {
+                same(c, k -> merged(k, c, dtype, m -> k.ram(epsilon, scales, c.count(), m)),
+                        (a, b) -> assertMerged(a, b, (scales == null ? "ram" : "ram+") + " epsilon " + epsilon));
+            }
         }
     }
 }

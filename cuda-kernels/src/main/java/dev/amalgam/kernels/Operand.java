@@ -1,0 +1,29 @@
+package dev.amalgam.kernels;
+
+/**
+ * A per-element quantity of a chunk that a statistic reduces: computed by the backend's
+ * primitives from the chunk's decoded inputs, never stored beyond the chunk.
+ */
+public sealed interface Operand {
+
+    /** Model {@code model}'s delta against the base, {@code x_i - b}. */
+    record Delta(int model) implements Operand {
+    }
+
+    /** A decoded input: models {@code 0..models-1}, then the base at slot {@code models}. */
+    record Value(int slot) implements Operand {
+    }
+
+    /** Model {@code model}'s delta after the method's keep rule for the chunk (the caller supplies the rule). */
+    record KeptDelta(int model) implements Operand {
+    }
+
+    /**
+     * Model {@code model}'s entries that contribute ({@code |d_i| > epsilon}) where {@code shared}
+     * says how many models contribute: more than one ({@code true}) or exactly this one.
+     * Reduced by a count of non-zeros it is RAM's shared or unique count.
+     */
+    record Contribution(int model, float epsilon, boolean shared) implements Operand {
+    }
+
+}

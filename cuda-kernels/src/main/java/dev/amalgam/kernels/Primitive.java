@@ -1,0 +1,33 @@
+package dev.amalgam.kernels;
+
+/**
+ * The kernel primitives a merge method's chunk work is composed of. Every backend declares the
+ * ones it runs ({@link KernelBackend#primitives()}); a plan that needs one a backend lacks runs on
+ * the CPU instead, decided before any task starts.
+ */
+public enum Primitive {
+    /** Stored bytes to float32 and back: {@code decode}, {@code encodeOut}. */
+    CODEC,
+    /** Radix histograms and equal counts of |delta|: exact order statistics. */
+    DELTA_ORDER,
+    /** Exact L1 sums of a delta before and after a keep rule: rescale factors. */
+    KEPT_ABS_SUM,
+    /** The task-vector family's sparsify-weight-consensus merge. */
+    TASK_VECTOR,
+    /** Weighted sum of the models. */
+    LINEAR,
+    /** Exact signed sums of products over a chunk (norms, dot products, sums). */
+    DOT,
+    /** Counts of non-zero entries of an operand. */
+    COUNT,
+    /** Dot products per row, each row summed whole in index order. */
+    ROW_DOT,
+    /** {@code [base +] sum_k c_k v_k} with per-tensor coefficients. */
+    COMBINE,
+    /** The same with one coefficient per term and row. */
+    COMBINE_ROWS,
+    /** nearswap's per-element interpolation by distance. */
+    NEARSWAP,
+    /** RAM's contribution-counted average of deltas. */
+    RAM
+}

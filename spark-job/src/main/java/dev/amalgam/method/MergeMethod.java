@@ -1,0 +1,86 @@
+package dev.amalgam.method;
+
+import dev.amalgam.kernels.ChunkKernels;
+import dev.amalgam.kernels.ChunkMetrics;
+import dev.amalgam.kernels.KeepRule;
+import dev.amalgam.kernels.Primitive;
+
+import java.util.List;
+import java.util.Set;
+
+/**
+ * A merge method, declared as data plus two small functions. The config parser, validation, the
+ * README's method table and the model card read its {@link #inputs()} and {@link #parameters()};
+ * the statistics stage runs the rounds of {@link #statistics}; the merge stage calls
+ * {@link #merge}, which composes kernel {@link Primitive}s. Adding a method means one
+ * implementation registered in {@link MergeMethods} (see docs/adding-a-method.md).
+ */
+public interface MergeMethod {
+
+    String name();
+
+    /** One line for the README and the model card. */
+    String summary();
+
+    Inputs inputs();
+
+    /** Every parameter the method accepts, global and per model, in the order its values are stored. */
+    List<Parameter> parameters();
+
+    /** The kernel primitives its statistics and merge use; a backend lacking one is not used for it. */
+    Set<Primitive> primitives();
+
+    /** Problems with how many inputs a config gives (models besides the base), each with the fix. */
+    default List<String> checkInputs(String file, boolean hasBase, int models) {
+        return inputs().check(file, name(), hasBase, models);
+    }
+
+    /** Whether chunks must hold whole rows (per-row statistics or keep rules). */
+    default boolean rowAligned() {
+        return false;
+    }
+
+    /** Problems with one tensor's resolved parameters (a top-k that keeps nothing, ...). */
+    default List<String> check(MethodTensor tensor) {
+        return List.of();
+    }
+
+    /**
+     * The statistics round {@code round} needs, given the results of the earlier rounds in
+     * {@code known}; empty when the tensor needs no more. Rounds are bounded (see the stage).
+     */
+    default List<StatisticRequest> statistics(MethodTensor tensor, int round, TensorStatistics known) {
+        return List.of();
+    }
+
+    /** The chunk's keep rule for one model (sparsifying methods; everything else keeps all). */
+    default KeepRule keepRule(MethodTensor tensor, int model, long chunkStart, TensorStatistics stats, long seed) {
+        return new KeepRule.All();
+    }
+
+    /**
+     * Merges the chunk decoded into {@code kernels} into its output, on whichever backend the
+     * working set lives; {@code metrics} are complete once the chunk's output is awaited.
+     */
+    void merge(ChunkKernels kernels, MethodTensor tensor, long chunkStart, int count, TensorStatistics stats,
+               MethodSettings settings, ChunkMetrics metrics);
+
+    /** The declared parameter {@code name}; fails loudly for a name the method did not declare. */
+    default int index(String name) {
+        return ParameterTable.of(this).index(name);
+    }
+
+    /** Model {@code model}'s value of per-model parameter {@code name} for this tensor. */
+    default double model(MethodTensor tensor, int model, String name) {
+        return tensor.parameters().models()[model][index(name)];
+    }
+
+    /** The global parameter {@code name} for this tensor (gradients resolve per tensor). */
+    default double global(MethodTensor tensor, String name) {
+        return tensor.parameters().globals()[index(name)];
+    }
+
+    default boolean flag(MethodTensor tensor, String name) {
+        return global(tensor, name) != 0.0;
+    }
+}

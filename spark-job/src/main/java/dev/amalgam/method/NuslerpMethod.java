@@ -1,0 +1,99 @@
+package dev.amalgam.method;
+
+import dev.amalgam.kernels.ChunkKernels;
+import dev.amalgam.kernels.ChunkMetrics;
+import dev.amalgam.kernels.Operand;
+import dev.amalgam.kernels.Primitive;
+
+import java.util.List;
+
+/**
+ * {@code nuslerp}: spherical interpolation of two models by their weights
+ * ({@code t = w_2 / (w_1 + w_2)}), of their deltas when a base is given. Flattened (the default)
+ * the angle is over the whole tensor, from one statistics round; otherwise per row, from the
+ * chunk's own row dot products (chunks hold whole rows).
+ */
+final class NuslerpMethod extends DeclaredMethod {
+
+    NuslerpMethod() {
+        super("nuslerp", "spherical interpolation of two models (or their deltas) by weight",
+                Inputs.optionalBase(2, 2),
+                List.of(weight(),
+                        Parameter.flag("nuslerp_flatten", true, "one angle per tensor (else one per row)"),
+                        Parameter.flag("nuslerp_row_wise", false,
+                                "with nuslerp_flatten false: columns of a 2-D tensor instead of rows (not supported yet)")),
+                Primitive.DOT, Primitive.COMBINE, Primitive.ROW_DOT, Primitive.COMBINE_ROWS);
+    }
+
+    @Override
+    public boolean rowAligned() {
+        return true;
+    }
+
+    /** The deltas when a base is given, else the raw tensors. */
+    private static Operand[] vectors(MethodTensor t) {
+        return Gram.inputs(2, t.hasBase());
+    }
+
+    @Override
+    public List<String> check(MethodTensor tensor) {
+        if (!flag(tensor, "nuslerp_flatten") && flag(tensor, "nuslerp_row_wise")) {
+            return List.of("parameters.nuslerp_row_wise: true (column vectors) is not supported yet; "
+                    + "use nuslerp_row_wise: false (rows) or nuslerp_flatten: true");
+        }
+        return List.of();
+    }
+
+    @Override
+    public List<StatisticRequest> statistics(MethodTensor tensor, int round, TensorStatistics known) {
+        if (round > 0 || !flag(tensor, "nuslerp_flatten")) {
+            return List.of();
+        }
+        return Gram.requests(vectors(tensor));
+    }
+
+    static double interpolationT(double w1, double w2) {
+        return Math.abs(w1 + w2) < 1e-6 ? 0.5 : w2 / (w1 + w2);
+    }
+
+    /** Coefficients of {@code (v0, v1)} from their squared norms and dot product. */
+    static double[] coefficients(double t, double g00, double g11, double g01) {
+        double n0 = Math.max(Math.sqrt(g00), 1e-7);
+        double n1 = Math.max(Math.sqrt(g11), 1e-7);
+        double cos = Math.min(Math.max(g01 / (n0 * n1), -1.0), 1.0);
+        double theta = Math.acos(cos);
+        double sin = Math.sin(theta);
+        if (Math.abs(sin) < 1e-8) {
+            return new double[]{1.0 - t, t};
+        }
+        return new double[]{Math.sin((1.0 - t) * theta) / sin, Math.sin(t * theta) / sin};
+    }
+
+    @Override
+    public void merge(ChunkKernels kernels, MethodTensor tensor, long chunkStart, int count, TensorStatistics stats,
+                      MethodSettings settings, ChunkMetrics metrics) {
+        Operand[] v = vectors(tensor);
+        double t = interpolationT(model(tensor, 0, "weight"), model(tensor, 1, "weight"));
+        if (flag(tensor, "nuslerp_flatten")) {
+            double[][] g = Gram.of(v, stats);
+            kernels.combine(v, Gram.toFloats(coefficients(t, g[0][0], g[1][1], g[0][1])), settings.hasBase(), count,
+                    metrics);
+            return;
+        }
+        int cols = tensor.cols();
+        int rows = count / cols;
+        float[] g00 = new float[rows];
+        float[] g11 = new float[rows];
+        float[] g01 = new float[rows];
+        kernels.rowDots(v[0], v[0], count, cols, g00);
+        kernels.rowDots(v[1], v[1], count, cols, g11);
+        kernels.rowDots(v[0], v[1], count, cols, g01);
+        float[][] c = new float[2][rows];
+        for (int r = 0; r < rows; r++) {
+            double[] row = coefficients(t, g00[r], g11[r], g01[r]);
+            c[0][r] = (float) row[0];
+            c[1][r] = (float) row[1];
+        }
+        kernels.combineRows(v, c, cols, settings.hasBase(), count, metrics);
+    }
+}

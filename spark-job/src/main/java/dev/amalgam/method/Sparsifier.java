@@ -1,0 +1,92 @@
+package dev.amalgam.method;
+
+import dev.amalgam.kernels.CounterRandom;
+import dev.amalgam.kernels.KeepRule;
+
+/**
+ * How one model's delta is thinned out (METHODS.md, "Sparsifiers"). A sparsifier names the
+ * order statistics it needs as positions in the ascending |delta| order (two slots, -1 when a
+ * slot is unused) and turns their values into a {@link KeepRule} for a chunk.
+ */
+public enum Sparsifier {
+    NONE, MAGNITUDE, RANDOM, MAGNITUDE_OUTLIERS, DELLA_MAGPRUNE;
+
+    public static final long UNUSED = -1;
+
+    public boolean sparsifies(float density) {
+        return this != NONE && density < 1.0f;
+    }
+
+    /**
+     * Magnitude top-k: {@code floor(density * n)} in double, of the density as resolved to
+     * float32 (the density stays float32 until the exact-k change of the scale issue).
+     */
+    public static long keepCount(float density, long n) {
+        return (long) Math.floor((double) density * n);
+    }
+
+    /** Ascending positions whose values the rule needs; {@link #UNUSED} for a slot not needed. */
+    public long[] orderPositions(long n, float density, float gamma) {
+        if (!sparsifies(density) || n == 0) {
+            return new long[]{UNUSED, UNUSED};
+        }
+        return switch (this) {
+            case MAGNITUDE -> new long[]{n - keepCount(density, n), UNUSED};
+            case MAGNITUDE_OUTLIERS -> {
+                long[] band = outlierBand(density, gamma, n);
+                yield new long[]{band[0] > 0 && band[0] < n ? band[0] : UNUSED, band[1] < n ? band[1] : UNUSED};
+            }
+            default -> new long[]{UNUSED, UNUSED};
+        };
+    }
+
+    /** Breadcrumbs keeps ascending positions {@code [bot, n - top)}. */
+    static long[] outlierBand(float density, float gamma, long n) {
+        long target = keepCount(density, n);
+        long top = (long) Math.floor((double) gamma * n);
+        long bot = n - target - top;
+        if (bot < 0) {
+            top += bot;
+            bot = 0;
+        }
+        return new long[]{bot, n - top};
+    }
+
+    /**
+     * The chunk's keep rule, from the tensor's order statistics at the positions (per slot) and
+     * how many entries equal to each slot's value precede the chunk.
+     */
+    public KeepRule rule(String tensor, long n, int cols, int model, float density, float gamma, float epsilon,
+                         OrderStatistic[] stats, long[] equalsBefore, long seed) {
+        if (!sparsifies(density) || n == 0) {
+            return new KeepRule.All();
+        }
+        long[] positions = orderPositions(n, density, gamma);
+        return switch (this) {
+            case MAGNITUDE -> {
+                OrderStatistic s = stats[0];
+                yield new KeepRule.TopK(s.valueBits(), s.equal() - (positions[0] - s.below()), equalsBefore[0]);
+            }
+            case MAGNITUDE_OUTLIERS -> {
+                long[] band = outlierBand(density, gamma, n);
+                if (band[0] >= band[1]) {
+                    // An empty band: nothing survives. Express it as a top-k of nothing above
+                    // the largest possible magnitude.
+                    yield new KeepRule.TopK(Integer.MAX_VALUE, 0, 0);
+                }
+                boolean hasLow = positions[0] != UNUSED;
+                boolean hasHigh = positions[1] != UNUSED;
+                yield new KeepRule.Band(
+                        hasLow, hasLow ? stats[0].valueBits() : 0,
+                        hasLow ? positions[0] - stats[0].below() : 0, equalsBefore[0],
+                        hasHigh, hasHigh ? stats[1].valueBits() : 0,
+                        hasHigh ? positions[1] - stats[1].below() : 0, equalsBefore[1]);
+            }
+            case RANDOM -> new KeepRule.Random(density, CounterRandom.streamKey(seed, tensor, model));
+            case DELLA_MAGPRUNE -> {
+                yield new KeepRule.DellaRows(density - epsilon, 2.0f * epsilon, cols, CounterRandom.streamKey(seed, tensor, model));
+            }
+            case NONE -> new KeepRule.All();
+        };
+    }
+}

@@ -1,0 +1,60 @@
+package dev.amalgam.method;
+
+import dev.amalgam.kernels.Operand;
+
+import java.util.Objects;
+
+/**
+ * One statistic a method asks of a tensor: a reduction of one operand (or the product of two,
+ * for {@link Reduction#DOT}) at a scope. {@code position} is the ascending order position for
+ * {@link Reduction#ORDER} (0 otherwise). The request itself is the key its result is found by.
+ */
+public record StatisticRequest(Reduction reduction, Operand a, Operand b, long position, Scope scope) {
+
+    public StatisticRequest {
+        Objects.requireNonNull(reduction, "reduction is null");
+        Objects.requireNonNull(a, "a is null");
+        Objects.requireNonNull(scope, "scope is null");
+        if ((reduction == Reduction.DOT) != (b != null)) {
+            throw new IllegalArgumentException("a DOT takes two operands, other reductions one: " + reduction);
+        }
+        if (reduction != Reduction.ORDER && position != 0) {
+            throw new IllegalArgumentException("only ORDER has a position");
+        }
+        if (position < 0) {
+            throw new IllegalArgumentException("an ORDER position is >= 0");
+        }
+    }
+
+    /**
+     * Spark partitions shuffled statistics by this hash on every executor, so it must not depend
+     * on the JVM: a record's own hash uses the enums' identity hashes, which differ between
+     * executors and would split one key's partial sums across reducers.
+     */
+    @Override
+    public int hashCode() {
+        return Objects.hash(reduction.ordinal(), a, b, position, scope.ordinal());
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof StatisticRequest r && reduction == r.reduction && a.equals(r.a)
+                && Objects.equals(b, r.b) && position == r.position && scope == r.scope;
+    }
+
+    public static StatisticRequest order(Operand a, long position) {
+        return new StatisticRequest(Reduction.ORDER, a, null, position, Scope.TENSOR);
+    }
+
+    public static StatisticRequest absSum(Operand a) {
+        return new StatisticRequest(Reduction.ABS_SUM, a, null, 0, Scope.TENSOR);
+    }
+
+    public static StatisticRequest dot(Operand a, Operand b) {
+        return new StatisticRequest(Reduction.DOT, a, b, 0, Scope.TENSOR);
+    }
+
+    public static StatisticRequest nonzero(Operand a) {
+        return new StatisticRequest(Reduction.NONZERO, a, null, 0, Scope.TENSOR);
+    }
+}

@@ -1,0 +1,194 @@
+package dev.amalgam.method;
+
+import dev.amalgam.kernels.ChunkKernels;
+import dev.amalgam.kernels.ChunkMetrics;
+import dev.amalgam.kernels.KeepRule;
+import dev.amalgam.kernels.Operand;
+import dev.amalgam.kernels.Primitive;
+import dev.amalgam.kernels.TaskVectorKernel;
+
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Set;
+
+import static dev.amalgam.method.Parameter.Range;
+import static dev.amalgam.method.Parameter.Scope.MODEL;
+
+/**
+ * The task-vector family (METHODS.md): one sparsifier and one consensus rule, with the family's
+ * shared procedure. The eight named methods are instances of this class.
+ *
+ * <p>Statistics: the order statistics of each sparsified model's |delta| its keep rule needs,
+ * then, with {@code rescale}, the exact L1 sums of its delta before and after the rule.
+ */
+public final class TaskVectorMethod implements MergeMethod {
+    private final String name;
+    private final String summary;
+    private final TaskVectorKernel.Consensus consensus;
+    private final Sparsifier sparsifier;
+    private final List<Parameter> parameters;
+
+    public TaskVectorMethod(String name, String summary, TaskVectorKernel.Consensus consensus, Sparsifier sparsifier,
+                            boolean normalizeDefault, boolean rescaleDefault) {
+        this.name = name;
+        this.summary = summary;
+        this.consensus = consensus;
+        this.sparsifier = sparsifier;
+        List<Parameter> p = new ArrayList<>();
+        p.add(Parameter.flag("normalize", normalizeDefault, "divide the mix by the sum of (agreeing) weights"));
+        p.add(Parameter.flag("rescale", rescaleDefault, "scale survivors so the delta's L1 norm is unchanged"));
+        p.add(Parameter.number("lambda", Parameter.Scope.GLOBAL, 1.0, Range.ANY, true, "scale of the merged delta"));
+        p.add(Parameter.flag("int8_mask", false, "accepted for compatibility; no effect on results"));
+        p.add(Parameter.integer("random_seed", 0.0, Range.atLeast(0), "seed of random masks (config's random_seed wins)"));
+        p.add(Parameter.number("weight", MODEL, null, Range.ANY, true, "the model's weight").withExample(0.5));
+        if (sparsifier != Sparsifier.NONE) {
+            p.add(Parameter.number("density", MODEL, 1.0, Range.openClosed(0, 1), true, "fraction of the delta kept")
+                    .withExample(0.5));
+        }
+        if (sparsifier == Sparsifier.MAGNITUDE_OUTLIERS) {
+            p.add(Parameter.number("gamma", MODEL, 0.01, Range.closedOpen(0, 1), true,
+                    "fraction of largest-magnitude outliers dropped"));
+        }
+        if (sparsifier == Sparsifier.DELLA_MAGPRUNE) {
+            p.add(Parameter.number("epsilon", MODEL, 0.15, Range.closedOpen(0, 1), true,
+                    "spread of keep probabilities around density"));
+        }
+        this.parameters = List.copyOf(p);
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public String summary() {
+        return summary;
+    }
+
+    @Override
+    public Inputs inputs() {
+        return Inputs.base(1, Integer.MAX_VALUE);
+    }
+
+    @Override
+    public List<Parameter> parameters() {
+        return parameters;
+    }
+
+    @Override
+    public Set<Primitive> primitives() {
+        return EnumSet.of(Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.KEPT_ABS_SUM, Primitive.TASK_VECTOR);
+    }
+
+    @Override
+    public boolean rowAligned() {
+        return sparsifier == Sparsifier.DELLA_MAGPRUNE;
+    }
+
+    private float density(MethodTensor t, int i) {
+        return sparsifier == Sparsifier.NONE ? 1.0f : (float) model(t, i, "density");
+    }
+
+    private float gamma(MethodTensor t, int i) {
+        return sparsifier == Sparsifier.MAGNITUDE_OUTLIERS ? (float) model(t, i, "gamma") : 0.0f;
+    }
+
+    private float epsilon(MethodTensor t, int i) {
+        return sparsifier == Sparsifier.DELLA_MAGPRUNE ? (float) model(t, i, "epsilon") : 0.0f;
+    }
+
+    @Override
+    public List<String> check(MethodTensor tensor) {
+        List<String> problems = new ArrayList<>();
+        for (int i = 0; i < tensor.modelCount(); i++) {
+            float density = density(tensor, i);
+            String where = "models[" + i + "] (" + tensor.inputFile(i) + "), tensor '" + tensor.name() + "'";
+            if (sparsifier == Sparsifier.MAGNITUDE && density < 1.0f && tensor.elements() > 0
+                    && Sparsifier.keepCount(density, tensor.elements()) == 0) {
+                problems.add(where + ": density " + density + " keeps floor(density x " + tensor.elements()
+                        + ") = 0 entries; raise density for this tensor (a filter entry can target it)");
+            }
+            float epsilon = epsilon(tensor, i);
+            if (sparsifier == Sparsifier.DELLA_MAGPRUNE && density < 1.0f
+                    && !(density - epsilon > 0.0f && density + epsilon < 1.0f)) {
+                problems.add(where + ": epsilon " + epsilon + " with density " + density
+                        + " must satisfy 0 < density - epsilon and density + epsilon < 1; lower epsilon");
+            }
+        }
+        return problems;
+    }
+
+    private long[] positions(MethodTensor t, int i) {
+        return sparsifier.orderPositions(t.elements(), density(t, i), gamma(t, i));
+    }
+
+    private boolean rescales(MethodTensor t, int i) {
+        return flag(t, "rescale") && sparsifier.sparsifies(density(t, i)) && t.elements() > 0;
+    }
+
+    @Override
+    public List<StatisticRequest> statistics(MethodTensor tensor, int round, TensorStatistics known) {
+        List<StatisticRequest> orders = new ArrayList<>();
+        List<StatisticRequest> sums = new ArrayList<>();
+        for (int i = 0; i < tensor.modelCount(); i++) {
+            for (long position : positions(tensor, i)) {
+                if (position != Sparsifier.UNUSED) {
+                    orders.add(StatisticRequest.order(new Operand.Delta(i), position));
+                }
+            }
+            if (rescales(tensor, i)) {
+                sums.add(StatisticRequest.absSum(new Operand.Delta(i)));
+                sums.add(StatisticRequest.absSum(new Operand.KeptDelta(i)));
+            }
+        }
+        // The kept sums need the keep rules, and so the order statistics, of the round before.
+        List<List<StatisticRequest>> rounds = new ArrayList<>();
+        for (List<StatisticRequest> r : List.of(orders, sums)) {
+            if (!r.isEmpty()) {
+                rounds.add(r);
+            }
+        }
+        return round < rounds.size() ? rounds.get(round) : List.of();
+    }
+
+    @Override
+    public KeepRule keepRule(MethodTensor tensor, int model, long chunkStart, TensorStatistics stats, long seed) {
+        long[] positions = positions(tensor, model);
+        OrderStatistic[] orders = new OrderStatistic[2];
+        long[] before = new long[2];
+        for (int slot = 0; slot < 2; slot++) {
+            if (positions[slot] != Sparsifier.UNUSED) {
+                StatisticRequest r = StatisticRequest.order(new Operand.Delta(model), positions[slot]);
+                orders[slot] = stats.order(r);
+                before[slot] = stats.equalsBefore(r);
+            }
+        }
+        return sparsifier.rule(tensor.name(), tensor.elements(), tensor.cols(), model, density(tensor, model),
+                gamma(tensor, model), epsilon(tensor, model), orders, before, seed);
+    }
+
+    /** METHODS.md's L1 rescale: {@code s = sum|d| / sum|kept d|}, 1 where either sum is under 1e-7. */
+    private float rescale(MethodTensor t, int i, TensorStatistics stats) {
+        if (!rescales(t, i)) {
+            return 1.0f;
+        }
+        float all = stats.value(StatisticRequest.absSum(new Operand.Delta(i)));
+        float kept = stats.value(StatisticRequest.absSum(new Operand.KeptDelta(i)));
+        return all < 1e-7f || kept < 1e-7f ? 1.0f : all / kept;
+    }
+
+    @Override
+    public void merge(ChunkKernels kernels, MethodTensor tensor, long chunkStart, int count, TensorStatistics stats,
+                      MethodSettings settings, ChunkMetrics metrics) {
+        int m = tensor.modelCount();
+        TaskVectorKernel.ModelTerm[] terms = new TaskVectorKernel.ModelTerm[m];
+        for (int i = 0; i < m; i++) {
+            terms[i] = new TaskVectorKernel.ModelTerm((float) model(tensor, i, "weight"),
+                    keepRule(tensor, i, chunkStart, stats, settings.seed()), rescale(tensor, i, stats));
+        }
+        kernels.mergeTaskVector(count, chunkStart, terms, consensus, flag(tensor, "normalize"),
+                (float) global(tensor, "lambda"), metrics);
+    }
+}

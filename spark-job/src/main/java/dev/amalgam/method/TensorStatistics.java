@@ -1,0 +1,21 @@
+package dev.amalgam.method;
+
+/**
+ * The results of the statistics a method asked of one tensor, as seen from one chunk: the
+ * tensor-wide results of earlier rounds, and for order statistics how many entries equal to the
+ * selected value precede the chunk (ties go by lower flat index). Looked up by the request.
+ */
+public interface TensorStatistics {
+
+    /** The entry at the request's position, or null when it was not (yet) computed. */
+    OrderStatistic order(StatisticRequest request);
+
+    /** For an order statistic: entries equal to its value in the chunks before this one. */
+    long equalsBefore(StatisticRequest request);
+
+    /** A sum, dot product or count, rounded once to float32; NaN when it was not computed. */
+    float value(StatisticRequest request);
+
+    /** Whether {@code request} has a result. */
+    boolean has(StatisticRequest request);
+}

@@ -1,0 +1,54 @@
+package dev.amalgam.stats;
+
+import dev.amalgam.kernels.ExactDot;
+import dev.amalgam.kernels.ExactSum;
+import dev.amalgam.method.Reduction;
+
+/**
+ * A sum, dot product or count over part of a tensor. Every kind is exact (integer bins or an
+ * integer count), so partials of any chunking merge to the same total, rounded once at the end.
+ */
+public final class Partial {
+    private final Reduction reduction;
+    private final ExactSum magnitudes;
+    private final ExactDot products;
+    private long count;
+
+    public Partial(Reduction reduction) {
+        this.reduction = reduction;
+        this.magnitudes = reduction == Reduction.ABS_SUM ? new ExactSum() : null;
+        this.products = reduction == Reduction.DOT ? new ExactDot() : null;
+    }
+
+    ExactSum magnitudes() {
+        return magnitudes;
+    }
+
+    ExactDot products() {
+        return products;
+    }
+
+    void addCount(long n) {
+        count += n;
+    }
+
+    public Partial merge(Partial other) {
+        switch (reduction) {
+            case ABS_SUM -> magnitudes.merge(other.magnitudes);
+            case DOT -> products.merge(other.products);
+            case NONZERO -> count += other.count;
+            case ORDER -> throw new IllegalStateException("order statistics are not partial sums");
+        }
+        return this;
+    }
+
+    /** The total rounded once to float32 (a count is exact up to 2^24, then rounded). */
+    public float toFloat() {
+        return switch (reduction) {
+            case ABS_SUM -> magnitudes.toFloat();
+            case DOT -> products.toFloat();
+            case NONZERO -> (float) count;
+            case ORDER -> throw new IllegalStateException("order statistics are not partial sums");
+        };
+    }
+}
