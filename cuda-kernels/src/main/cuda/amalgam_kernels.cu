@@ -548,3 +548,168 @@ extern "C" __global__ void amalgam_ram_counts(const u64* models, int m, const fl
         }
     }
 }
+
+// ---- SCE -------------------------------------------------------------------------------------
+
+// Per element, the population variance of the models' deltas: mean first, then the squares.
+extern "C" __global__ void amalgam_variance(const u64* models, int m, const float* base, int n, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float b = base[i];
+    float count = (float) m;
+    float sum = 0.0f;
+    for (int k = 0; k < m; k++) {
+        sum = __fadd_rn(sum, __fsub_rn(((const float*) models[k])[i], b));
+    }
+    float mean = __fdiv_rn(sum, count);
+    float squares = 0.0f;
+    for (int k = 0; k < m; k++) {
+        float e = __fsub_rn(__fsub_rn(((const float*) models[k])[i], b), mean);
+        squares = __fadd_rn(squares, __fmul_rn(e, e));
+    }
+    out[i] = __fdiv_rn(squares, count);
+}
+
+// A model's delta where the selection keeps the position, else 0.
+extern "C" __global__ void amalgam_selected_delta(const float* x, const float* base, const float* selection, int n,
+                                                  float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    out[i] = selection[i] != 0.0f ? __fsub_rn(x[i], base[i]) : 0.0f;
+}
+
+// SCE's weighted sign consensus. The selection may be the output buffer: each thread reads its
+// own position before writing it.
+extern "C" __global__ void amalgam_sce(const u64* models, const float* weights, int m, const float* base,
+                                       const float* selection, int selected, int n, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float b = base[i];
+    int keep_position = !selected || selection[i] != 0.0f;
+    float sum = 0.0f;
+    for (int k = 0; k < m; k++) {
+        float tau = keep_position ? __fsub_rn(((const float*) models[k])[i], b) : 0.0f;
+        sum = __fadd_rn(sum, tau);
+    }
+    int positive = sum >= 0.0f;
+    float mixed = 0.0f;
+    float divisor = 0.0f;
+    for (int k = 0; k < m; k++) {
+        float tau = keep_position ? __fsub_rn(((const float*) models[k])[i], b) : 0.0f;
+        int keep = positive ? tau > 0.0f : tau < 0.0f;
+        float w = keep ? weights[k] : 0.0f;
+        mixed = __fadd_rn(mixed, __fmul_rn(tau, w));
+        divisor = __fadd_rn(divisor, w);
+    }
+    out[i] = __fadd_rn(b, __fdiv_rn(mixed, divisor > 1e-6f ? divisor : 1e-6f));
+}
+
+// ---- arcee_fusion ----------------------------------------------------------------------------
+
+// exp and log from exact steps, in the order of dev.amalgam.kernels.PortableMath, so that the
+// KL divergence has the same bits on both backends (CUDA's exp and log are not correctly rounded).
+__device__ __forceinline__ double amalgam_exp(double x) {
+    if (x != x) {
+        return x;
+    }
+    if (x > 709.0) {
+        return (double) INFINITY;
+    }
+    if (x < -745.0) {
+        return 0.0;
+    }
+    const double coefficients[12] = {0x1.6124613a86d09p-33, 0x1.1eed8eff8d898p-29, 0x1.ae64567f544e4p-26,
+        0x1.27e4fb7789f5cp-22, 0x1.71de3a556c734p-19, 0x1.a01a01a01a01ap-16, 0x1.a01a01a01a01ap-13,
+        0x1.6c16c16c16c17p-10, 0x1.1111111111111p-7, 0x1.5555555555555p-5, 0x1.5555555555555p-3, 0x1.0p-1};
+    double k = rint(__dmul_rn(x, 0x1.71547652b82fep+0));
+    double r = __dsub_rn(__dsub_rn(x, __dmul_rn(k, 0x1.62e42fee00000p-1)), __dmul_rn(k, 0x1.a39ef35793c76p-33));
+    double p = coefficients[0];
+    for (int i = 1; i < 12; i++) {
+        p = __dadd_rn(__dmul_rn(p, r), coefficients[i]);
+    }
+    p = __dadd_rn(__dmul_rn(p, r), 1.0);
+    p = __dadd_rn(__dmul_rn(p, r), 1.0);
+    return scalbn(p, (int) k);
+}
+
+__device__ __forceinline__ double amalgam_log(double x) {
+    if (x != x || x < 0.0) {
+        return (double) NAN;
+    }
+    if (x == 0.0) {
+        return -(double) INFINITY;
+    }
+    if (x == (double) INFINITY) {
+        return x;
+    }
+    const double coefficients[11] = {0x1.642c8590b2164p-5, 0x1.8618618618618p-5, 0x1.af286bca1af28p-5,
+        0x1.e1e1e1e1e1e1ep-5, 0x1.1111111111111p-4, 0x1.3b13b13b13b14p-4, 0x1.745d1745d1746p-4,
+        0x1.c71c71c71c71cp-4, 0x1.2492492492492p-3, 0x1.999999999999ap-3, 0x1.5555555555555p-2};
+    int e = ilogb(x);
+    double m = scalbn(x, -e);
+    if (m > 0x1.6a09e667f3bcdp+0) {
+        m = __dmul_rn(m, 0.5);
+        e = e + 1;
+    }
+    double f = __ddiv_rn(__dsub_rn(m, 1.0), __dadd_rn(m, 1.0));
+    double s = __dmul_rn(f, f);
+    double p = coefficients[0];
+    for (int i = 1; i < 11; i++) {
+        p = __dadd_rn(__dmul_rn(p, s), coefficients[i]);
+    }
+    p = __dadd_rn(__dmul_rn(p, s), 1.0);
+    double de = (double) e;
+    return __dadd_rn(__dmul_rn(de, 0x1.62e42fee00000p-1),
+                     __dadd_rn(__dmul_rn(de, 0x1.a39ef35793c76p-33), __dmul_rn(__dadd_rn(f, f), p)));
+}
+
+// One thread per row: the KL divergence of softmax(x) from softmax(b) over the row, in double
+// in index order, rounded to float32; then |x - b| times it for every entry of the row.
+extern "C" __global__ void amalgam_importance(const float* x, const float* base, int rows, int cols, float* out) {
+    i64 r = amalgam_index();
+    if (r >= rows) {
+        return;
+    }
+    i64 from = r * (i64) cols;
+    double mx = -(double) INFINITY;
+    double mb = -(double) INFINITY;
+    for (i64 j = from; j < from + cols; j++) {
+        double xv = (double) x[j];
+        double bv = (double) base[j];
+        mx = xv > mx ? xv : mx;
+        mb = bv > mb ? bv : mb;
+    }
+    double sx = 0.0;
+    double sb = 0.0;
+    for (i64 j = from; j < from + cols; j++) {
+        sx = __dadd_rn(sx, amalgam_exp(__dsub_rn((double) x[j], mx)));
+        sb = __dadd_rn(sb, amalgam_exp(__dsub_rn((double) base[j], mb)));
+    }
+    double kl = 0.0;
+    for (i64 j = from; j < from + cols; j++) {
+        double p = __dadd_rn(__ddiv_rn(amalgam_exp(__dsub_rn((double) x[j], mx)), sx), 1e-8);
+        double q = __dadd_rn(__ddiv_rn(amalgam_exp(__dsub_rn((double) base[j], mb)), sb), 1e-8);
+        kl = __dadd_rn(kl, __dmul_rn(p, amalgam_log(__ddiv_rn(p, q))));
+    }
+    float klf = (float) (kl > 0.0 ? kl : 0.0);
+    for (i64 j = from; j < from + cols; j++) {
+        out[j] = __fmul_rn(__uint_as_float(magnitude_bits(__fsub_rn(x[j], base[j]))), klf);
+    }
+}
+
+// b + (x - b) where the importance reaches the threshold, else b.
+extern "C" __global__ void amalgam_fuse(const float* x, const float* base, const float* importance, float threshold,
+                                        int n, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float b = base[i];
+    out[i] = importance[i] >= threshold ? __fadd_rn(b, __fsub_rn(x[i], b)) : b;
+}

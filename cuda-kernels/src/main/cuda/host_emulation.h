@@ -9,6 +9,7 @@
 #ifndef AMALGAM_HOST_EMULATION_H
 #define AMALGAM_HOST_EMULATION_H
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -45,6 +46,12 @@ inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fdiv_rn(float a, float b) { return a / b; }
 inline double __dadd_rn(double a, double b) { return a + b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __dsub_rn(double a, double b) { return a - b; }
+inline double __ddiv_rn(double a, double b) { return a / b; }
+// rint, scalbn and ilogb are exact operations, in CUDA as in <cmath>.
+using std::ilogb;
+using std::rint;
+using std::scalbn;
 
 // One emulated thread runs at a time, so an atomic is the plain operation.
 inline unsigned long long atomicAdd(unsigned long long* address, unsigned long long value) {

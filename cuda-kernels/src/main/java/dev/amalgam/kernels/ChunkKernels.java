@@ -34,14 +34,17 @@ public interface ChunkKernels extends AutoCloseable {
     /** Decodes {@code count} stored elements of {@code dtype} from {@link #input}{@code (slot)}. */
     void decode(int slot, Dtype dtype, int count);
 
-    /** Adds the high-16-bit histogram of model {@code model}'s |delta| into {@code histogram}. */
-    void histogramHigh(int model, int count, long[] histogram);
+    /**
+     * Adds the high-16-bit histogram of |a| into {@code histogram}: {@code a} is a model's
+     * {@link Operand.Delta} or a derived quantity ({@link Operand.Variance}, {@link Operand.Importance}).
+     */
+    void histogramHigh(Operand a, int count, long[] histogram);
 
-    /** Adds the low-16-bit histogram of the |delta| entries inside {@code highBucket}. */
-    void histogramLow(int model, int count, int highBucket, long[] histogram);
+    /** Adds the low-16-bit histogram of the |a| entries inside {@code highBucket}. */
+    void histogramLow(Operand a, int count, int highBucket, long[] histogram);
 
-    /** How many |delta| entries have exactly the bit pattern {@code valueBits}. */
-    long countEqual(int model, int count, int valueBits);
+    /** How many |a| entries have exactly the bit pattern {@code valueBits}. */
+    long countEqual(Operand a, int count, int valueBits);
 
     /** Adds the exact L1 sums of model {@code model}'s delta before and after {@code rule}. */
     void magnitudeSums(int model, int count, long chunkStart, KeepRule rule, ExactSum all, ExactSum kept);
@@ -90,6 +93,28 @@ public interface ChunkKernels extends AutoCloseable {
     /** RAM (uniqueScales null) or RAM+ ({@link Primitive#RAM}). */
     default void ram(float epsilon, float[] uniqueScales, int count, ChunkMetrics metrics) {
         throw unsupported(Primitive.RAM);
+    }
+
+    /**
+     * Sets the chunk's selection: the positions of {@code rankedBy} that {@code rule} keeps
+     * (a top-k of a derived quantity, say), read by {@link Operand.Selected} operands and by
+     * {@link #sce} until the chunk's merge writes its output ({@link Primitive#SELECT}).
+     */
+    default void select(Operand rankedBy, KeepRule rule, long chunkStart, int count) {
+        throw unsupported(Primitive.SELECT);
+    }
+
+    /**
+     * SCE's weighted consensus of the models' deltas, restricted to the chunk's selection when
+     * {@code selected} ({@link Primitive#SCE}; see {@link ComposedKernels#sce}).
+     */
+    default void sce(float[] weights, boolean selected, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.SCE);
+    }
+
+    /** arcee_fusion: the model's values where its importance reaches {@code threshold} ({@link Primitive#FUSE}). */
+    default void fuse(float threshold, int cols, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.FUSE);
     }
 
     private UnsupportedOperationException unsupported(Primitive p) {

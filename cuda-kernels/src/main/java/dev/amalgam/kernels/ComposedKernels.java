@@ -171,4 +171,120 @@ public final class ComposedKernels {
             squares[i] += s;
         }
     }
+
+    /**
+     * Per element, the population variance of the models' deltas: {@code mu = (sum_i d_i) / m},
+     * then {@code (sum_i (d_i - mu)^2) / m}, float32, models in order.
+     */
+    public static void variance(ArrowBuf base, ArrowBuf[] models, int count, ArrowBuf out) {
+        int m = models.length;
+        float n = m;
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float b = base.getFloat(at);
+            float sum = 0.0f;
+            for (int i = 0; i < m; i++) {
+                sum += models[i].getFloat(at) - b;
+            }
+            float mean = sum / n;
+            float squares = 0.0f;
+            for (int i = 0; i < m; i++) {
+                float e = (models[i].getFloat(at) - b) - mean;
+                squares += e * e;
+            }
+            out.setFloat(at, squares / n);
+        }
+    }
+
+    /** {@code out = selection != 0 ? x - b : 0}: a model's delta where the chunk's selection keeps it. */
+    public static void selectedDelta(ArrowBuf x, ArrowBuf base, ArrowBuf selection, int count, ArrowBuf out) {
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            out.setFloat(at, selection.getFloat(at) != 0.0f ? x.getFloat(at) - base.getFloat(at) : 0.0f);
+        }
+    }
+
+    /**
+     * SCE's consensus merge. {@code tau_i = d_i} where the selection keeps the position (every
+     * position without one), else 0; majority sign {@code m} of {@code sum_i tau_i} ({@code >= 0}
+     * is positive); {@code keep_i = sign(tau_i) == m}; result
+     * {@code b + (sum_i tau_i (keep_i ? a_i : 0)) / max(sum_i (keep_i ? a_i : 0), 1e-6)}.
+     * {@code selection} may be {@code out} itself: each position is read before it is written.
+     */
+    public static void sce(ArrowBuf base, ArrowBuf[] models, float[] weights, ArrowBuf selection, int count,
+                           ArrowBuf out) {
+        int m = models.length;
+        float[] tau = new float[m];
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float b = base.getFloat(at);
+            boolean selected = selection == null || selection.getFloat(at) != 0.0f;
+            float sum = 0.0f;
+            for (int i = 0; i < m; i++) {
+                tau[i] = selected ? models[i].getFloat(at) - b : 0.0f;
+                sum += tau[i];
+            }
+            boolean positive = sum >= 0.0f;
+            float mixed = 0.0f;
+            float divisor = 0.0f;
+            for (int i = 0; i < m; i++) {
+                boolean keep = positive ? tau[i] > 0.0f : tau[i] < 0.0f;
+                float w = keep ? weights[i] : 0.0f;
+                mixed += tau[i] * w;
+                divisor += w;
+            }
+            out.setFloat(at, b + mixed / Math.max(divisor, 1e-6f));
+        }
+    }
+
+    /**
+     * arcee_fusion's importance of the model against the base, per row of {@code cols}:
+     * {@code p = softmax(x) + 1e-8}, {@code q = softmax(b) + 1e-8}, {@code kl = sum p ln(p/q)}
+     * in double ({@link PortableMath}), each row in index order, clamped at 0, rounded to float32; then
+     * {@code out = |x - b| * kl} in float32.
+     */
+    public static void importance(ArrowBuf x, ArrowBuf base, int cols, int count, ArrowBuf out) {
+        int rows = cols == 0 ? 0 : count / cols;
+        for (int r = 0; r < rows; r++) {
+            long from = (long) r * cols;
+            double mx = Double.NEGATIVE_INFINITY;
+            double mb = Double.NEGATIVE_INFINITY;
+            for (int c = 0; c < cols; c++) {
+                long at = (from + c) << 2;
+                double xv = x.getFloat(at);
+                double bv = base.getFloat(at);
+                mx = xv > mx ? xv : mx;
+                mb = bv > mb ? bv : mb;
+            }
+            double sx = 0.0;
+            double sb = 0.0;
+            for (int c = 0; c < cols; c++) {
+                long at = (from + c) << 2;
+                sx += PortableMath.exp(x.getFloat(at) - mx);
+                sb += PortableMath.exp(base.getFloat(at) - mb);
+            }
+            double kl = 0.0;
+            for (int c = 0; c < cols; c++) {
+                long at = (from + c) << 2;
+                double p = PortableMath.exp(x.getFloat(at) - mx) / sx + 1e-8;
+                double q = PortableMath.exp(base.getFloat(at) - mb) / sb + 1e-8;
+                kl += p * PortableMath.log(p / q);
+            }
+            // A divergence is never negative; rounding can make a near-zero one a hair so.
+            float klf = (float) (kl > 0.0 ? kl : 0.0);
+            for (int c = 0; c < cols; c++) {
+                long at = (from + c) << 2;
+                out.setFloat(at, Math.abs(x.getFloat(at) - base.getFloat(at)) * klf);
+            }
+        }
+    }
+
+    /** arcee_fusion's merge: {@code b + (x - b)} where {@code importance >= threshold}, else {@code b}. */
+    public static void fuse(ArrowBuf x, ArrowBuf base, ArrowBuf importance, float threshold, int count, ArrowBuf out) {
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float b = base.getFloat(at);
+            out.setFloat(at, importance.getFloat(at) >= threshold ? b + (x.getFloat(at) - b) : b);
+        }
+    }
 }

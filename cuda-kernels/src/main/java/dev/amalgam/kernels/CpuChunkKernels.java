@@ -17,9 +17,14 @@ final class CpuChunkKernels implements ChunkKernels {
     private final ArrowBuf encoded;
     private final ArrowBuf delta;
     private final KernelScratch scratch = new KernelScratch();
-    /** The model whose delta the delta buffer holds (-1: none), so statistics rounds on one chunk share it. */
-    private int deltaModel = -1;
-    private int deltaCount;
+    /**
+     * The operand the delta buffer holds (null: none), so the statistics of one chunk share it;
+     * a model's delta, a derived quantity, or a selected delta.
+     */
+    private Operand held;
+    private int heldCount;
+    /** Whether {@link #out} holds the chunk's selection ({@link #select}). */
+    private boolean selection;
 
     CpuChunkKernels(BufferAllocator parent, String name, int maxCount, int models, boolean hasBase) {
         this.allocator = parent.newChildAllocator(name, 0, parent.getLimit());
@@ -56,7 +61,8 @@ final class CpuChunkKernels implements ChunkKernels {
 
     @Override
     public void beginChunk() {
-        deltaModel = -1;
+        held = null;
+        selection = false;
     }
 
     @Override
@@ -66,39 +72,66 @@ final class CpuChunkKernels implements ChunkKernels {
 
     @Override
     public void decode(int slot, Dtype dtype, int count) {
-        deltaModel = -1;
+        held = null;
         ElementCodec.decode(raw, dtype, values[slot], count);
     }
 
     private ArrowBuf deltaOf(int model, int count) {
-        if (deltaModel != model || deltaCount != count) {
-            Deltas.compute(values[model], values[models], delta, count);
-            deltaModel = model;
-            deltaCount = count;
+        return held(new Operand.Delta(model), count);
+    }
+
+    /** The delta buffer holding {@code o} for the chunk, computed unless it already does. */
+    private ArrowBuf held(Operand o, int count) {
+        if (delta == null) {
+            throw new IllegalArgumentException(o + " needs a base, and this working set has none");
         }
+        if (o.equals(held) && heldCount == count) {
+            return delta;
+        }
+        ArrowBuf base = values[models];
+        if (o instanceof Operand.Delta d) {
+            Deltas.compute(values[d.model()], base, delta, count);
+        } else if (o instanceof Operand.Variance) {
+            ComposedKernels.variance(base, java.util.Arrays.copyOf(values, models), count, delta);
+        } else if (o instanceof Operand.Selected sel) {
+            if (!selection) {
+                throw new IllegalStateException(o + " before select() in this chunk");
+            }
+            ComposedKernels.selectedDelta(values[sel.model()], base, out, count, delta);
+        } else if (o instanceof Operand.Importance imp) {
+            ComposedKernels.importance(values[0], base, imp.cols(), count, delta);
+        } else {
+            throw new IllegalArgumentException(o + " is not held in the delta buffer");
+        }
+        held = o;
+        heldCount = count;
         return delta;
     }
 
-    @Override
-    public void histogramHigh(int model, int count, long[] histogram) {
-        MagnitudeHistogram.addHigh(deltaOf(model, count), count, histogram);
+    private ArrowBuf ordered(Operand a, int count) {
+        return held(a, count);
     }
 
     @Override
-    public void histogramLow(int model, int count, int highBucket, long[] histogram) {
-        MagnitudeHistogram.addLow(deltaOf(model, count), count, highBucket, histogram);
+    public void histogramHigh(Operand a, int count, long[] histogram) {
+        MagnitudeHistogram.addHigh(ordered(a, count), count, histogram);
     }
 
     @Override
-    public long countEqual(int model, int count, int valueBits) {
-        return MagnitudeHistogram.countEqual(deltaOf(model, count), count, valueBits);
+    public void histogramLow(Operand a, int count, int highBucket, long[] histogram) {
+        MagnitudeHistogram.addLow(ordered(a, count), count, highBucket, histogram);
+    }
+
+    @Override
+    public long countEqual(Operand a, int count, int valueBits) {
+        return MagnitudeHistogram.countEqual(ordered(a, count), count, valueBits);
     }
 
     @Override
     public void magnitudeSums(int model, int count, long chunkStart, KeepRule rule, ExactSum all, ExactSum kept) {
         ArrowBuf d = deltaOf(model, count);
         all.addMagnitudes(d, count);
-        deltaModel = -1;
+        held = null;
         rule.apply(d, count, chunkStart, scratch);
         kept.addMagnitudes(d, count);
     }
@@ -107,7 +140,8 @@ final class CpuChunkKernels implements ChunkKernels {
     public void mergeTaskVector(int count, long chunkStart, TaskVectorKernel.ModelTerm[] terms,
                                 TaskVectorKernel.Consensus consensus, boolean normalize, float lambda,
                                 ChunkMetrics metrics) {
-        deltaModel = -1;
+        held = null;
+        selection = false;
         ArrowBuf[] deltas = java.util.Arrays.copyOf(values, models);
         TaskVectorKernel.merge(values[models], deltas, count, chunkStart, terms, consensus, normalize, lambda,
                 out, metrics, scratch);
@@ -115,6 +149,7 @@ final class CpuChunkKernels implements ChunkKernels {
 
     @Override
     public void mergeLinear(int count, float[] weights, boolean normalize, ChunkMetrics metrics) {
+        selection = false;
         LinearKernel.merge(java.util.Arrays.copyOf(values, models), weights, count, normalize, out);
         metrics.elements += count;
     }
@@ -124,15 +159,28 @@ final class CpuChunkKernels implements ChunkKernels {
         return CpuBackend.INSTANCE.primitives();
     }
 
-    private ComposedKernels.Terms terms(Operand... operands) {
+    /**
+     * Operands as buffers: inputs as they are, deltas computed inline, and at most one derived
+     * operand (a variance, a selected delta, an importance) held in the delta buffer.
+     */
+    private ComposedKernels.Terms terms(int count, Operand... operands) {
         ArrowBuf[] buffers = new ArrowBuf[operands.length];
         boolean[] delta = new boolean[operands.length];
+        Operand derived = null;
         for (int k = 0; k < operands.length; k++) {
             if (operands[k] instanceof Operand.Delta d) {
                 buffers[k] = values[d.model()];
                 delta[k] = true;
             } else if (operands[k] instanceof Operand.Value v) {
                 buffers[k] = values[v.slot()];
+            } else if (operands[k] instanceof Operand.Variance || operands[k] instanceof Operand.Selected
+                    || operands[k] instanceof Operand.Importance) {
+                if (derived != null && !derived.equals(operands[k])) {
+                    throw new IllegalArgumentException("two derived operands in one primitive: " + derived + ", "
+                            + operands[k]);
+                }
+                derived = operands[k];
+                buffers[k] = held(operands[k], count);
             } else {
                 throw new IllegalArgumentException(operands[k] + " is not an elementwise operand");
             }
@@ -145,7 +193,7 @@ final class CpuChunkKernels implements ChunkKernels {
 
     @Override
     public void dot(Operand a, Operand b, int count, ExactDot into) {
-        ComposedKernels.dot(terms(a, b), 0, 1, count, into);
+        ComposedKernels.dot(terms(count, a, b), 0, 1, count, into);
     }
 
     @Override
@@ -157,40 +205,78 @@ final class CpuChunkKernels implements ChunkKernels {
                     shared, unique);
             return c.shared() ? shared[c.model()] : unique[c.model()];
         }
-        return ComposedKernels.countNonzero(terms(a), 0, count);
+        return ComposedKernels.countNonzero(terms(count, a), 0, count);
     }
 
     @Override
     public void rowDots(Operand a, Operand b, int count, int cols, float[] into) {
-        ComposedKernels.rowDots(terms(a, b), 0, 1, count, cols, into);
+        ComposedKernels.rowDots(terms(count, a, b), 0, 1, count, cols, into);
     }
 
     @Override
     public void combine(Operand[] operands, float[] coefficients, boolean plusBase, int count, ChunkMetrics metrics) {
-        deltaModel = -1;
-        ComposedKernels.combine(terms(operands), coefficients, plusBase, count, out);
+        ComposedKernels.Terms terms = terms(count, operands);
+        held = null;
+        selection = false;
+        ComposedKernels.combine(terms, coefficients, plusBase, count, out);
         observe(count, metrics);
     }
 
     @Override
     public void combineRows(Operand[] operands, float[][] coefficients, int cols, boolean plusBase, int count,
                             ChunkMetrics metrics) {
-        deltaModel = -1;
-        ComposedKernels.combineRows(terms(operands), coefficients, cols, plusBase, count, out);
+        ComposedKernels.Terms terms = terms(count, operands);
+        held = null;
+        selection = false;
+        ComposedKernels.combineRows(terms, coefficients, cols, plusBase, count, out);
         observe(count, metrics);
     }
 
     @Override
     public void nearswap(float t, int count, ChunkMetrics metrics) {
-        deltaModel = -1;
+        held = null;
+        selection = false;
         ComposedKernels.nearswap(values[0], values[models], t, count, out);
         observe(count, metrics);
     }
 
     @Override
     public void ram(float epsilon, float[] uniqueScales, int count, ChunkMetrics metrics) {
-        deltaModel = -1;
+        held = null;
+        selection = false;
         ComposedKernels.ram(values[models], java.util.Arrays.copyOf(values, models), epsilon, uniqueScales, count, out);
+        observe(count, metrics);
+    }
+
+    @Override
+    public void select(Operand rankedBy, KeepRule rule, long chunkStart, int count) {
+        ArrowBuf ranked = held(rankedBy, count);
+        out.setBytes(0, ranked, 0, (long) count << 2);
+        rule.apply(out, count, chunkStart, scratch);
+        selection = true;
+        if (held instanceof Operand.Selected) {
+            held = null;
+        }
+    }
+
+    @Override
+    public void sce(float[] weights, boolean selected, int count, ChunkMetrics metrics) {
+        if (selected && !selection) {
+            throw new IllegalStateException("sce over a selection before select() in this chunk");
+        }
+        held = null;
+        selection = false;
+        ComposedKernels.sce(values[models], java.util.Arrays.copyOf(values, models), weights, selected ? out : null,
+                count, out);
+        observe(count, metrics);
+    }
+
+    @Override
+    public void fuse(float threshold, int cols, int count, ChunkMetrics metrics) {
+        ArrowBuf importance = held(new Operand.Importance(cols), count);
+        selection = false;
+        ComposedKernels.fuse(values[0], values[models], importance, threshold, count, out);
+        held = null;
         observe(count, metrics);
     }
 

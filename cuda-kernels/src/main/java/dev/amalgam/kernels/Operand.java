@@ -26,4 +26,18 @@ public sealed interface Operand {
     record Contribution(int model, float epsilon, boolean shared) implements Operand {
     }
 
+    /** Per element, the population variance of the models' deltas (SCE), float32. */
+    record Variance() implements Operand {
+    }
+
+    /** Model {@code model}'s delta where the chunk's selection ({@link ChunkKernels#select}) keeps the position, else 0. */
+    record Selected(int model) implements Operand {
+    }
+
+    /**
+     * arcee_fusion's importance of model 0 against the base: {@code |x - b|} times the KL
+     * divergence of its row of {@code cols} (chunks hold whole rows).
+     */
+    record Importance(int cols) implements Operand {
+    }
 }

@@ -29,5 +29,15 @@ public enum Primitive {
     /** nearswap's per-element interpolation by distance. */
     NEARSWAP,
     /** RAM's contribution-counted average of deltas. */
-    RAM
+    RAM,
+    /** The per-element variance across the models' deltas as an operand (SCE). */
+    VARIANCE,
+    /** A chunk's selection by a keep rule over an operand, and deltas restricted to it. */
+    SELECT,
+    /** SCE's weighted sign-consensus merge. */
+    SCE,
+    /** arcee_fusion's per-row KL importance as an operand. */
+    IMPORTANCE,
+    /** arcee_fusion's merge by an importance threshold. */
+    FUSE
 }

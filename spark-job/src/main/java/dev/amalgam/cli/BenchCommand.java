@@ -62,8 +62,8 @@ final class BenchCommand implements Callable<Integer> {
         List<String> dirs = SampleCheckpoints.write(hadoop, root, shape, storage, models, 7, 2_000_000_000L);
         System.out.printf("generated base + %d models of %d layers (%s) in %.1f s%n", models, shape.layers(),
                 storage.torchName(), (System.nanoTime() - started) / 1e9);
-        System.out.printf("%-18s %10s %10s %12s %14s %14s %14s %10s%n", "method", "cold s", "warm s", "input GB/s",
-                "elements/s", "arrow peak MB", "heap peak MB", "stats GB");
+        System.out.printf("%-18s %10s %10s %12s %14s %14s %14s %12s %6s%n", "method", "cold s", "warm s", "input GB/s",
+                "elements/s", "arrow peak MB", "heap peak MB", "stats reads", "iters");
         if (methods == null || methods.isEmpty()) {
             methods = List.copyOf(MergeMethods.names());
         }
@@ -87,9 +87,16 @@ final class BenchCommand implements Callable<Integer> {
                 double warm = warmRuns[warmRuns.length / 2];
                 long inputBytes = lastReport.path("input_bytes").asLong();
                 long elements = lastReport.path("output_bytes").asLong() / storage.byteSize();
-                System.out.printf("%-18s %10.2f %10.2f %12.3f %14.3e %14.1f %14.1f %10.3f%n", method, cold, warm,
+                // Statistics reads as a multiple of the inputs (1.0: one extra read), and the most
+                // iterations an iterative method took on any tensor.
+                int iterations = 0;
+                for (com.fasterxml.jackson.databind.JsonNode t : lastReport.path("tensors")) {
+                    iterations = Math.max(iterations, t.path("iterations").asInt(0));
+                }
+                System.out.printf("%-18s %10.2f %10.2f %12.3f %14.3e %14.1f %14.1f %12.2f %6s%n", method, cold, warm,
                         inputBytes / 1e9 / warm, elements / warm, ExecutorMemory.peak() / 1e6, heapPeak() / 1e6,
-                        lastReport.path("bytes_read_statistics").asLong() / 1e9);
+                        lastReport.path("bytes_read_statistics").asLong() / (double) inputBytes,
+                        iterations == 0 ? "-" : Integer.toString(iterations));
                 SampleCheckpoints.delete(hadoop, root + "/out-" + method);
             }
         }

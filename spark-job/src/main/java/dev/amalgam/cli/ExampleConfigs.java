@@ -41,7 +41,7 @@ public final class ExampleConfigs {
         }
         StringBuilder globals = new StringBuilder();
         for (Parameter p : method.parameters()) {
-            if (p.scope() == Parameter.Scope.GLOBAL && p.required()) {
+            if (p.scope() == Parameter.Scope.GLOBAL && (p.required() || p.example() != null)) {
                 globals.append(globals.length() == 0 ? "" : ", ").append(p.name()).append(": ").append(p.sampleValue());
             }
         }

@@ -36,7 +36,8 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
         Class<?>[] records = {MergePlan.class, MethodSettings.class, TensorPlan.class, ChunkPlan.class, ShardPlan.class,
                 TensorParameters.class, StoredTensor.class, StatisticsResult.class, OrderStatistic.class,
                 StatisticKey.class, StatisticRequest.class, Operand.Delta.class, Operand.Value.class,
-                Operand.KeptDelta.class, Operand.Contribution.class,
+                Operand.KeptDelta.class, Operand.Contribution.class, Operand.Variance.class, Operand.Selected.class,
+                Operand.Importance.class,
                 ChunkReport.class, OutputTarget.class};
         for (Class<?> r : records) {
             kryo.register(r, new RecordSerializer(r));

@@ -59,6 +59,20 @@ public interface MergeMethod {
     }
 
     /**
+     * The positions {@link dev.amalgam.kernels.Operand.Selected} operands keep in one chunk: those
+     * of {@code rankedBy} that {@code rule} keeps; null for methods without a selection. The
+     * statistics stage sets it before reducing selected operands, from the chunk's view of the
+     * results so far.
+     */
+    default Selection selection(MethodTensor tensor, TensorStatistics stats) {
+        return null;
+    }
+
+    /** A chunk's selection: see {@link #selection}. */
+    record Selection(dev.amalgam.kernels.Operand rankedBy, KeepRule rule) {
+    }
+
+    /**
      * Merges the chunk decoded into {@code kernels} into its output, on whichever backend the
      * working set lives; {@code metrics} are complete once the chunk's output is awaited.
      */

@@ -15,7 +15,7 @@ public final class MergeMethods {
      * Methods the widely used single-node tool has and Amalgam does not yet: a config naming one
      * is told so, not that the name is unknown.
      */
-    public static final Set<String> NOT_YET = Set.of("passthrough", "sce", "arcee_fusion");
+    public static final Set<String> NOT_YET = Set.of("passthrough");
 
 
     static {
@@ -44,6 +44,8 @@ public final class MergeMethods {
         register(new NearswapMethod());
         register(new RamMethod());
         register(new RamPlusMethod());
+        register(new SceMethod());
+        register(new ArceeFusionMethod());
     }
 
     private MergeMethods() {

@@ -174,8 +174,8 @@ public final class TaskVectorMethod implements MergeMethod {
         if (!rescales(t, i)) {
             return 1.0f;
         }
-        float all = stats.value(StatisticRequest.absSum(new Operand.Delta(i)));
-        float kept = stats.value(StatisticRequest.absSum(new Operand.KeptDelta(i)));
+        float all = (float) stats.value(StatisticRequest.absSum(new Operand.Delta(i)));
+        float kept = (float) stats.value(StatisticRequest.absSum(new Operand.KeptDelta(i)));
         return all < 1e-7f || kept < 1e-7f ? 1.0f : all / kept;
     }
 

@@ -13,8 +13,8 @@ public interface TensorStatistics {
     /** For an order statistic: entries equal to its value in the chunks before this one. */
     long equalsBefore(StatisticRequest request);
 
-    /** A sum, dot product or count, rounded once to float32; NaN when it was not computed. */
-    float value(StatisticRequest request);
+    /** A sum or dot product rounded once to float32, or an exact count; NaN when it was not computed. */
+    double value(StatisticRequest request);
 
     /** Whether {@code request} has a result. */
     boolean has(StatisticRequest request);

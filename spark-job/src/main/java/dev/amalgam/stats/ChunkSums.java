@@ -27,6 +27,13 @@ final class ChunkSums {
     static void add(ChunkKernels kernels, MergeMethod method, MergePlan plan, TensorPlan tensor, ChunkPlan chunk,
                     List<StatisticRequest> requests, TensorStatistics known, Map<StatisticRequest, Partial> into) {
         int count = chunk.count();
+        if (requests.stream().anyMatch(r -> r.a() instanceof Operand.Selected || r.b() instanceof Operand.Selected)) {
+            MergeMethod.Selection selection = method.selection(tensor, known);
+            if (selection == null) {
+                throw new IllegalStateException(method.name() + " asks for selected operands but has no selection");
+            }
+            kernels.select(selection.rankedBy(), selection.rule(), chunk.start(), count);
+        }
         for (StatisticRequest r : requests) {
             if (r.reduction() == Reduction.ORDER) {
                 continue;
@@ -97,8 +104,10 @@ final class ChunkSums {
             needed[k.model()] = true;
         } else if (o instanceof Operand.Value v && v.slot() < needed.length) {
             needed[v.slot()] = true;
-        } else if (o instanceof Operand.Contribution) {
+        } else if (o instanceof Operand.Contribution || o instanceof Operand.Variance || o instanceof Operand.Selected) {
             java.util.Arrays.fill(needed, true);
+        } else if (o instanceof Operand.Importance && needed.length > 0) {
+            needed[0] = true;
         }
     }
 }

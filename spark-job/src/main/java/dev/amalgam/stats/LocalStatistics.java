@@ -47,12 +47,12 @@ public final class LocalStatistics {
             }
             Map<StatisticRequest, Partial> sums = new HashMap<>();
             ChunkSums.add(kernels, method, plan, tensor, chunk, requests, result.view(tensor.index(), chunk.index()), sums);
-            sums.forEach((r, p) -> result.values().put(new StatisticKey(tensor.index(), r), p.toFloat()));
+            sums.forEach((r, p) -> result.values().put(new StatisticKey(tensor.index(), r), p.value()));
         }
     }
 
     private OrderStatistic select(ChunkKernels kernels, StatisticRequest r, int count) {
-        int model = StatisticsStage.orderedModel(r);
+        Operand model = StatisticsStage.ordered(r);
         Arrays.fill(histogram, 0);
         kernels.histogramHigh(model, count, histogram);
         MagnitudeHistogram.Selection high = MagnitudeHistogram.select(histogram, r.position());

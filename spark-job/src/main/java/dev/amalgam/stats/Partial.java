@@ -42,12 +42,15 @@ public final class Partial {
         return this;
     }
 
-    /** The total rounded once to float32 (a count is exact up to 2^24, then rounded). */
-    public float toFloat() {
+    /**
+     * The total: sums and dot products rounded once to float32 (and widened, exactly), counts
+     * exact (a double holds every count below 2^53).
+     */
+    public double value() {
         return switch (reduction) {
             case ABS_SUM -> magnitudes.toFloat();
             case DOT -> products.toFloat();
-            case NONZERO -> (float) count;
+            case NONZERO -> (double) count;
             case ORDER -> throw new IllegalStateException("order statistics are not partial sums");
         };
     }

@@ -25,10 +25,10 @@ import java.util.Optional;
  * {@link #view} without looking elsewhere.
  */
 public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, HashMap<StatisticKey, Long> equalsBefore,
-                               HashMap<StatisticKey, Float> values) {
+                               HashMap<StatisticKey, Double> values) {
 
-    /** "AMS2": keys are requests. */
-    private static final int FORMAT = 0x414d5332;
+    /** "AMS3": keys are requests, values doubles (exact counts). */
+    private static final int FORMAT = 0x414d5333;
 
     public static StatisticsResult empty() {
         return new StatisticsResult(new HashMap<>(), new HashMap<>(), new HashMap<>());
@@ -48,8 +48,8 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
             }
 
             @Override
-            public float value(StatisticRequest request) {
-                return values.getOrDefault(new StatisticKey(tensor, request), Float.NaN);
+            public double value(StatisticRequest request) {
+                return values.getOrDefault(new StatisticKey(tensor, request), Double.NaN);
             }
 
             @Override
@@ -84,9 +84,9 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
                 out.writeLong(e.getValue());
             }
             out.writeInt(values.size());
-            for (Map.Entry<StatisticKey, Float> e : sorted(values)) {
+            for (Map.Entry<StatisticKey, Double> e : sorted(values)) {
                 writeKey(out, e.getKey());
-                out.writeInt(Float.floatToRawIntBits(e.getValue()));
+                out.writeLong(Double.doubleToRawLongBits(e.getValue()));
             }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -108,7 +108,7 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
                 r.equalsBefore.put(readKey(in), in.readLong());
             }
             for (int n = in.readInt(); n > 0; n--) {
-                r.values.put(readKey(in), Float.intBitsToFloat(in.readInt()));
+                r.values.put(readKey(in), Double.longBitsToDouble(in.readLong()));
             }
             return in.read() == -1 ? Optional.of(r) : Optional.empty();
         } catch (IOException | RuntimeException e) {
@@ -159,6 +159,14 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
             out.writeInt(c.model());
             out.writeFloat(c.epsilon());
             out.writeBoolean(c.shared());
+        } else if (o instanceof Operand.Variance) {
+            out.writeByte(5);
+        } else if (o instanceof Operand.Selected sel) {
+            out.writeByte(6);
+            out.writeInt(sel.model());
+        } else if (o instanceof Operand.Importance imp) {
+            out.writeByte(7);
+            out.writeInt(imp.cols());
         } else {
             throw new IllegalArgumentException("no encoding for " + o);
         }
@@ -171,6 +179,9 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
             case 2 -> new Operand.Value(in.readInt());
             case 3 -> new Operand.KeptDelta(in.readInt());
             case 4 -> new Operand.Contribution(in.readInt(), in.readFloat(), in.readBoolean());
+            case 5 -> new Operand.Variance();
+            case 6 -> new Operand.Selected(in.readInt());
+            case 7 -> new Operand.Importance(in.readInt());
             default -> throw new IOException("unknown operand");
         };
     }

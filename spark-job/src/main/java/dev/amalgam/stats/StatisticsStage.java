@@ -66,12 +66,13 @@ public final class StatisticsStage {
         }
     }
 
-    /** The model whose |delta| an order request selects from. */
-    static int orderedModel(StatisticRequest r) {
-        if (r.a() instanceof Operand.Delta d) {
-            return d.model();
+    /** The operand whose |values| an order request selects from: a delta or a derived quantity. */
+    static Operand ordered(StatisticRequest r) {
+        if (r.a() instanceof Operand.Delta || r.a() instanceof Operand.Variance || r.a() instanceof Operand.Importance) {
+            return r.a();
         }
-        throw new IllegalArgumentException("order statistics of " + r.a() + " are not supported yet; order a Delta");
+        throw new IllegalArgumentException("order statistics of " + r.a() + " are not supported; order a delta, "
+                + "a variance or an importance");
     }
 
     /** Runs every round; {@code bytesRead} counts the input bytes the rounds read. */
@@ -158,7 +159,7 @@ public final class StatisticsStage {
                                 continue;
                             }
                             long[] h = new long[MagnitudeHistogram.BINS];
-                            loader.kernels().histogramHigh(orderedModel(r), chunk.count(), h);
+                            loader.kernels().histogramHigh(ordered(r), chunk.count(), h);
                             partials.merge(operandKey, h, StatisticsStage::combine);
                         }
                         seen.clear();
@@ -172,7 +173,7 @@ public final class StatisticsStage {
                     StatisticKey key = entry._1();
                     List<Tuple2<StatisticKey, Object>> out = new ArrayList<>();
                     if (entry._2() instanceof Partial p) {
-                        out.add(new Tuple2<>(key, p.toFloat()));
+                        out.add(new Tuple2<>(key, p.value()));
                         return out.iterator();
                     }
                     MergePlan plan = planB.value();
@@ -189,7 +190,7 @@ public final class StatisticsStage {
                 .collect();
         StatisticsResult found = StatisticsResult.empty();
         for (Tuple2<StatisticKey, Object> t : reduced) {
-            if (t._2() instanceof Float f) {
+            if (t._2() instanceof Double f) {
                 found.values().put(t._1(), f);
             } else {
                 long[] s = (long[]) t._2();
@@ -234,7 +235,7 @@ public final class StatisticsStage {
                                 continue;
                             }
                             long[] h = histograms.computeIfAbsent(key, k -> new long[MagnitudeHistogram.BINS]);
-                            loader.kernels().histogramLow(orderedModel(r), chunk.count(), bucket.valueBits(), h);
+                            loader.kernels().histogramLow(ordered(r), chunk.count(), bucket.valueBits(), h);
                         }
                     }, true);
                     List<Tuple2<StatisticKey, long[]>> out = new ArrayList<>();
@@ -299,7 +300,7 @@ public final class StatisticsStage {
                         for (StatisticRequest r : requests) {
                             Integer bits = valueOf.get(new StatisticKey(tensor.index(), r));
                             if (bits != null) {
-                                long equal = loader.kernels().countEqual(orderedModel(r), chunk.count(), bits);
+                                long equal = loader.kernels().countEqual(ordered(r), chunk.count(), bits);
                                 out.add(new Tuple2<>(new StatisticKey(chunk.index(), r), equal));
                             }
                         }

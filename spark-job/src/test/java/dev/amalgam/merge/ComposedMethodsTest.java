@@ -28,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
  * The methods composed from statistics requests and kernel primitives (the slerp family,
- * karcher, model_stock, nearswap, RAM), on bf16, f16 and f32 checkpoints with ties and sign
+ * karcher, model_stock, nearswap, RAM, SCE, arcee_fusion), on bf16, f16 and f32 checkpoints with ties and sign
  * conflicts, give bit for bit what the whole-tensor reference gives; chunks of 37 elements cut
  * the larger tensors while the norms stay single-chunk, so both statistics paths run.
  */
@@ -59,6 +59,10 @@ class ComposedMethodsTest {
             cases.add(Arguments.of("nearswap", dtype, "t: 0.004", 1, true));
             cases.add(Arguments.of("ram", dtype, "epsilon: 0.005", 3, true));
             cases.add(Arguments.of("ramplus_tl", dtype, "epsilon: 0.005, r: 0.5, alpha: 0.3", 3, true));
+            cases.add(Arguments.of("sce", dtype, "", 3, true));
+            cases.add(Arguments.of("sce", dtype, "select_topk: 0.3", 3, true));
+            cases.add(Arguments.of("sce", dtype, "select_topk: 0.6", 2, true));
+            cases.add(Arguments.of("arcee_fusion", dtype, "", 1, true));
         }
         return cases.stream();
     }
@@ -133,6 +137,9 @@ class ComposedMethodsTest {
             case "nearswap" -> ComposedReference.nearswap(base, x[0], 0.004f);
             case "ram" -> ComposedReference.ram(base, x, 0.005f, false, 0, 0);
             case "ramplus_tl" -> ComposedReference.ram(base, x, 0.005f, true, 0.5, 0.3);
+            case "sce" -> ComposedReference.sce(base, x, globals.isEmpty() ? 1.0
+                    : Double.parseDouble(globals.substring(globals.indexOf(':') + 1).trim()));
+            case "arcee_fusion" -> ComposedReference.arceeFusion(base, x[0], cols);
             default -> throw new IllegalArgumentException(method);
         };
     }
@@ -152,7 +159,9 @@ class ComposedMethodsTest {
                 Arguments.of("multislerp", "", 3, false),
                 Arguments.of("karcher", "max_iter: 3", 3, true),
                 Arguments.of("model_stock", "", 3, true),
-                Arguments.of("ramplus_tl", "epsilon: 0.005", 3, true));
+                Arguments.of("ramplus_tl", "epsilon: 0.005", 3, true),
+                Arguments.of("sce", "select_topk: 0.4", 3, true),
+                Arguments.of("arcee_fusion", "", 1, true));
     }
 
     @ParameterizedTest(name = "{0} {1}")

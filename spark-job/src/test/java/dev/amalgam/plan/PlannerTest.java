@@ -247,7 +247,7 @@ class PlannerTest {
 
     @Test
     void methodsTheOtherToolHasAndWeDoNotYetSaySo() {
-        for (String m : List.of("sce", "arcee_fusion", "passthrough")) {
+        for (String m : List.of("passthrough")) {
             assertThat(refused("merge_method: " + m + "\nmodels: [a]\n").getMessage())
                     .contains("merge_method '" + m + "' is not supported yet").doesNotContain("unknown");
         }
@@ -332,6 +332,12 @@ class PlannerTest {
                 .contains("nearswap needs base_model");
         assertThat(refused(method("karcher", null, 1, "", "")).getMessage())
                 .contains("karcher averages at least two inputs");
+        assertThat(refused(method("arcee_fusion", f.base, 2, "", "")).getMessage())
+                .contains("arcee_fusion takes base_model plus exactly 1 model");
+        assertThat(refused(method("arcee_fusion", null, 1, "", "")).getMessage())
+                .contains("arcee_fusion needs base_model");
+        assertThat(refused(method("sce", null, 2, "", "")).getMessage())
+                .contains("sce needs base_model");
     }
 
     @Test
@@ -342,6 +348,8 @@ class PlannerTest {
                 .contains("max_iter must be a whole number");
         assertThat(refused(method("nearswap", f.base, 1, "", "{t: -1}")).getMessage())
                 .contains("parameters.t is -1.0, outside [0, inf)");
+        assertThat(refused(method("sce", f.base, 2, "", "{select_topk: 1.5}")).getMessage())
+                .contains("parameters.select_topk is 1.5, outside [0, 1]");
     }
 
     @Test

@@ -1,5 +1,7 @@
 package dev.amalgam.testing;
 
+import dev.amalgam.kernels.PortableMath;
+
 import java.math.BigDecimal;
 
 /**
@@ -346,5 +348,126 @@ public final class ComposedReference {
             f[i] = (float) v[i];
         }
         return f;
+    }
+
+    /**
+     * SCE as METHODS.md states it, on whole tensors: the variance across the deltas, the top
+     * {@code floor(selectTopk * nnz)} positions by variance (ties by lower index) when
+     * {@code selectTopk < 1}, weights from exact mean squares, the sign consensus.
+     */
+    public static float[] sce(float[] base, float[][] x, double selectTopk) {
+        int m = x.length;
+        int n = base.length;
+        float[][] tau = new float[m][];
+        for (int i = 0; i < m; i++) {
+            tau[i] = delta(x[i], base);
+        }
+        if (selectTopk < 1) {
+            float[] variance = new float[n];
+            long nonzero = 0;
+            for (int j = 0; j < n; j++) {
+                float mean = 0.0f;
+                for (int i = 0; i < m; i++) {
+                    mean += tau[i][j];
+                }
+                mean /= m;
+                float squares = 0.0f;
+                for (int i = 0; i < m; i++) {
+                    squares += (tau[i][j] - mean) * (tau[i][j] - mean);
+                }
+                variance[j] = squares / m;
+                nonzero += variance[j] != 0.0f ? 1 : 0;
+            }
+            long k = (long) Math.floor(selectTopk * nonzero);
+            Integer[] byVariance = new Integer[n];
+            for (int j = 0; j < n; j++) {
+                byVariance[j] = j;
+            }
+            java.util.Arrays.sort(byVariance, (a, b) -> variance[a] != variance[b]
+                    ? Float.compare(variance[b], variance[a]) : Integer.compare(a, b));
+            boolean[] keep = new boolean[n];
+            for (int r = 0; r < k; r++) {
+                keep[byVariance[r]] = true;
+            }
+            for (float[] t : tau) {
+                for (int j = 0; j < n; j++) {
+                    if (!keep[j]) {
+                        t[j] = 0.0f;
+                    }
+                }
+            }
+        }
+        double[] means = new double[m];
+        double sum = 0.0;
+        for (int i = 0; i < m; i++) {
+            means[i] = (double) dot(tau[i], tau[i]) / n;
+            sum += means[i];
+        }
+        float[] a = new float[m];
+        for (int i = 0; i < m; i++) {
+            a[i] = (float) (Math.abs(sum) < 1e-6 ? 1.0 / m : means[i] / sum);
+        }
+        float[] out = new float[n];
+        for (int j = 0; j < n; j++) {
+            float total = 0.0f;
+            for (int i = 0; i < m; i++) {
+                total += tau[i][j];
+            }
+            float sign = total >= 0.0f ? 1.0f : -1.0f;
+            float mixed = 0.0f;
+            float divisor = 0.0f;
+            for (int i = 0; i < m; i++) {
+                float w = Math.signum(tau[i][j]) == sign ? a[i] : 0.0f;
+                mixed += tau[i][j] * w;
+                divisor += w;
+            }
+            out[j] = base[j] + mixed / Math.max(divisor, 1e-6f);
+        }
+        return out;
+    }
+
+    /**
+     * arcee_fusion as METHODS.md states it: per row the KL divergence of the softmaxes (in double,
+     * with the kernels' portable exp and log, clamped at 0), importances {@code |x - b| * kl}, the
+     * exact quartiles from a full sort, the threshold, the masked delta.
+     */
+    public static float[] arceeFusion(float[] base, float[] x, int cols) {
+        int n = base.length;
+        float[] importance = new float[n];
+        for (int from = 0; from < n; from += cols) {
+            double mx = Double.NEGATIVE_INFINITY;
+            double mb = Double.NEGATIVE_INFINITY;
+            for (int j = from; j < from + cols; j++) {
+                mx = x[j] > mx ? x[j] : mx;
+                mb = base[j] > mb ? base[j] : mb;
+            }
+            double zx = 0.0;
+            double zb = 0.0;
+            for (int j = from; j < from + cols; j++) {
+                zx += PortableMath.exp(x[j] - mx);
+                zb += PortableMath.exp(base[j] - mb);
+            }
+            double kl = 0.0;
+            for (int j = from; j < from + cols; j++) {
+                double p = PortableMath.exp(x[j] - mx) / zx + 1e-8;
+                double q = PortableMath.exp(base[j] - mb) / zb + 1e-8;
+                kl += p * PortableMath.log(p / q);
+            }
+            float klf = (float) Math.max(kl, 0.0);
+            for (int j = from; j < from + cols; j++) {
+                importance[j] = Math.abs(x[j] - base[j]) * klf;
+            }
+        }
+        float[] sorted = importance.clone();
+        java.util.Arrays.sort(sorted);
+        float q1 = sorted[(n - 1) / 4];
+        float median = sorted[(n - 1) / 2];
+        float q3 = sorted[(int) (3L * (n - 1) / 4)];
+        float threshold = median + 1.5f * (q3 - q1);
+        float[] out = new float[n];
+        for (int j = 0; j < n; j++) {
+            out[j] = importance[j] >= threshold ? base[j] + (x[j] - base[j]) : base[j];
+        }
+        return out;
     }
 }

@@ -101,7 +101,8 @@ public final class DeviceChunkKernels implements ChunkKernels {
         if (set().pending) {
             throw new IllegalStateException("buffer set " + current + " is still in flight: await its chunk first");
         }
-        set().deltaModel = -1;
+        set().held = null;
+        set().selection = false;
     }
 
     private BufferSet set() {
@@ -119,7 +120,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
     @Override
     public void decode(int slot, Dtype dtype, int count) {
         BufferSet s = set();
-        s.deltaModel = -1;
+        s.held = null;
         if (count == 0) {
             return;
         }
@@ -143,30 +144,58 @@ public final class DeviceChunkKernels implements ChunkKernels {
 
     /** Model {@code model}'s delta against the base, in the set's delta buffer (kept for the chunk's next statistic). */
     private long deltaOf(BufferSet s, int model, int count) {
-        if (s.deltaModel != model) {
-            device.launch(Kernel.DELTA, count, s.stream,
-                    new KernelArgs().pointer(s.values[model]).pointer(s.values[models]).pointer(s.delta).i32(count));
-            s.deltaModel = model;
+        return held(s, new Operand.Delta(model), count);
+    }
+
+    /** The delta buffer holding {@code o} for the chunk, computed unless it already does. */
+    private long held(BufferSet s, Operand o, int count) {
+        if (slots == models) {
+            throw new IllegalArgumentException(o + " needs a base, and this working set has none");
         }
+        if (o.equals(s.held)) {
+            return s.delta;
+        }
+        if (o instanceof Operand.Delta d) {
+            device.launch(Kernel.DELTA, count, s.stream,
+                    new KernelArgs().pointer(s.values[d.model()]).pointer(s.values[models]).pointer(s.delta).i32(count));
+        } else if (o instanceof Operand.Variance) {
+            uploadPointers(s, models);
+            device.upload(s.params, s.paramsHost, (long) models * 8, s.stream);
+            device.launch(Kernel.VARIANCE, count, s.stream, new KernelArgs().pointer(s.params).i32(models)
+                    .pointer(s.values[models]).i32(count).pointer(s.delta));
+        } else if (o instanceof Operand.Selected sel) {
+            if (!s.selection) {
+                throw new IllegalStateException(o + " before select() in this chunk");
+            }
+            device.launch(Kernel.SELECTED_DELTA, count, s.stream, new KernelArgs().pointer(s.values[sel.model()])
+                    .pointer(s.values[models]).pointer(s.out).i32(count).pointer(s.delta));
+        } else if (o instanceof Operand.Importance imp) {
+            int rows = imp.cols() == 0 ? 0 : count / imp.cols();
+            device.launch(Kernel.IMPORTANCE, rows, s.stream, new KernelArgs().pointer(s.values[0])
+                    .pointer(s.values[models]).i32(rows).i32(imp.cols()).pointer(s.delta));
+        } else {
+            throw new IllegalArgumentException(o + " is not held in the delta buffer");
+        }
+        s.held = o;
         return s.delta;
     }
 
     @Override
-    public void histogramHigh(int model, int count, long[] histogram) {
-        histogram(model, count, -1, histogram);
+    public void histogramHigh(Operand a, int count, long[] histogram) {
+        histogram(a, count, -1, histogram);
     }
 
     @Override
-    public void histogramLow(int model, int count, int highBucket, long[] histogram) {
-        histogram(model, count, highBucket, histogram);
+    public void histogramLow(Operand a, int count, int highBucket, long[] histogram) {
+        histogram(a, count, highBucket, histogram);
     }
 
-    private void histogram(int model, int count, int highBucket, long[] histogram) {
+    private void histogram(Operand a, int count, int highBucket, long[] histogram) {
         if (count == 0) {
             return;
         }
         BufferSet s = set();
-        long d = deltaOf(s, model, count);
+        long d = held(s, a, count);
         long bytes = (long) MagnitudeHistogram.BINS * 8;
         device.zero(s.histogram, bytes, s.stream);
         if (highBucket < 0) {
@@ -183,12 +212,12 @@ public final class DeviceChunkKernels implements ChunkKernels {
     }
 
     @Override
-    public long countEqual(int model, int count, int valueBits) {
+    public long countEqual(Operand a, int count, int valueBits) {
         if (count == 0) {
             return 0;
         }
         BufferSet s = set();
-        long d = deltaOf(s, model, count);
+        long d = held(s, a, count);
         int tiles = ceilDiv(count, Kernel.RANK_TILE);
         device.zero(s.lowPrefix, (long) tiles * 8, s.stream);
         device.launch(Kernel.COUNT_EQUAL_TILES, count, s.stream,
@@ -286,7 +315,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
                                 TaskVectorKernel.Consensus consensus, boolean normalize, float lambda,
                                 ChunkMetrics metrics) {
         BufferSet s = set();
-        s.deltaModel = -1;
+        s.held = null;
         s.expect(metrics, count, terms);
         if (count == 0) {
             return;
@@ -361,13 +390,30 @@ public final class DeviceChunkKernels implements ChunkKernels {
                     .pointer(s.values[models]).pointer(s.spare).i32(count));
             return s.spare;
         }
+        if (derived(o)) {
+            if (spare) {
+                throw new IllegalArgumentException("two computed operands in one primitive, " + o + " being the second");
+            }
+            return held(s, o, count);
+        }
         throw new IllegalArgumentException(o + " is not an elementwise operand");
     }
 
-    /** Both operands of a product: the second in the spare buffer where it is another delta. */
+    private static boolean derived(Operand o) {
+        return o instanceof Operand.Variance || o instanceof Operand.Selected || o instanceof Operand.Importance;
+    }
+
+    /** Both operands of a product: the second in the spare buffer where both need the delta buffer. */
     private long[] operands(BufferSet s, Operand a, Operand b, int count) {
+        boolean aComputed = a instanceof Operand.Delta || derived(a);
+        boolean bComputed = b instanceof Operand.Delta || derived(b);
+        if (derived(b) && aComputed && !b.equals(a)) {
+            // The derived operand takes the delta buffer; the delta goes to the spare one.
+            long pb = operand(s, b, count, false);
+            return new long[]{operand(s, a, count, true), pb};
+        }
         long pa = operand(s, a, count, false);
-        long pb = b.equals(a) ? pa : operand(s, b, count, a instanceof Operand.Delta && b instanceof Operand.Delta);
+        long pb = b.equals(a) ? pa : operand(s, b, count, aComputed && bComputed);
         return new long[]{pa, pb};
     }
 
@@ -448,6 +494,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
         BufferSet s = set();
         long[] p = operands(s, a, b, count);
         // The output buffer is free until the merge writes it, so the per-row results pass through it.
+        s.selection = false;
         device.launch(Kernel.ROW_DOTS, rows, s.stream, new KernelArgs().pointer(p[0]).pointer(p[1]).i32(rows).i32(cols)
                 .pointer(s.out));
         device.download(s.encodedHost, s.out, (long) rows * 4, s.stream);
@@ -543,9 +590,57 @@ public final class DeviceChunkKernels implements ChunkKernels {
         observeModels(s, count);
     }
 
+    @Override
+    public void select(Operand rankedBy, KeepRule rule, long chunkStart, int count) {
+        BufferSet s = set();
+        if (count > 0) {
+            long ranked = held(s, rankedBy, count);
+            // Keeping everything is a top-k whose threshold every magnitude reaches.
+            KeepRule r = rule instanceof KeepRule.All ? new KeepRule.TopK(0, Long.MAX_VALUE, 0) : rule;
+            applyRule(s, r, ranked, s.out, count, chunkStart, s.kept);
+        }
+        s.selection = true;
+        if (s.held instanceof Operand.Selected) {
+            s.held = null;
+        }
+    }
+
+    @Override
+    public void sce(float[] weights, boolean selected, int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        if (selected && !s.selection) {
+            throw new IllegalStateException("sce over a selection before select() in this chunk");
+        }
+        s.expectObserved(metrics, count);
+        if (count == 0) {
+            return;
+        }
+        uploadPointers(s, models);
+        for (int i = 0; i < models; i++) {
+            s.paramsHost.setFloat((long) models * 8 + i * 4L, weights[i]);
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 12, s.stream);
+        device.launch(Kernel.SCE, count, s.stream, new KernelArgs().pointer(s.params).pointer(s.params + (long) models * 8)
+                .i32(models).pointer(s.values[models]).pointer(s.out).bool(selected).i32(count).pointer(s.out));
+        observeModels(s, count);
+    }
+
+    @Override
+    public void fuse(float threshold, int cols, int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.expectObserved(metrics, count);
+        if (count == 0) {
+            return;
+        }
+        long importance = held(s, new Operand.Importance(cols), count);
+        device.launch(Kernel.FUSE, count, s.stream, new KernelArgs().pointer(s.values[0]).pointer(s.values[models])
+                .pointer(importance).f32(threshold).i32(count).pointer(s.out));
+        observeModels(s, count);
+    }
+
     /** The report's delta norms of every model (where there is a base): squares per tile, summed at finish. */
     private void observeModels(BufferSet s, int count) {
-        s.deltaModel = -1;
+        s.held = null;
         if (slots == models) {
             return;
         }
@@ -660,7 +755,10 @@ public final class DeviceChunkKernels implements ChunkKernels {
         /** Whether the chunk's merge keeps every entry of every model (the composed methods). */
         boolean observed;
         /** The model whose delta {@link #delta} holds for this chunk, -1 for none. */
-        int deltaModel = -1;
+        /** The operand the delta buffer holds (null: none): a model's delta or a derived quantity. */
+        Operand held;
+        /** Whether the output buffer holds the chunk's selection. */
+        boolean selection;
         boolean pending;
         ChunkMetrics metrics;
         TaskVectorKernel.ModelTerm[] terms;
@@ -716,6 +814,8 @@ public final class DeviceChunkKernels implements ChunkKernels {
             count = chunkCount;
             terms = chunkTerms;
             observed = false;
+            // The merge writes the output buffer, where a selection would live.
+            selection = false;
         }
 
         void expectObserved(ChunkMetrics chunkMetrics, int chunkCount) {

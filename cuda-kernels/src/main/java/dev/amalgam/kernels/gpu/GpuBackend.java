@@ -11,7 +11,8 @@ public final class GpuBackend implements KernelBackend {
     public static final java.util.Set<Primitive> PRIMITIVES = java.util.Collections.unmodifiableSet(java.util.EnumSet.of(
             Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.KEPT_ABS_SUM, Primitive.TASK_VECTOR, Primitive.LINEAR,
             Primitive.DOT, Primitive.COUNT, Primitive.ROW_DOT, Primitive.COMBINE, Primitive.COMBINE_ROWS,
-            Primitive.NEARSWAP, Primitive.RAM));
+            Primitive.NEARSWAP, Primitive.RAM, Primitive.VARIANCE, Primitive.SELECT, Primitive.SCE, Primitive.IMPORTANCE,
+            Primitive.FUSE));
 
     private final Device device;
     private final GpuMemoryBudget budget;

@@ -26,7 +26,12 @@ public enum Kernel {
     COMBINE("amalgam_combine", "ppppipiiip"),
     NEARSWAP("amalgam_nearswap", "ppfip"),
     RAM("amalgam_ram", "pipfpiip"),
-    RAM_COUNTS("amalgam_ram_counts", "pipfip");
+    RAM_COUNTS("amalgam_ram_counts", "pipfip"),
+    VARIANCE("amalgam_variance", "pipip"),
+    SELECTED_DELTA("amalgam_selected_delta", "pppip"),
+    SCE("amalgam_sce", "ppippiip"),
+    IMPORTANCE("amalgam_importance", "ppiip"),
+    FUSE("amalgam_fuse", "pppfip");
 
     /** Bins of an exact dot product (AMALGAM_DOT_BINS, ExactDot.BINS). */
     public static final int DOT_BINS = 555;

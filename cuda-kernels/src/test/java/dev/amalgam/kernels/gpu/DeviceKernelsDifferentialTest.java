@@ -161,14 +161,14 @@ abstract class DeviceKernelsDifferentialTest {
         Chunk c = chunk(dtype, count, 2, 11);
         same(c, k -> {
             long[] high = new long[MagnitudeHistogram.BINS];
-            k.histogramHigh(1, c.count(), high);
+            k.histogramHigh(new Operand.Delta(1), c.count(), high);
             int bucket = MagnitudeHistogram.select(high, c.count() / 2).bucket();
             long[] low = new long[MagnitudeHistogram.BINS];
-            k.histogramLow(1, c.count(), bucket, low);
+            k.histogramLow(new Operand.Delta(1), c.count(), bucket, low);
             int valueBits = (bucket << 16) | MagnitudeHistogram.select(low, 0).bucket();
             long[] out = Arrays.copyOf(high, high.length + low.length + 1);
             System.arraycopy(low, 0, out, high.length, low.length);
-            out[out.length - 1] = k.countEqual(1, c.count(), valueBits);
+            out[out.length - 1] = k.countEqual(new Operand.Delta(1), c.count(), valueBits);
             return out;
         }, (a, b) -> assertArrayEquals(a, b));
     }
@@ -406,6 +406,92 @@ abstract class DeviceKernelsDifferentialTest {
                 same(c, k -> merged(k, c, dtype, m -> k.ram(epsilon, scales, c.count(), m)),
                         (a, b) -> assertMerged(a, b, (scales == null ? "ram" : "ram+") + " epsilon " + epsilon));
             }
+        }
+    }
+
+    private static final Operand VARIANCE = new Operand.Variance();
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void orderStatisticsOfDerivedOperandsMatch(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 3, 41);
+        int cols = count % 5 == 0 ? 5 : count;
+        for (Operand a : new Operand[]{VARIANCE, new Operand.Importance(cols)}) {
+            same(c, k -> {
+                long[] high = new long[MagnitudeHistogram.BINS];
+                k.histogramHigh(a, c.count(), high);
+                int bucket = MagnitudeHistogram.select(high, c.count() / 2).bucket();
+                long[] low = new long[MagnitudeHistogram.BINS];
+                k.histogramLow(a, c.count(), bucket, low);
+                int valueBits = (bucket << 16) | MagnitudeHistogram.select(low, 0).bucket();
+                long[] out = Arrays.copyOf(high, high.length + low.length + 2);
+                System.arraycopy(low, 0, out, high.length, low.length);
+                out[out.length - 2] = k.countEqual(a, c.count(), valueBits);
+                out[out.length - 1] = k.countNonzero(a, c.count());
+                return out;
+            }, (x, y) -> assertArrayEquals(x, y, a.toString()));
+        }
+    }
+
+    /** Top-k rules over the variance: part of a run of equal variances, none, all. */
+    private static List<KeepRule> selections(Chunk c) {
+        return List.of(new KeepRule.TopK(Float.floatToRawIntBits(0.0039f), c.count() / 7, 2),
+                new KeepRule.TopK(0, c.count() / 3, 0),
+                new KeepRule.TopK(Integer.MAX_VALUE, 0, 0),
+                new KeepRule.All());
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void selectedDeltasAndTheirSquaresMatch(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 3, 42);
+        for (KeepRule rule : selections(c)) {
+            same(c, k -> {
+                k.select(VARIANCE, rule, c.start(), c.count());
+                int[] bits = new int[c.models() + 1];
+                for (int i = 0; i < c.models(); i++) {
+                    ExactDot dot = new ExactDot();
+                    Operand selected = new Operand.Selected(i);
+                    k.dot(selected, selected, c.count(), dot);
+                    bits[i] = Float.floatToRawIntBits(dot.toFloat());
+                }
+                ExactDot mixed = new ExactDot();
+                k.dot(D0, new Operand.Selected(1), c.count(), mixed);
+                bits[c.models()] = Float.floatToRawIntBits(mixed.toFloat());
+                return bits;
+            }, (a, b) -> assertArrayEquals(a, b, "selected squares, " + rule));
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void sceMergesMatchWithAndWithoutASelection(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 3, 43);
+        float[] weights = {0.2f, 0.5f, 0.3f};
+        same(c, k -> merged(k, c, dtype, m -> k.sce(weights, false, c.count(), m)),
+                (a, b) -> assertMerged(a, b, "sce without selection"));
+        for (KeepRule rule : selections(c)) {
+            same(c, k -> merged(k, c, dtype, m -> {
+                k.select(VARIANCE, rule, c.start(), c.count());
+                k.sce(weights, true, c.count(), m);
+            }), (a, b) -> assertMerged(a, b, "sce over " + rule));
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void fusionMatchesAtThresholdsInsideTheImportances(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 1, 44);
+        int cols = count % 5 == 0 ? 5 : count;
+        // A threshold inside the importances: the lower bound of the bucket holding the median.
+        float median = on(CpuBackend.INSTANCE, c, k -> {
+            long[] high = new long[MagnitudeHistogram.BINS];
+            k.histogramHigh(new Operand.Importance(cols), c.count(), high);
+            return Float.intBitsToFloat(MagnitudeHistogram.select(high, c.count() / 2).bucket() << 16);
+        });
+        for (float threshold : new float[]{0f, median, Float.MAX_VALUE}) {
+            same(c, k -> merged(k, c, dtype, m -> k.fuse(threshold, cols, c.count(), m)),
+                    (a, b) -> assertMerged(a, b, "fuse at " + threshold));
         }
     }
 }
