@@ -245,6 +245,8 @@ public final class ComposedKernels {
      */
     public static void importance(ArrowBuf x, ArrowBuf base, int cols, int count, ArrowBuf out) {
         int rows = cols == 0 ? 0 : count / cols;
+        double[] ex = new double[rows == 0 ? 0 : cols];
+        double[] eb = new double[ex.length];
         for (int r = 0; r < rows; r++) {
             long from = (long) r * cols;
             double mx = Double.NEGATIVE_INFINITY;
@@ -256,18 +258,20 @@ public final class ComposedKernels {
                 mx = xv > mx ? xv : mx;
                 mb = bv > mb ? bv : mb;
             }
+            // Each exponential once per element (the CUDA kernel recomputes them: same values).
             double sx = 0.0;
             double sb = 0.0;
             for (int c = 0; c < cols; c++) {
                 long at = (from + c) << 2;
-                sx += PortableMath.exp(x.getFloat(at) - mx);
-                sb += PortableMath.exp(base.getFloat(at) - mb);
+                ex[c] = PortableMath.exp(x.getFloat(at) - mx);
+                eb[c] = PortableMath.exp(base.getFloat(at) - mb);
+                sx += ex[c];
+                sb += eb[c];
             }
             double kl = 0.0;
             for (int c = 0; c < cols; c++) {
-                long at = (from + c) << 2;
-                double p = PortableMath.exp(x.getFloat(at) - mx) / sx + 1e-8;
-                double q = PortableMath.exp(base.getFloat(at) - mb) / sb + 1e-8;
+                double p = ex[c] / sx + 1e-8;
+                double q = eb[c] / sb + 1e-8;
                 kl += p * PortableMath.log(p / q);
             }
             // A divergence is never negative; rounding can make a near-zero one a hair so.

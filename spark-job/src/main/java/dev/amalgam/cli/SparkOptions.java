@@ -21,7 +21,7 @@ final class SparkOptions {
 
     @Option(names = "--gpu-memory-limit",
             description = "GPU memory the tasks of one executor may hold on its GPU, e.g. 20g "
-                    + "(default: spark.amalgam.gpu.memoryLimit, else 80% of the GPU)")
+                    + "(default: spark.amalgam.gpu.memoryLimit, else 80%% of the GPU)")
     String gpuMemoryLimit;
 
     JavaSparkContext start() {
