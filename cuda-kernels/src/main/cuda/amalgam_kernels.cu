@@ -504,6 +504,15 @@ __device__ __forceinline__ int contributes(float d, float epsilon) {
     return __uint_as_float(magnitude_bits(d)) > epsilon;
 }
 
+// How many models contribute at element i (RAM's c).
+__device__ __forceinline__ int contributing_models(const u64* models, int m, float b, float epsilon, i64 i) {
+    int c = 0;
+    for (int k = 0; k < m; k++) {
+        c += contributes(__fsub_rn(((const float*) models[k])[i], b), epsilon);
+    }
+    return c;
+}
+
 // RAM (plus == 0): b + (sum of contributing d_i) / max(c, 1); RAM+ (plus != 0):
 // b + sum of (c == 1 ? unique_scales[i] d_i : d_i / c) over contributing entries.
 extern "C" __global__ void amalgam_ram(const u64* models, int m, const float* base, float epsilon,
@@ -513,10 +522,7 @@ extern "C" __global__ void amalgam_ram(const u64* models, int m, const float* ba
         return;
     }
     float b = base[i];
-    int c = 0;
-    for (int k = 0; k < m; k++) {
-        c += contributes(__fsub_rn(((const float*) models[k])[i], b), epsilon);
-    }
+    int c = contributing_models(models, m, b, epsilon, i);
     float sum = 0.0f;
     for (int k = 0; k < m; k++) {
         float d = __fsub_rn(((const float*) models[k])[i], b);
@@ -538,10 +544,7 @@ extern "C" __global__ void amalgam_ram_counts(const u64* models, int m, const fl
         return;
     }
     float b = base[i];
-    int c = 0;
-    for (int k = 0; k < m; k++) {
-        c += contributes(__fsub_rn(((const float*) models[k])[i], b), epsilon);
-    }
+    int c = contributing_models(models, m, b, epsilon, i);
     for (int k = 0; k < m; k++) {
         if (contributes(__fsub_rn(((const float*) models[k])[i], b), epsilon)) {
             atomicAdd(&counters[((u64) (2 * k + (c > 1 ? 0 : 1))) * AMALGAM_LANES + amalgam_lane()], 1ULL);
