@@ -22,7 +22,9 @@ final class ReportSummary {
         double conflicts = 0;
         double kept = 0;
         int models = 0;
+        int iterations = 0;
         for (JsonNode t : r.path("tensors")) {
+            iterations = Math.max(iterations, t.path("iterations").asInt(0));
             conflicts += t.path("sign_conflict_fraction").asDouble();
             for (JsonNode m : t.path("models")) {
                 kept += m.path("kept_density").asDouble();
@@ -32,6 +34,9 @@ final class ReportSummary {
         if (models > 0) {
             s.append(String.format("  mean kept density %.3f, mean sign-conflict fraction %.3f%n",
                     kept / models, conflicts / Math.max(1, r.path("tensors").size())));
+        }
+        if (iterations > 0) {
+            s.append(String.format("  iterations: at most %d on any tensor (per tensor in the report)%n", iterations));
         }
         s.append("  report: ").append(result.destination()).append("/amalgam-report.json");
         return s.toString();
