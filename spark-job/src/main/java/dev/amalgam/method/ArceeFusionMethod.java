@@ -61,7 +61,7 @@ final class ArceeFusionMethod extends DeclaredMethod {
                       MethodSettings settings, ChunkMetrics metrics) {
         long[] p = positions(tensor);
         float[] q = new float[3];
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 3 && tensor.elements() > 0; i++) {
             // Importances are never negative, so the order of |s| is the order of s.
             q[i] = Float.intBitsToFloat(stats.order(StatisticRequest.order(importance(tensor), p[i])).valueBits());
         }
