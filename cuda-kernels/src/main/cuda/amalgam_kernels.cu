@@ -465,10 +465,11 @@ extern "C" __global__ void amalgam_row_dots(const float* a, const float* b, int 
 
 // out = [base +] (c_0 t_0 + c_1 t_1 + ...) left to right; a term is an input, or its delta
 // against the base where deltas[k] is set. cols == 0: coefficients[k] for term k; else term k's
-// coefficient for each row of `cols` is row_coefficients[k][row].
+// coefficient for each row of `cols` is row_coefficients[k][row], or with per_column for each
+// column of rows `cols` wide, row_coefficients[k][column].
 extern "C" __global__ void amalgam_combine(const u64* terms, const int* deltas, const float* coefficients,
                                            const u64* row_coefficients, int m, const float* base, int plus_base,
-                                           int cols, int n, float* out) {
+                                           int cols, int per_column, int n, float* out) {
     i64 i = amalgam_index();
     if (i >= n) {
         return;
@@ -479,11 +480,27 @@ extern "C" __global__ void amalgam_combine(const u64* terms, const int* deltas, 
         if (deltas[k]) {
             v = __fsub_rn(v, base[i]);
         }
-        float c = cols > 0 ? ((const float*) row_coefficients[k])[i / cols] : coefficients[k];
+        float c = cols == 0 ? coefficients[k]
+                  : ((const float*) row_coefficients[k])[per_column ? i % cols : i / cols];
         float term = __fmul_rn(c, v);
         sum = k == 0 ? term : __fadd_rn(sum, term);
     }
     out[i] = plus_base ? __fadd_rn(base[i], sum) : sum;
+}
+
+// One thread per column of rows `columns` wide: sum a*b down the column in double, in row
+// order, rounded once to float32.
+extern "C" __global__ void amalgam_column_dots(const float* a, const float* b, int rows, int columns, float* out) {
+    i64 c = amalgam_index();
+    if (c >= columns) {
+        return;
+    }
+    double s = 0.0;
+    for (i64 r = 0; r < rows; r++) {
+        i64 j = r * columns + c;
+        s = __dadd_rn(s, __dmul_rn((double) a[j], (double) b[j]));
+    }
+    out[c] = (float) s;
 }
 
 // nearswap: w = clamp(t / max(|b - x|, 1e-6), 0, 1), out = w x + (1 - w) b.

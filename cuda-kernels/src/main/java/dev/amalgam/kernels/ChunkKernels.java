@@ -85,6 +85,20 @@ public interface ChunkKernels extends AutoCloseable {
         throw unsupported(Primitive.COMBINE_ROWS);
     }
 
+    /**
+     * Per column of a chunk of {@code columns}-wide rows: {@code sum a*b} down the column, in
+     * double in row order, rounded once ({@link Primitive#COLUMN_DOT}).
+     */
+    default void columnDots(Operand a, Operand b, int count, int columns, float[] into) {
+        throw unsupported(Primitive.COLUMN_DOT);
+    }
+
+    /** As {@link #combine} with {@code coefficients[term][column]} ({@link Primitive#COMBINE_COLUMNS}). */
+    default void combineColumns(Operand[] terms, float[][] coefficients, int columns, boolean plusBase, int count,
+                                ChunkMetrics metrics) {
+        throw unsupported(Primitive.COMBINE_COLUMNS);
+    }
+
     /** nearswap of model 0 towards the base ({@link Primitive#NEARSWAP}). */
     default void nearswap(float t, int count, ChunkMetrics metrics) {
         throw unsupported(Primitive.NEARSWAP);

@@ -47,6 +47,37 @@ public final class ComposedKernels {
         }
     }
 
+    /** As {@link #combine}, with {@code coefficients[k][column]} for rows of {@code columns}. */
+    public static void combineColumns(Terms terms, float[][] coefficients, int columns, boolean plusBase, int count,
+                                      ArrowBuf out) {
+        int m = coefficients.length;
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            int column = j % columns;
+            float sum = coefficients[0][column] * terms.at(0, at);
+            for (int k = 1; k < m; k++) {
+                sum += coefficients[k][column] * terms.at(k, at);
+            }
+            out.setFloat(at, plusBase ? terms.base().getFloat(at) + sum : sum);
+        }
+    }
+
+    /**
+     * Per column of rows {@code columns} wide, {@code sum a*b} down the column in double, in row
+     * order, rounded once to float32. The chunk holds the whole tensor, so the order is fixed.
+     */
+    public static void columnDots(Terms terms, int a, int b, int count, int columns, float[] out) {
+        int rows = count / columns;
+        for (int c = 0; c < columns; c++) {
+            double sum = 0.0;
+            for (int r = 0; r < rows; r++) {
+                long at = ((long) r * columns + c) << 2;
+                sum += (double) terms.at(a, at) * (double) terms.at(b, at);
+            }
+            out[c] = (float) sum;
+        }
+    }
+
     /**
      * Per row of {@code cols}, {@code sum a*b} accumulated in double in column order (each
      * float32 product is exact in double) and rounded once to float32. A row never straddles a

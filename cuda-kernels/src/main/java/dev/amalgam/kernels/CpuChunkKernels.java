@@ -233,6 +233,21 @@ final class CpuChunkKernels implements ChunkKernels {
     }
 
     @Override
+    public void columnDots(Operand a, Operand b, int count, int columns, float[] into) {
+        ComposedKernels.columnDots(terms(count, a, b), 0, 1, count, columns, into);
+    }
+
+    @Override
+    public void combineColumns(Operand[] operands, float[][] coefficients, int columns, boolean plusBase, int count,
+                               ChunkMetrics metrics) {
+        ComposedKernels.Terms terms = terms(count, operands);
+        held = null;
+        selection = false;
+        ComposedKernels.combineColumns(terms, coefficients, columns, plusBase, count, out);
+        observe(count, metrics);
+    }
+
+    @Override
     public void nearswap(float t, int count, ChunkMetrics metrics) {
         held = null;
         selection = false;

@@ -39,5 +39,9 @@ public enum Primitive {
     /** arcee_fusion's per-row KL importance as an operand. */
     IMPORTANCE,
     /** arcee_fusion's merge by an importance threshold. */
-    FUSE
+    FUSE,
+    /** Dot products per column (vectors along the first dimension), each summed whole in row order. */
+    COLUMN_DOT,
+    /** {@code [base +] sum_k c_k v_k} with one coefficient per term and column. */
+    COMBINE_COLUMNS
 }

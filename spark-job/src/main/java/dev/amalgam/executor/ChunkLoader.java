@@ -33,7 +33,8 @@ public final class ChunkLoader implements AutoCloseable {
             throw new IllegalStateException("a task's chunk buffers for chunks of " + maxCount + " elements and "
                     + modelCount + " models" + (hasBase ? " plus the base" : "") + " do not fit the executor limit of "
                     + parent.getLimit() + " bytes (" + ExecutorMemory.LIMIT_KEY
-                    + "); lower --chunk-elements or raise --executor-memory-limit", e);
+                    + "); lower --chunk-elements or raise --executor-memory-limit (a method that merges whole "
+                    + "tensors, such as nuslerp with nuslerp_row_wise, needs the limit to hold the largest tensor)", e);
         } catch (RuntimeException | Error e) {
             reader.close();
             throw e;

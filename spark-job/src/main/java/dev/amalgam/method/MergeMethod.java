@@ -40,6 +40,14 @@ public interface MergeMethod {
         return false;
     }
 
+    /**
+     * Whether the tensor must be merged as one chunk: its vectors run along the first dimension,
+     * across any rows a chunk could hold. Its memory is then the whole tensor's, not a chunk's.
+     */
+    default boolean wholeTensor(MethodTensor tensor) {
+        return false;
+    }
+
     /** Problems with one tensor's resolved parameters (a top-k that keeps nothing, ...). */
     default List<String> check(MethodTensor tensor) {
         return List.of();

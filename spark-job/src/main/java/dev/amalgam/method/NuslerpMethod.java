@@ -11,7 +11,8 @@ import java.util.List;
  * {@code nuslerp}: spherical interpolation of two models by their weights
  * ({@code t = w_2 / (w_1 + w_2)}), of their deltas when a base is given. Flattened (the default)
  * the angle is over the whole tensor, from one statistics round; otherwise per row, from the
- * chunk's own row dot products (chunks hold whole rows).
+ * chunk's own row dot products (chunks hold whole rows); with {@code nuslerp_row_wise} per vector
+ * along the first dimension (the columns of a matrix), which needs the whole tensor in one chunk.
  */
 final class NuslerpMethod extends DeclaredMethod {
 
@@ -21,8 +22,9 @@ final class NuslerpMethod extends DeclaredMethod {
                 List.of(weight(),
                         Parameter.flag("nuslerp_flatten", true, "one angle per tensor (else one per row)"),
                         Parameter.flag("nuslerp_row_wise", false,
-                                "with nuslerp_flatten false: columns of a 2-D tensor instead of rows (not supported yet)")),
-                Primitive.DOT, Primitive.COMBINE, Primitive.ROW_DOT, Primitive.COMBINE_ROWS);
+                                "with nuslerp_flatten false: vectors along the first dimension (columns) instead of rows")),
+                Primitive.DOT, Primitive.COMBINE, Primitive.ROW_DOT, Primitive.COMBINE_ROWS, Primitive.COLUMN_DOT,
+                Primitive.COMBINE_COLUMNS);
     }
 
     @Override
@@ -35,11 +37,27 @@ final class NuslerpMethod extends DeclaredMethod {
         return Gram.inputs(2, t.hasBase());
     }
 
+    private boolean columns(MethodTensor t) {
+        return !flag(t, "nuslerp_flatten") && flag(t, "nuslerp_row_wise");
+    }
+
+    @Override
+    public boolean wholeTensor(MethodTensor tensor) {
+        return columns(tensor);
+    }
+
+    /** How many vectors along the first dimension: the elements over the first dimension's length. */
+    private static int columnCount(MethodTensor t) {
+        long[] shape = t.shape();
+        return shape.length == 0 || shape[0] == 0 ? 1 : (int) (t.elements() / shape[0]);
+    }
+
     @Override
     public List<String> check(MethodTensor tensor) {
-        if (!flag(tensor, "nuslerp_flatten") && flag(tensor, "nuslerp_row_wise")) {
-            return List.of("parameters.nuslerp_row_wise: true (column vectors) is not supported yet; "
-                    + "use nuslerp_row_wise: false (rows) or nuslerp_flatten: true");
+        if (columns(tensor) && tensor.elements() > Integer.MAX_VALUE - 8) {
+            return List.of("parameters.nuslerp_row_wise: tensor '" + tensor.name() + "' has " + tensor.elements()
+                    + " elements, more than one chunk can hold, and vectors along its first dimension need it whole; "
+                    + "use nuslerp_row_wise: false or nuslerp_flatten: true");
         }
         return List.of();
     }
@@ -80,6 +98,10 @@ final class NuslerpMethod extends DeclaredMethod {
                     metrics);
             return;
         }
+        if (columns(tensor)) {
+            mergeColumns(kernels, tensor, v, t, count, settings, metrics);
+            return;
+        }
         int cols = tensor.cols();
         int rows = count / cols;
         float[] g00 = new float[rows];
@@ -95,5 +117,24 @@ final class NuslerpMethod extends DeclaredMethod {
             c[1][r] = (float) row[1];
         }
         kernels.combineRows(v, c, cols, settings.hasBase(), count, metrics);
+    }
+
+    /** One angle per vector along the first dimension; the chunk is the whole tensor. */
+    private static void mergeColumns(ChunkKernels kernels, MethodTensor tensor, Operand[] v, double t, int count,
+                                     MethodSettings settings, ChunkMetrics metrics) {
+        int columns = columnCount(tensor);
+        float[] g00 = new float[columns];
+        float[] g11 = new float[columns];
+        float[] g01 = new float[columns];
+        kernels.columnDots(v[0], v[0], count, columns, g00);
+        kernels.columnDots(v[1], v[1], count, columns, g11);
+        kernels.columnDots(v[0], v[1], count, columns, g01);
+        float[][] c = new float[2][columns];
+        for (int k = 0; k < columns; k++) {
+            double[] column = coefficients(t, g00[k], g11[k], g01[k]);
+            c[0][k] = (float) column[0];
+            c[1][k] = (float) column[1];
+        }
+        kernels.combineColumns(v, c, columns, settings.hasBase(), count, metrics);
     }
 }

@@ -134,7 +134,7 @@ public final class Planner {
 
         List<TensorPlan> placed = new ArrayList<>();
         ShardPlan[] shards = layoutShards(tensors, options.shardBytes(), placed);
-        ChunkPlan[] chunks = chunk(placed, options.chunkElements(), method.rowAligned());
+        ChunkPlan[] chunks = chunk(placed, options.chunkElements(), method);
         MergePlan plan = new MergePlan(settings, models.size(), placed.toArray(TensorPlan[]::new), chunks, shards);
         return new Planned(plan, method, reference, models);
     }
@@ -313,11 +313,13 @@ public final class Planner {
         return shards;
     }
 
-    private static ChunkPlan[] chunk(List<TensorPlan> tensors, int chunkElements, boolean rowAligned) {
+    private static ChunkPlan[] chunk(List<TensorPlan> tensors, int chunkElements, MergeMethod method) {
         List<ChunkPlan> chunks = new ArrayList<>();
         for (TensorPlan t : tensors) {
             long size = chunkElements;
-            if (rowAligned) {
+            if (method.wholeTensor(t)) {
+                size = Math.max(1, t.elements());
+            } else if (method.rowAligned()) {
                 size = Math.max(t.cols(), (size / t.cols()) * t.cols());
             }
             int ordinal = 0;

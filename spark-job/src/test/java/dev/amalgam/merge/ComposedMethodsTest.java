@@ -51,6 +51,8 @@ class ComposedMethodsTest {
             cases.add(Arguments.of("slerp", dtype, "t: [0.2, 0.9]", 1, true));
             cases.add(Arguments.of("nuslerp", dtype, "", 2, true));
             cases.add(Arguments.of("nuslerp", dtype, "nuslerp_flatten: false", 2, false));
+            cases.add(Arguments.of("nuslerp", dtype, "nuslerp_flatten: false, nuslerp_row_wise: true", 2, true));
+            cases.add(Arguments.of("nuslerp", dtype, "nuslerp_flatten: false, nuslerp_row_wise: true", 2, false));
             cases.add(Arguments.of("multislerp", dtype, "", 3, true));
             cases.add(Arguments.of("multislerp", dtype, "normalize_weights: false", 2, false));
             cases.add(Arguments.of("karcher", dtype, "", 3, true));
@@ -91,7 +93,7 @@ class ComposedMethodsTest {
     void matchesTheWholeTensorReferenceBitForBit(String method, Dtype dtype, String globals, int modelCount,
                                                  boolean withBase) {
         MergeFixture f = fixtures.get(dtype);
-        String name = method + "-" + dtype + "-" + Math.abs(globals.hashCode()) + "-" + modelCount;
+        String name = method + "-" + dtype + "-" + Math.abs(globals.hashCode()) + "-" + modelCount + (withBase ? "-b" : "");
         String configFile = f.config(name + ".yml", config(method, f.base, f.models.subList(0, modelCount), withBase,
                 globals));
         String out = f.out(name);
@@ -108,16 +110,20 @@ class ComposedMethodsTest {
                 x[i] = Tensors.floats(models.get(i).get(t.name()));
             }
             int cols = (int) t.shape()[t.shape().length - 1];
-            float[] expected = reference(method, globals, t.name(), withBase ? b : null, x, cols);
+            int firstDim = (int) t.shape()[0];
+            float[] expected = reference(method, globals, t.name(), withBase ? b : null, x, cols, firstDim);
             assertArrayEquals(Tensors.encode(expected, dtype), Tensors.bytes(t), method + " differs on " + t.name());
         }
         assertThat(merged.tensors().size()).isGreaterThan(10);
     }
 
-    private static float[] reference(String method, String globals, String tensor, float[] base, float[][] x, int cols) {
+    private static float[] reference(String method, String globals, String tensor, float[] base, float[][] x, int cols,
+                                     int firstDim) {
         return switch (method) {
             case "slerp" -> ComposedReference.slerp(base, x[0], tensor.contains("layers.1.") ? 0.9 : 0.2);
-            case "nuslerp" -> ComposedReference.nuslerp(base, x[0], x[1], WEIGHTS[0], WEIGHTS[1],
+            case "nuslerp" -> globals.contains("row_wise: true")
+                    ? ComposedReference.nuslerpColumns(base, x[0], x[1], WEIGHTS[0], WEIGHTS[1], firstDim)
+                    : ComposedReference.nuslerp(base, x[0], x[1], WEIGHTS[0], WEIGHTS[1],
                     globals.contains("flatten: false") ? cols : 0);
             case "multislerp" -> {
                 float[][] v = vectors(base, x);
@@ -156,6 +162,7 @@ class ComposedMethodsTest {
         return Stream.of(
                 Arguments.of("slerp", "t: [0.1, 0.7]", 1, true),
                 Arguments.of("nuslerp", "nuslerp_flatten: false", 2, true),
+                Arguments.of("nuslerp", "nuslerp_flatten: false, nuslerp_row_wise: true", 2, true),
                 Arguments.of("multislerp", "", 3, false),
                 Arguments.of("karcher", "max_iter: 3", 3, true),
                 Arguments.of("model_stock", "", 3, true),
@@ -169,11 +176,12 @@ class ComposedMethodsTest {
     void outputBytesAreTheSameForEveryChunkingAndPartitioning(String method, String globals, int modelCount,
                                                               boolean withBase) {
         MergeFixture f = fixtures.get(Dtype.BF16);
-        String config = f.config(method + "-inv.yml", config(method, f.base, f.models.subList(0, modelCount), withBase,
+        String name = method + "-" + Math.abs(globals.hashCode());
+        String config = f.config(name + "-inv.yml", config(method, f.base, f.models.subList(0, modelCount), withBase,
                 globals));
-        Map<String, String> reference = merge(f, config, method + "-inv-ref", 1 << 20, 1, WriteMode.POSITIONED);
-        assertEquals(reference, merge(f, config, method + "-inv-7", 7, 4, WriteMode.POSITIONED), "7-element chunks");
-        assertEquals(reference, merge(f, config, method + "-inv-97", 97, 2, WriteMode.PARTS), "97-element chunks, parts");
+        Map<String, String> reference = merge(f, config, name + "-inv-ref", 1 << 20, 1, WriteMode.POSITIONED);
+        assertEquals(reference, merge(f, config, name + "-inv-7", 7, 4, WriteMode.POSITIONED), "7-element chunks");
+        assertEquals(reference, merge(f, config, name + "-inv-97", 97, 2, WriteMode.PARTS), "97-element chunks, parts");
     }
 
     private static Map<String, String> merge(MergeFixture f, String config, String name, int chunk, int partitions,

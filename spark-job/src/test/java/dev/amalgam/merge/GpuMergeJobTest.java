@@ -115,6 +115,19 @@ class GpuMergeJobTest {
         assertEquals(List.of("cpu"), backends);
     }
 
+    @ParameterizedTest(name = "nuslerp per column on {0}, emulated device")
+    @org.junit.jupiter.params.provider.EnumSource(Dtype.class)
+    void nuslerpPerColumnOnTheEmulatedGpuWritesTheCpuBytes(Dtype dtype) throws Exception {
+        MergeFixture f = fixtures.get(dtype);
+        String config = f.config("nuslerp-columns.yml", "merge_method: nuslerp\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n    parameters: {weight: 0.4}\n"
+                + "  - model: " + f.models.get(1) + "\n    parameters: {weight: 0.7}\n"
+                + "parameters: {nuslerp_flatten: false, nuslerp_row_wise: true}\n");
+        EmulatedDevice device = new EmulatedDevice();
+        compare("nuslerp-columns", config, dtype, device, "emulated");
+        assertTrue(device.launches() > 0);
+    }
+
     @ParameterizedTest(name = "{0} on {1}, CUDA")
     @MethodSource("cases")
     void realGpuWritesTheCpuBytes(String method, Dtype dtype) throws Exception {
@@ -125,7 +138,11 @@ class GpuMergeJobTest {
 
     private void compare(String method, Dtype dtype, Device device, String label) throws Exception {
         MergeFixture f = fixtures.get(dtype);
-        String config = f.config(method + ".yml", config(method, f));
+        compare(method, f.config(method + ".yml", config(method, f)), dtype, device, label);
+    }
+
+    private void compare(String method, String config, Dtype dtype, Device device, String label) throws Exception {
+        MergeFixture f = fixtures.get(dtype);
         String cpuOut = f.out(method + "-cpu-" + label);
         String gpuOut = f.out(method + "-gpu-" + label);
         run(CpuBackend.INSTANCE, config, cpuOut);

@@ -353,9 +353,13 @@ class PlannerTest {
     }
 
     @Test
-    void nuslerpColumnVectorsAreNotSupportedYet() {
-        assertThat(refused(method("nuslerp", null, 2, "{weight: 1}", "{nuslerp_flatten: false, nuslerp_row_wise: true}"))
-                .getMessage()).contains("not supported yet");
+    void nuslerpColumnVectorsMergeEachTensorAsOneChunk() {
+        MergePlan plan = plan(method("nuslerp", null, 2, "{weight: 1}", "{nuslerp_flatten: false, nuslerp_row_wise: true}"));
+        for (TensorPlan t : plan.tensors()) {
+            assertThat(java.util.Arrays.stream(plan.chunks()).filter(c -> c.tensor() == t.index()).count())
+                    .as(t.name()).isEqualTo(1);
+        }
+        assertThat(plan.chunks().length).isEqualTo(plan.tensors().length);
     }
 
     @Test

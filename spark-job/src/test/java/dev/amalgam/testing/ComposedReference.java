@@ -115,6 +115,36 @@ public final class ComposedReference {
         return out;
     }
 
+    /**
+     * nuslerp with {@code nuslerp_row_wise}: one angle per vector along the first dimension, the
+     * tensor seen as {@code firstDim} rows; each column's sums in double in row order.
+     */
+    public static float[] nuslerpColumns(float[] base, float[] x0, float[] x1, double w0, double w1, int firstDim) {
+        double t = Math.abs(w0 + w1) < 1e-6 ? 0.5 : w1 / (w0 + w1);
+        float[] v0 = base == null ? x0 : delta(x0, base);
+        float[] v1 = base == null ? x1 : delta(x1, base);
+        int n = v0.length;
+        int columns = n / firstDim;
+        float[] out = new float[n];
+        for (int c = 0; c < columns; c++) {
+            double a = 0;
+            double b = 0;
+            double ab = 0;
+            for (int k = c; k < n; k += columns) {
+                a += (double) v0[k] * v0[k];
+                b += (double) v1[k] * v1[k];
+                ab += (double) v0[k] * v1[k];
+            }
+            float[] coefficient = nuslerpPair(t, (float) a, (float) b, (float) ab);
+            for (int k = c; k < n; k += columns) {
+                float s = coefficient[0] * v0[k];
+                s += coefficient[1] * v1[k];
+                out[k] = base == null ? s : base[k] + s;
+            }
+        }
+        return out;
+    }
+
     /** Coefficient-space multislerp (METHODS.md): returns the coefficients of the vectors, rounded to float32. */
     public static float[] multislerpCoefficients(double[][] g, double[] weights, boolean normalize, double eps) {
         int n = weights.length;

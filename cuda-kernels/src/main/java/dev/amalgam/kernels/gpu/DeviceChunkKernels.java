@@ -505,18 +505,44 @@ public final class DeviceChunkKernels implements ChunkKernels {
     }
 
     @Override
+    public void columnDots(Operand a, Operand b, int count, int columns, float[] into) {
+        int rows = count / columns;
+        if (rows == 0) {
+            return;
+        }
+        BufferSet s = set();
+        long[] p = operands(s, a, b, count);
+        // As rowDots: the per-column results pass through the output buffer.
+        s.selection = false;
+        device.launch(Kernel.COLUMN_DOTS, columns, s.stream, new KernelArgs().pointer(p[0]).pointer(p[1]).i32(rows)
+                .i32(columns).pointer(s.out));
+        device.download(s.encodedHost, s.out, (long) columns * 4, s.stream);
+        s.stream.synchronize();
+        for (int c = 0; c < columns; c++) {
+            into[c] = s.encodedHost.getFloat((long) c * 4);
+        }
+    }
+
+    @Override
     public void combine(Operand[] terms, float[] coefficients, boolean plusBase, int count, ChunkMetrics metrics) {
-        combine(terms, coefficients, null, 0, plusBase, count, metrics);
+        combine(terms, coefficients, null, 0, false, plusBase, count, metrics);
     }
 
     @Override
     public void combineRows(Operand[] terms, float[][] coefficients, int cols, boolean plusBase, int count,
                             ChunkMetrics metrics) {
-        combine(terms, null, coefficients, cols, plusBase, count, metrics);
+        combine(terms, null, coefficients, cols, false, plusBase, count, metrics);
     }
 
-    private void combine(Operand[] terms, float[] coefficients, float[][] rowCoefficients, int cols, boolean plusBase,
-                         int count, ChunkMetrics metrics) {
+    @Override
+    public void combineColumns(Operand[] terms, float[][] coefficients, int columns, boolean plusBase, int count,
+                               ChunkMetrics metrics) {
+        combine(terms, null, coefficients, columns, true, plusBase, count, metrics);
+    }
+
+    /** {@code rowCoefficients[k]} has one value per row of {@code cols}, or per column where {@code perColumn}. */
+    private void combine(Operand[] terms, float[] coefficients, float[][] rowCoefficients, int cols, boolean perColumn,
+                         boolean plusBase, int count, ChunkMetrics metrics) {
         BufferSet s = set();
         s.expectObserved(metrics, count);
         if (count == 0) {
@@ -545,7 +571,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
             s.paramsHost.setInt((long) m * 8 + k * 4L, delta ? 1 : 0);
             s.paramsHost.setFloat((long) m * 12 + k * 4L, coefficients == null ? 0.0f : coefficients[k]);
             if (rowCoefficients != null) {
-                int rows = count / cols;
+                int rows = perColumn ? cols : count / cols;
                 for (int r = 0; r < rows; r++) {
                     s.rawHost[k].setFloat((long) r * 4, rowCoefficients[k][r]);
                 }
@@ -557,7 +583,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
         long rowPointers = rowCoefficients == null ? s.params : s.params + (long) m * 16;
         device.launch(Kernel.COMBINE, count, s.stream, new KernelArgs().pointer(s.params).pointer(s.params + (long) m * 8)
                 .pointer(s.params + (long) m * 12).pointer(rowPointers).i32(m).pointer(plusBase ? s.values[models] : s.out)
-                .bool(plusBase).i32(rowCoefficients == null ? 0 : cols).i32(count).pointer(s.out));
+                .bool(plusBase).i32(rowCoefficients == null ? 0 : cols).bool(perColumn).i32(count).pointer(s.out));
         observeModels(s, count);
     }
 

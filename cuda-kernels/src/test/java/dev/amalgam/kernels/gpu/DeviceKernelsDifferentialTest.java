@@ -494,4 +494,33 @@ abstract class DeviceKernelsDifferentialTest {
                     (a, b) -> assertMerged(a, b, "fuse at " + threshold));
         }
     }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void columnDotsAndPerColumnCombinationsMatch(Dtype dtype, int count) {
+        int columns = count % 5 == 0 ? 5 : count;
+        Chunk c = chunk(dtype, count, 2, 45);
+        for (Operand[] pair : new Operand[][]{{D0, D1}, {V0, V0}, {V0, V1}}) {
+            same(c, k -> {
+                float[] into = new float[columns];
+                k.columnDots(pair[0], pair[1], c.count(), columns, into);
+                int[] bits = new int[columns];
+                for (int i = 0; i < columns; i++) {
+                    bits[i] = Float.floatToRawIntBits(into[i]);
+                }
+                return bits;
+            }, (a, b) -> assertArrayEquals(a, b, "column dots " + Arrays.toString(pair)));
+        }
+        float[][] coefficients = new float[2][columns];
+        SplittableRandom random = new SplittableRandom(46);
+        for (int i = 0; i < columns; i++) {
+            coefficients[0][i] = (float) random.nextDouble(-1, 1);
+            coefficients[1][i] = (float) random.nextDouble(-1, 1);
+        }
+        for (boolean plusBase : new boolean[]{false, true}) {
+            Operand[] terms = plusBase ? new Operand[]{D0, D1} : new Operand[]{V0, V1};
+            same(c, k -> merged(k, c, Dtype.F32, m -> k.combineColumns(terms, coefficients, columns, plusBase, c.count(),
+                    m)), (a, b) -> assertMerged(a, b, "per-column, base " + plusBase));
+        }
+    }
 }
