@@ -103,38 +103,37 @@ final class NuslerpMethod extends DeclaredMethod {
             return;
         }
         int cols = tensor.cols();
-        int rows = count / cols;
-        float[] g00 = new float[rows];
-        float[] g11 = new float[rows];
-        float[] g01 = new float[rows];
-        kernels.rowDots(v[0], v[0], count, cols, g00);
-        kernels.rowDots(v[1], v[1], count, cols, g11);
-        kernels.rowDots(v[0], v[1], count, cols, g01);
-        float[][] c = new float[2][rows];
-        for (int r = 0; r < rows; r++) {
-            double[] row = coefficients(t, g00[r], g11[r], g01[r]);
-            c[0][r] = (float) row[0];
-            c[1][r] = (float) row[1];
-        }
+        float[][] c = perVector(v, t, count / cols, (x, y, into) -> kernels.rowDots(x, y, count, cols, into));
         kernels.combineRows(v, c, cols, settings.hasBase(), count, metrics);
+    }
+
+    /** The dot products of a pair of operands, one per vector (row or column). */
+    private interface VectorDots {
+        void of(Operand a, Operand b, float[] into);
+    }
+
+    /** Both inputs' coefficients for each of {@code vectors} vectors, from their norms and dot product. */
+    private static float[][] perVector(Operand[] v, double t, int vectors, VectorDots dots) {
+        float[] g00 = new float[vectors];
+        float[] g11 = new float[vectors];
+        float[] g01 = new float[vectors];
+        dots.of(v[0], v[0], g00);
+        dots.of(v[1], v[1], g11);
+        dots.of(v[0], v[1], g01);
+        float[][] c = new float[2][vectors];
+        for (int k = 0; k < vectors; k++) {
+            double[] pair = coefficients(t, g00[k], g11[k], g01[k]);
+            c[0][k] = (float) pair[0];
+            c[1][k] = (float) pair[1];
+        }
+        return c;
     }
 
     /** One angle per vector along the first dimension; the chunk is the whole tensor. */
     private static void mergeColumns(ChunkKernels kernels, MethodTensor tensor, Operand[] v, double t, int count,
                                      MethodSettings settings, ChunkMetrics metrics) {
         int columns = columnCount(tensor);
-        float[] g00 = new float[columns];
-        float[] g11 = new float[columns];
-        float[] g01 = new float[columns];
-        kernels.columnDots(v[0], v[0], count, columns, g00);
-        kernels.columnDots(v[1], v[1], count, columns, g11);
-        kernels.columnDots(v[0], v[1], count, columns, g01);
-        float[][] c = new float[2][columns];
-        for (int k = 0; k < columns; k++) {
-            double[] column = coefficients(t, g00[k], g11[k], g01[k]);
-            c[0][k] = (float) column[0];
-            c[1][k] = (float) column[1];
-        }
+        float[][] c = perVector(v, t, columns, (x, y, into) -> kernels.columnDots(x, y, count, columns, into));
         kernels.combineColumns(v, c, columns, settings.hasBase(), count, metrics);
     }
 }

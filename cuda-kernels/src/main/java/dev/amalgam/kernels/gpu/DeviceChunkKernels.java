@@ -488,38 +488,30 @@ public final class DeviceChunkKernels implements ChunkKernels {
     @Override
     public void rowDots(Operand a, Operand b, int count, int cols, float[] into) {
         int rows = count / cols;
-        if (rows == 0) {
-            return;
-        }
-        BufferSet s = set();
-        long[] p = operands(s, a, b, count);
-        // The output buffer is free until the merge writes it, so the per-row results pass through it.
-        s.selection = false;
-        device.launch(Kernel.ROW_DOTS, rows, s.stream, new KernelArgs().pointer(p[0]).pointer(p[1]).i32(rows).i32(cols)
-                .pointer(s.out));
-        device.download(s.encodedHost, s.out, (long) rows * 4, s.stream);
-        s.stream.synchronize();
-        for (int r = 0; r < rows; r++) {
-            into[r] = s.encodedHost.getFloat((long) r * 4);
-        }
+        vectorDots(Kernel.ROW_DOTS, a, b, count, rows, rows, cols, into);
     }
 
     @Override
     public void columnDots(Operand a, Operand b, int count, int columns, float[] into) {
-        int rows = count / columns;
+        vectorDots(Kernel.COLUMN_DOTS, a, b, count, columns, count / columns, columns, into);
+    }
+
+    /** One dot product per vector (a row or a column of rows {@code cols} wide), one thread each. */
+    private void vectorDots(Kernel kernel, Operand a, Operand b, int count, int vectors, int rows, int cols,
+                            float[] into) {
         if (rows == 0) {
             return;
         }
         BufferSet s = set();
         long[] p = operands(s, a, b, count);
-        // As rowDots: the per-column results pass through the output buffer.
+        // The output buffer is free until the merge writes it, so the results pass through it.
         s.selection = false;
-        device.launch(Kernel.COLUMN_DOTS, columns, s.stream, new KernelArgs().pointer(p[0]).pointer(p[1]).i32(rows)
-                .i32(columns).pointer(s.out));
-        device.download(s.encodedHost, s.out, (long) columns * 4, s.stream);
+        device.launch(kernel, vectors, s.stream, new KernelArgs().pointer(p[0]).pointer(p[1]).i32(rows).i32(cols)
+                .pointer(s.out));
+        device.download(s.encodedHost, s.out, (long) vectors * 4, s.stream);
         s.stream.synchronize();
-        for (int c = 0; c < columns; c++) {
-            into[c] = s.encodedHost.getFloat((long) c * 4);
+        for (int v = 0; v < vectors; v++) {
+            into[v] = s.encodedHost.getFloat((long) v * 4);
         }
     }
 
