@@ -32,31 +32,19 @@ public final class ComposedKernels {
         }
     }
 
-    /** As {@link #combine}, with {@code coefficients[k][row]} for the chunk's rows of {@code cols}. */
-    public static void combineRows(Terms terms, float[][] coefficients, int cols, boolean plusBase, int count,
-                                   ArrowBuf out) {
+    /**
+     * As {@link #combine}, with {@code coefficients[k][v]} for each vector {@code v} of the chunk:
+     * its rows of {@code cols}, or with {@code perColumn} the columns of those rows.
+     */
+    public static void combineVectors(Terms terms, float[][] coefficients, int cols, boolean perColumn,
+                                      boolean plusBase, int count, ArrowBuf out) {
         int m = coefficients.length;
         for (int j = 0; j < count; j++) {
             long at = (long) j << 2;
-            int row = j / cols;
-            float sum = coefficients[0][row] * terms.at(0, at);
+            int vector = perColumn ? j % cols : j / cols;
+            float sum = coefficients[0][vector] * terms.at(0, at);
             for (int k = 1; k < m; k++) {
-                sum += coefficients[k][row] * terms.at(k, at);
-            }
-            out.setFloat(at, plusBase ? terms.base().getFloat(at) + sum : sum);
-        }
-    }
-
-    /** As {@link #combine}, with {@code coefficients[k][column]} for rows of {@code columns}. */
-    public static void combineColumns(Terms terms, float[][] coefficients, int columns, boolean plusBase, int count,
-                                      ArrowBuf out) {
-        int m = coefficients.length;
-        for (int j = 0; j < count; j++) {
-            long at = (long) j << 2;
-            int column = j % columns;
-            float sum = coefficients[0][column] * terms.at(0, at);
-            for (int k = 1; k < m; k++) {
-                sum += coefficients[k][column] * terms.at(k, at);
+                sum += coefficients[k][vector] * terms.at(k, at);
             }
             out.setFloat(at, plusBase ? terms.base().getFloat(at) + sum : sum);
         }

@@ -225,11 +225,7 @@ final class CpuChunkKernels implements ChunkKernels {
     @Override
     public void combineRows(Operand[] operands, float[][] coefficients, int cols, boolean plusBase, int count,
                             ChunkMetrics metrics) {
-        ComposedKernels.Terms terms = terms(count, operands);
-        held = null;
-        selection = false;
-        ComposedKernels.combineRows(terms, coefficients, cols, plusBase, count, out);
-        observe(count, metrics);
+        combineVectors(operands, coefficients, cols, false, plusBase, count, metrics);
     }
 
     @Override
@@ -240,10 +236,15 @@ final class CpuChunkKernels implements ChunkKernels {
     @Override
     public void combineColumns(Operand[] operands, float[][] coefficients, int columns, boolean plusBase, int count,
                                ChunkMetrics metrics) {
+        combineVectors(operands, coefficients, columns, true, plusBase, count, metrics);
+    }
+
+    private void combineVectors(Operand[] operands, float[][] coefficients, int cols, boolean perColumn,
+                                boolean plusBase, int count, ChunkMetrics metrics) {
         ComposedKernels.Terms terms = terms(count, operands);
         held = null;
         selection = false;
-        ComposedKernels.combineColumns(terms, coefficients, columns, plusBase, count, out);
+        ComposedKernels.combineVectors(terms, coefficients, cols, perColumn, plusBase, count, out);
         observe(count, metrics);
     }
 

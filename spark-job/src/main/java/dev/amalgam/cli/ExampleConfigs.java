@@ -27,26 +27,27 @@ public final class ExampleConfigs {
             s.append("base_model: ").append(base).append('\n');
         }
         s.append("models:\n");
+        String perModel = parameters(method, Parameter.Scope.MODEL);
         for (String m : used) {
             s.append("  - model: ").append(m).append('\n');
-            StringBuilder params = new StringBuilder();
-            for (Parameter p : method.parameters()) {
-                if (p.scope() == Parameter.Scope.MODEL && (p.required() || p.example() != null)) {
-                    params.append(params.length() == 0 ? "" : ", ").append(p.name()).append(": ").append(p.sampleValue());
-                }
-            }
-            if (params.length() > 0) {
-                s.append("    parameters: {").append(params).append("}\n");
+            if (!perModel.isEmpty()) {
+                s.append("    parameters: {").append(perModel).append("}\n");
             }
         }
-        StringBuilder globals = new StringBuilder();
-        for (Parameter p : method.parameters()) {
-            if (p.scope() == Parameter.Scope.GLOBAL && (p.required() || p.example() != null)) {
-                globals.append(globals.length() == 0 ? "" : ", ").append(p.name()).append(": ").append(p.sampleValue());
-            }
-        }
-        if (globals.length() > 0) {
+        String globals = parameters(method, Parameter.Scope.GLOBAL);
+        if (!globals.isEmpty()) {
             s.append("parameters: {").append(globals).append("}\n");
+        }
+        return s.toString();
+    }
+
+    /** The required parameters of one scope, and those with an example, at their sample values. */
+    private static String parameters(MergeMethod method, Parameter.Scope scope) {
+        StringBuilder s = new StringBuilder();
+        for (Parameter p : method.parameters()) {
+            if (p.scope() == scope && (p.required() || p.example() != null)) {
+                s.append(s.length() == 0 ? "" : ", ").append(p.name()).append(": ").append(p.sampleValue());
+            }
         }
         return s.toString();
     }

@@ -2,7 +2,6 @@ package dev.amalgam.method;
 
 import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.ChunkMetrics;
-import dev.amalgam.kernels.KeepRule;
 import dev.amalgam.kernels.Operand;
 import dev.amalgam.kernels.Primitive;
 
@@ -87,12 +86,10 @@ final class SceMethod extends DeclaredMethod {
         }
         long k = keep(t, stats);
         if (k == 0) {
-            return new Selection(VARIANCE, new KeepRule.TopK(Integer.MAX_VALUE, 0, 0));
+            return new Selection(VARIANCE, OrderStatistic.KEEP_NOTHING);
         }
         StatisticRequest r = threshold(t, k);
-        OrderStatistic s = stats.order(r);
-        return new Selection(VARIANCE, new KeepRule.TopK(s.valueBits(), s.equal() - (r.position() - s.below()),
-                stats.equalsBefore(r)));
+        return new Selection(VARIANCE, stats.order(r).keepFrom(r.position(), stats.equalsBefore(r)));
     }
 
     /** Each model's mean square over the tensor, normalized to sum 1 (uniform when the sum is under 1e-6). */

@@ -64,15 +64,14 @@ public enum Sparsifier {
         long[] positions = orderPositions(n, density, gamma);
         return switch (this) {
             case MAGNITUDE -> {
-                OrderStatistic s = stats[0];
-                yield new KeepRule.TopK(s.valueBits(), s.equal() - (positions[0] - s.below()), equalsBefore[0]);
+                yield stats[0].keepFrom(positions[0], equalsBefore[0]);
             }
             case MAGNITUDE_OUTLIERS -> {
                 long[] band = outlierBand(density, gamma, n);
                 if (band[0] >= band[1]) {
                     // An empty band: nothing survives. Express it as a top-k of nothing above
                     // the largest possible magnitude.
-                    yield new KeepRule.TopK(Integer.MAX_VALUE, 0, 0);
+                    yield OrderStatistic.KEEP_NOTHING;
                 }
                 boolean hasLow = positions[0] != UNUSED;
                 boolean hasHigh = positions[1] != UNUSED;
