@@ -108,23 +108,19 @@ final class CpuChunkKernels implements ChunkKernels {
         return delta;
     }
 
-    private ArrowBuf ordered(Operand a, int count) {
-        return held(a, count);
-    }
-
     @Override
     public void histogramHigh(Operand a, int count, long[] histogram) {
-        MagnitudeHistogram.addHigh(ordered(a, count), count, histogram);
+        MagnitudeHistogram.addHigh(held(a, count), count, histogram);
     }
 
     @Override
     public void histogramLow(Operand a, int count, int highBucket, long[] histogram) {
-        MagnitudeHistogram.addLow(ordered(a, count), count, highBucket, histogram);
+        MagnitudeHistogram.addLow(held(a, count), count, highBucket, histogram);
     }
 
     @Override
     public long countEqual(Operand a, int count, int valueBits) {
-        return MagnitudeHistogram.countEqual(ordered(a, count), count, valueBits);
+        return MagnitudeHistogram.countEqual(held(a, count), count, valueBits);
     }
 
     @Override
