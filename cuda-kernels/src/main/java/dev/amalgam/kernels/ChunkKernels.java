@@ -46,6 +46,23 @@ public interface ChunkKernels extends AutoCloseable {
     /** How many |a| entries have exactly the bit pattern {@code valueBits}. */
     long countEqual(Operand a, int count, int valueBits);
 
+    /**
+     * Adds the exact bit patterns of the |a| entries whose high bucket lies in
+     * {@code [lowBucket, highBucket]} into {@code band}, at {@code bits - (lowBucket << 16)}. By
+     * default one low histogram per bucket; a backend may do it in one sweep.
+     */
+    default void histogramBand(Operand a, int count, int lowBucket, int highBucket, int[] band) {
+        long[] low = new long[MagnitudeHistogram.BINS];
+        for (int bucket = lowBucket; bucket <= highBucket; bucket++) {
+            java.util.Arrays.fill(low, 0);
+            histogramLow(a, count, bucket, low);
+            int base = (bucket - lowBucket) << 16;
+            for (int i = 0; i < low.length; i++) {
+                band[base + i] += (int) low[i];
+            }
+        }
+    }
+
     /** Adds the exact L1 sums of model {@code model}'s delta before and after {@code rule}. */
     void magnitudeSums(int model, int count, long chunkStart, KeepRule rule, ExactSum all, ExactSum kept);
 

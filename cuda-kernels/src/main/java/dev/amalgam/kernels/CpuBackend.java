@@ -4,6 +4,11 @@ import org.apache.arrow.memory.BufferAllocator;
 
 /** The Java kernels, on the executor's cores; always available. */
 public final class CpuBackend implements KernelBackend {
+    /** Arrow bytes a task's working set takes on this backend (the executor limit must hold them). */
+    public static long hostBytes(int maxCount, int models, boolean hasBase) {
+        return CpuChunkKernels.hostBytes(maxCount, models, hasBase);
+    }
+
     public static final CpuBackend INSTANCE = new CpuBackend();
 
     private CpuBackend() {

@@ -26,6 +26,16 @@ final class CpuChunkKernels implements ChunkKernels {
     /** Whether {@link #out} holds the chunk's selection ({@link #select}). */
     private boolean selection;
 
+    /**
+     * Host (Arrow) bytes one working set takes: a float32 buffer per input, three for raw bytes,
+     * output and encoding, and one for the delta when there is a base; each rounded as Arrow does.
+     */
+    public static long hostBytes(int maxCount, int models, boolean hasBase) {
+        long buffer = org.apache.arrow.memory.rounding.DefaultRoundingPolicy.DEFAULT_ROUNDING_POLICY
+                .getRoundedSize((long) maxCount * 4);
+        return buffer * (models + 3 + (hasBase ? 2 : 0));
+    }
+
     CpuChunkKernels(BufferAllocator parent, String name, int maxCount, int models, boolean hasBase) {
         this.allocator = parent.newChildAllocator(name, 0, parent.getLimit());
         this.models = models;
@@ -116,6 +126,11 @@ final class CpuChunkKernels implements ChunkKernels {
     @Override
     public void histogramLow(Operand a, int count, int highBucket, long[] histogram) {
         MagnitudeHistogram.addLow(held(a, count), count, highBucket, histogram);
+    }
+
+    @Override
+    public void histogramBand(Operand a, int count, int lowBucket, int highBucket, int[] band) {
+        MagnitudeHistogram.addBand(held(a, count), count, lowBucket, highBucket, band);
     }
 
     @Override

@@ -29,6 +29,23 @@ public final class MagnitudeHistogram {
         }
     }
 
+    /**
+     * Adds the exact bit patterns of the |delta| entries whose high 16 bits lie in
+     * {@code [lowBucket, highBucket]}: {@code band[bits - (lowBucket << 16)]}. One sweep gives every
+     * candidate of an order statistic bracketed by a sample, so no second read is needed.
+     */
+    public static void addBand(ArrowBuf delta, int count, int lowBucket, int highBucket, int[] band) {
+        int low = lowBucket << 16;
+        int span = ((highBucket - lowBucket + 1) << 16) - 1;
+        for (int i = 0; i < count; i++) {
+            int offset = KeepRule.magnitudeBits(delta.getFloat((long) i << 2)) - low;
+            // One unsigned compare keeps both ends of the band.
+            if (Integer.compareUnsigned(offset, span) <= 0) {
+                band[offset]++;
+            }
+        }
+    }
+
     public static long countEqual(ArrowBuf delta, int count, int valueBits) {
         long equal = 0;
         for (int i = 0; i < count; i++) {

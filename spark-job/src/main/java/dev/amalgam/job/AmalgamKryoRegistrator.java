@@ -15,6 +15,9 @@ import dev.amalgam.method.StatisticRequest;
 import dev.amalgam.method.Reduction;
 import dev.amalgam.kernels.Operand;
 import dev.amalgam.kernels.ExactDot;
+import dev.amalgam.stats.BandChunk;
+import dev.amalgam.stats.OrderBands;
+import dev.amalgam.stats.SparseCounts;
 import dev.amalgam.stats.StatisticKey;
 import dev.amalgam.stats.Partial;
 import dev.amalgam.plan.ShardPlan;
@@ -38,7 +41,7 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
                 StatisticKey.class, StatisticRequest.class, Operand.Delta.class, Operand.Value.class,
                 Operand.KeptDelta.class, Operand.Contribution.class, Operand.Variance.class, Operand.Selected.class,
                 Operand.Importance.class,
-                ChunkReport.class, OutputTarget.class};
+                ChunkReport.class, OutputTarget.class, BandChunk.class, OrderBands.Band.class};
         for (Class<?> r : records) {
             kryo.register(r, new RecordSerializer(r));
         }
@@ -49,6 +52,7 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
         kryo.register(Reduction.class);
         kryo.register(dev.amalgam.method.Scope.class);
         kryo.register(Partial.class);
+        kryo.register(SparseCounts.class);
         kryo.register(ExactDot.class);
         kryo.register(Float.class);
         kryo.register(boolean[].class);

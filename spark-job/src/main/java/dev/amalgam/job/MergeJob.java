@@ -21,7 +21,9 @@ import dev.amalgam.merge.MergeStage;
 import dev.amalgam.plan.MergeFingerprint;
 import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.Planner;
+import dev.amalgam.plan.ResourceCheck;
 import dev.amalgam.stats.StatisticsResult;
+import dev.amalgam.stats.PassListener;
 import dev.amalgam.stats.StatisticsStage;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataInputStream;
@@ -81,6 +83,11 @@ public final class MergeJob {
         }
         Planner.Planned planned = new Planner(new CheckpointReader(hadoop)).plan(request.configFile(), config,
                 request.planOptions());
+        List<String> resources = ResourceCheck.problems(planned.plan(),
+                ResourceSettings.of(sc.getConf(), sc.defaultParallelism()));
+        if (!resources.isEmpty()) {
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, resources);
+        }
         logBackendGap(planned.plan());
         String tokenizerSource = tokenizerSource(config, planned);
         checkTokenizerSource(hadoop, request.configFile(), config, tokenizerSource);
@@ -147,7 +154,10 @@ public final class MergeJob {
         if (saved.isPresent()) {
             stats = saved.get();
         } else {
-            stats = StatisticsStage.run(sc, planB, plan, planned.method(), partitions, statisticsRead);
+            PassListener listener = request.progress()
+                    ? (pass, chunks, done, read) -> new ProgressLine(pass, done, read, chunks) : PassListener.SILENT;
+            stats = StatisticsStage.run(sc, planB, plan, planned.method(), partitions, statisticsRead,
+                    sc.getConf().getBoolean(StatisticsStage.ONE_PASS_KEY, true), listener);
             committer.saveStatistics(stats.toBytes());
         }
         timings.put("statistics", seconds(t));
@@ -157,7 +167,8 @@ public final class MergeJob {
         Broadcast<StatisticsResult> statsB = sc.broadcast(stats);
         MergeStage.Progress progress = MergeStage.Progress.register(sc);
         List<ChunkReport> reports;
-        try (ProgressLine ignored = request.progress() ? new ProgressLine(progress, plan.chunks().length) : null) {
+        try (ProgressLine ignored = request.progress()
+                ? new ProgressLine("merge", progress.chunks(), progress.bytesRead(), plan.chunks().length) : null) {
             reports = MergeStage.run(sc, planB, statsB, target, recorded, partitions, progress);
         }
         timings.put("merge", seconds(t));

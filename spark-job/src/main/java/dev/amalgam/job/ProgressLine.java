@@ -1,19 +1,23 @@
 package dev.amalgam.job;
 
-import dev.amalgam.merge.MergeStage;
+import org.apache.spark.util.LongAccumulator;
 
 import java.io.PrintStream;
 import java.time.Duration;
 
-/** Prints "chunks done of total, GB/s, ETA" to stderr while the merge stage runs. */
+/**
+ * Prints "step: chunks done of total, GB/s, ETA" to stderr while a pass over the chunks runs
+ * (each statistics pass, the merge), every second on a console, every five seconds otherwise.
+ */
 final class ProgressLine implements AutoCloseable {
     private final Thread thread;
     private final PrintStream out = System.err;
     private final boolean console = System.console() != null;
     private volatile boolean running = true;
 
-    ProgressLine(MergeStage.Progress progress, long totalChunks) {
+    ProgressLine(String step, LongAccumulator chunks, LongAccumulator bytesRead, long totalChunks) {
         long start = System.nanoTime();
+        long readBefore = bytesRead.value();
         this.thread = new Thread(() -> {
             long interval = console ? 1000 : 5000;
             while (running) {
@@ -23,7 +27,7 @@ final class ProgressLine implements AutoCloseable {
                     return;
                 }
                 if (running) {
-                    print(progress, totalChunks, start);
+                    print(step, chunks.value(), bytesRead.value() - readBefore, totalChunks, start);
                 }
             }
         }, "amalgam-progress");
@@ -31,12 +35,11 @@ final class ProgressLine implements AutoCloseable {
         thread.start();
     }
 
-    private void print(MergeStage.Progress progress, long total, long start) {
-        long done = progress.chunks().value();
+    private void print(String step, long done, long read, long total, long start) {
         double seconds = (System.nanoTime() - start) / 1e9;
-        double gbPerSecond = progress.bytesRead().value() / 1e9 / Math.max(seconds, 1e-9);
+        double gbPerSecond = read / 1e9 / Math.max(seconds, 1e-9);
         String eta = done == 0 ? "?" : format(Duration.ofSeconds((long) (seconds * (total - done) / done)));
-        String line = String.format("merge: %d/%d chunks, %.2f GB/s read, ETA %s", done, total, gbPerSecond, eta);
+        String line = String.format("%s: %d/%d chunks, %.2f GB/s read, ETA %s", step, done, total, gbPerSecond, eta);
         if (console) {
             out.print("\r" + line + "   ");
         } else {

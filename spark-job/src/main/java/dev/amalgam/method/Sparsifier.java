@@ -13,20 +13,21 @@ public enum Sparsifier {
 
     public static final long UNUSED = -1;
 
-    public boolean sparsifies(float density) {
-        return this != NONE && density < 1.0f;
+    public boolean sparsifies(double density) {
+        return this != NONE && density < 1.0;
     }
 
     /**
-     * Magnitude top-k: {@code floor(density * n)} in double, of the density as resolved to
-     * float32 (the density stays float32 until the exact-k change of the scale issue).
+     * Magnitude top-k: {@code floor(density * n)} in double, of the density as the config wrote
+     * it (a float32 density would keep a different count once n passes about 1e7: 0.3 as float32
+     * is 0.30000001192..., 15 entries too many at 1.25e9).
      */
-    public static long keepCount(float density, long n) {
-        return (long) Math.floor((double) density * n);
+    public static long keepCount(double density, long n) {
+        return (long) Math.floor(density * n);
     }
 
     /** Ascending positions whose values the rule needs; {@link #UNUSED} for a slot not needed. */
-    public long[] orderPositions(long n, float density, float gamma) {
+    public long[] orderPositions(long n, double density, double gamma) {
         if (!sparsifies(density) || n == 0) {
             return new long[]{UNUSED, UNUSED};
         }
@@ -41,9 +42,9 @@ public enum Sparsifier {
     }
 
     /** Breadcrumbs keeps ascending positions {@code [bot, n - top)}. */
-    static long[] outlierBand(float density, float gamma, long n) {
+    static long[] outlierBand(double density, double gamma, long n) {
         long target = keepCount(density, n);
-        long top = (long) Math.floor((double) gamma * n);
+        long top = (long) Math.floor(gamma * n);
         long bot = n - target - top;
         if (bot < 0) {
             top += bot;
@@ -56,7 +57,7 @@ public enum Sparsifier {
      * The chunk's keep rule, from the tensor's order statistics at the positions (per slot) and
      * how many entries equal to each slot's value precede the chunk.
      */
-    public KeepRule rule(String tensor, long n, int cols, int model, float density, float gamma, float epsilon,
+    public KeepRule rule(String tensor, long n, int cols, int model, double density, double gamma, double epsilon,
                          OrderStatistic[] stats, long[] equalsBefore, long seed) {
         if (!sparsifies(density) || n == 0) {
             return new KeepRule.All();
@@ -81,9 +82,11 @@ public enum Sparsifier {
                         hasHigh, hasHigh ? stats[1].valueBits() : 0,
                         hasHigh ? positions[1] - stats[1].below() : 0, equalsBefore[1]);
             }
-            case RANDOM -> new KeepRule.Random(density, CounterRandom.streamKey(seed, tensor, model));
+            // Probabilities are float32, as the widely used tool draws them; only counts need double.
+            case RANDOM -> new KeepRule.Random((float) density, CounterRandom.streamKey(seed, tensor, model));
             case DELLA_MAGPRUNE -> {
-                yield new KeepRule.DellaRows(density - epsilon, 2.0f * epsilon, cols, CounterRandom.streamKey(seed, tensor, model));
+                float low = (float) density - (float) epsilon;
+                yield new KeepRule.DellaRows(low, 2.0f * (float) epsilon, cols, CounterRandom.streamKey(seed, tensor, model));
             }
             case NONE -> new KeepRule.All();
         };

@@ -87,32 +87,34 @@ public final class TaskVectorMethod implements MergeMethod {
         return sparsifier == Sparsifier.DELLA_MAGPRUNE;
     }
 
-    private float density(MethodTensor t, int i) {
-        return sparsifier == Sparsifier.NONE ? 1.0f : (float) model(t, i, "density");
+    /** The config's decimal value, kept in double: counts derived from it must be exact. */
+    private double density(MethodTensor t, int i) {
+        return sparsifier == Sparsifier.NONE ? 1.0 : model(t, i, "density");
     }
 
-    private float gamma(MethodTensor t, int i) {
-        return sparsifier == Sparsifier.MAGNITUDE_OUTLIERS ? (float) model(t, i, "gamma") : 0.0f;
+    private double gamma(MethodTensor t, int i) {
+        return sparsifier == Sparsifier.MAGNITUDE_OUTLIERS ? model(t, i, "gamma") : 0.0;
     }
 
-    private float epsilon(MethodTensor t, int i) {
-        return sparsifier == Sparsifier.DELLA_MAGPRUNE ? (float) model(t, i, "epsilon") : 0.0f;
+    private double epsilon(MethodTensor t, int i) {
+        return sparsifier == Sparsifier.DELLA_MAGPRUNE ? model(t, i, "epsilon") : 0.0;
     }
 
     @Override
     public List<String> check(MethodTensor tensor) {
         List<String> problems = new ArrayList<>();
         for (int i = 0; i < tensor.modelCount(); i++) {
-            float density = density(tensor, i);
+            double density = density(tensor, i);
             String where = "models[" + i + "] (" + tensor.inputFile(i) + "), tensor '" + tensor.name() + "'";
-            if (sparsifier == Sparsifier.MAGNITUDE && density < 1.0f && tensor.elements() > 0
+            if (sparsifier == Sparsifier.MAGNITUDE && density < 1.0 && tensor.elements() > 0
                     && Sparsifier.keepCount(density, tensor.elements()) == 0) {
                 problems.add(where + ": density " + density + " keeps floor(density x " + tensor.elements()
                         + ") = 0 entries; raise density for this tensor (a filter entry can target it)");
             }
-            float epsilon = epsilon(tensor, i);
-            if (sparsifier == Sparsifier.DELLA_MAGPRUNE && density < 1.0f
-                    && !(density - epsilon > 0.0f && density + epsilon < 1.0f)) {
+            float epsilon = (float) epsilon(tensor, i);
+            float p = (float) density;
+            if (sparsifier == Sparsifier.DELLA_MAGPRUNE && density < 1.0
+                    && !(p - epsilon > 0.0f && p + epsilon < 1.0f)) {
                 problems.add(where + ": epsilon " + epsilon + " with density " + density
                         + " must satisfy 0 < density - epsilon and density + epsilon < 1; lower epsilon");
             }

@@ -16,9 +16,13 @@ import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.TensorPlan;
 import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.storage.StorageLevel;
 import org.apache.spark.util.LongAccumulator;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import scala.Tuple2;
 
 import java.util.ArrayList;
@@ -35,27 +39,37 @@ import java.util.Map;
  * the order statistics). Tensors that fit in one chunk run the same rounds inside their merge
  * task ({@link LocalStatistics}) and are skipped here.
  *
- * <p>A round reads its chunks once for its sums, dot products, counts and the first step of its
- * order statistics, and again only for order statistics:
- * <ol>
- *   <li>high-16-bit histograms of |operand|: the bucket of each requested order position, together
- *       with every exact partial sum the round asked for;</li>
- *   <li>low-16-bit histograms inside that bucket: the exact value, and how many entries are
- *       below and equal to it;</li>
- *   <li>only where equal values straddle a position: per-chunk counts of entries equal to the
- *       value, turned into prefix sums so each chunk knows the equal-rank of its entries.</li>
- * </ol>
+ * <p>A round reads its chunks once. With order statistics it first reads a small deterministic
+ * sample (1/64 of each chunk, {@link OrderBands}) that brackets each requested position in a band
+ * of high buckets; the full read then yields, per chunk, the round's exact sums, dot products and
+ * counts, the high-16-bit histogram of each ordered operand, and the exact bit patterns of its
+ * entries inside each band. These are kept by Spark (memory, then disk), and two small jobs over
+ * them, with no further input read, give the exact value at each position and, where equal values
+ * straddle it, how many of the equal entries precede each chunk (ties go by lower flat index).
+ *
+ * <p>When a position falls outside its band (the sample misled, or the values are spread over
+ * more buckets than a band holds), that statistic is found as before the sample existed: a
+ * low-16-bit histogram pass inside its bucket, then a pass counting equal entries per chunk. The
+ * result is the same bit for bit either way; only the reads differ. {@value #ONE_PASS_KEY}
+ * {@code =false} forces the multi-pass way.
  */
 public final class StatisticsStage {
     /** Rounds a method may ask for; iterative methods iterate on the driver over one round's results. */
     public static final int MAX_ROUNDS = 8;
+    /** Spark setting: whether order statistics use a sample and one read (default) or radix passes. */
+    public static final String ONE_PASS_KEY = "spark.amalgam.statistics.onePass";
+
+    private static final Logger LOG = LoggerFactory.getLogger(StatisticsStage.class);
 
     private StatisticsStage() {
     }
 
     /** Everything the passes of one round share. */
     private record Pass(JavaSparkContext sc, Broadcast<MergePlan> plan, Broadcast<StatisticsResult> known,
-                        int round, int partitions, int maxChunk, LongAccumulator bytesRead) {
+                        int round, int partitions, int maxChunk, LongAccumulator bytesRead, PassListener listener) {
+        AutoCloseable started(String name, long chunks, LongAccumulator done) {
+            return listener.started("statistics round " + (round + 1) + ", " + name, chunks, done, bytesRead);
+        }
     }
 
     /** Fails loudly when a method keeps asking: rounds are bounded. */
@@ -75,9 +89,14 @@ public final class StatisticsStage {
                 + "a variance or an importance");
     }
 
-    /** Runs every round; {@code bytesRead} counts the input bytes the rounds read. */
+    /**
+     * Runs every round; {@code bytesRead} counts the input bytes the rounds read.
+     *
+     * @param onePass order statistics from a sample and one full read ({@link #ONE_PASS_KEY})
+     */
     public static StatisticsResult run(JavaSparkContext sc, Broadcast<MergePlan> planBroadcast, MergePlan plan,
-                                       MergeMethod method, int partitions, LongAccumulator bytesRead) {
+                                       MergeMethod method, int partitions, LongAccumulator bytesRead,
+                                       boolean onePass, PassListener listener) {
         int maxChunk = 0;
         boolean[] multiChunk = new boolean[plan.tensors().length];
         for (ChunkPlan c : plan.chunks()) {
@@ -88,11 +107,17 @@ public final class StatisticsStage {
         for (int round = 0; ; round++) {
             boolean[] asking = new boolean[plan.tensors().length];
             boolean any = false;
+            boolean orders = false;
             for (TensorPlan t : plan.tensors()) {
-                if (multiChunk[t.index()] && !method.statistics(t, round, result.view(t.index(), -1)).isEmpty()) {
+                if (!multiChunk[t.index()]) {
+                    continue;
+                }
+                List<StatisticRequest> requests = method.statistics(t, round, result.view(t.index(), -1));
+                if (!requests.isEmpty()) {
                     checkRound(method, t, round);
                     asking[t.index()] = true;
                     any = true;
+                    orders |= requests.stream().anyMatch(r -> r.reduction() == Reduction.ORDER);
                 }
             }
             if (!any) {
@@ -105,15 +130,9 @@ public final class StatisticsStage {
                 }
             }
             Broadcast<StatisticsResult> known = sc.broadcast(result);
-            Pass pass = new Pass(sc, planBroadcast, known, round, partitions, maxChunk, bytesRead);
-            StatisticsResult found = firstPass(pass, chunks);
-            if (!found.orders().isEmpty()) {
-                // found.orders holds (bucket, below) per request so far; the low pass makes them exact.
-                HashMap<StatisticKey, OrderStatistic> exact = exactValues(pass, chunks, found.orders());
-                found.orders().clear();
-                found.orders().putAll(exact);
-                found.equalsBefore().putAll(equalPrefixes(pass, plan, exact));
-            }
+            Pass pass = new Pass(sc, planBroadcast, known, round, partitions, maxChunk, bytesRead, listener);
+            HashMap<StatisticKey, OrderBands.Band> bands = orders && onePass ? sample(pass, chunks) : new HashMap<>();
+            StatisticsResult found = fullPass(pass, chunks, bands);
             known.unpersist();
             result.putAll(found);
         }
@@ -126,83 +145,275 @@ public final class StatisticsStage {
     }
 
     /**
-     * Pass 1: the round's exact sums, dot products and counts, and per order request the high
-     * bucket holding its position and the count below it (kept as a provisional OrderStatistic
-     * of valueBits = bucket, below, equal = -1).
+     * The sample: high-bucket histograms of each ordered operand over evenly spaced blocks of
+     * every chunk, reduced per tensor into a band per order request.
      */
-    private static StatisticsResult firstPass(Pass pass, List<Integer> chunks) {
+    private static HashMap<StatisticKey, OrderBands.Band> sample(Pass pass, List<Integer> chunks) {
         Broadcast<MergePlan> planB = pass.plan();
         Broadcast<StatisticsResult> knownB = pass.known();
         int round = pass.round();
         int maxChunk = pass.maxChunk();
         LongAccumulator read = pass.bytesRead();
-        List<Tuple2<StatisticKey, Object>> reduced = pass.sc().parallelize(chunks, slices(pass, chunks))
+        LongAccumulator done = pass.sc().sc().longAccumulator("amalgam.statisticsSampleChunks");
+        List<Tuple2<StatisticKey, OrderBands.Band>> bands;
+        try (AutoCloseable ignored = pass.started("sample", chunks.size(), done)) {
+            bands = pass.sc().parallelize(chunks, slices(pass, chunks))
+                    .mapPartitionsToPair(it -> {
+                        MergePlan plan = planB.value();
+                        MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
+                        StatisticsResult known = knownB.value();
+                        return new ChunkStream(plan, it, maxChunk, read, done, method, known, round, true) {
+                            private final Map<StatisticKey, long[]> histograms = new HashMap<>();
+
+                            @Override
+                            void load(ChunkLoader loader, TensorPlan tensor, ChunkPlan chunk, boolean[] models) {
+                                // The blocks are loaded and histogrammed one by one in visit().
+                            }
+
+                            @Override
+                            void visit(TensorPlan tensor, ChunkPlan chunk, ChunkLoader loader,
+                                       List<StatisticRequest> requests, List<Tuple2<StatisticKey, Object>> out) {
+                                List<StatisticRequest> ordersOnly = orders(requests);
+                                boolean[] models = ChunkSums.modelsNeeded(plan.modelCount(), ordersOnly);
+                                int row = method.rowAligned() ? Math.max(1, tensor.cols()) : 1;
+                                for (ChunkPlan block : OrderBands.blocks(chunk, row)) {
+                                    loader.load(tensor, block, models);
+                                    for (Operand o : operands(ordersOnly)) {
+                                        long[] h = histograms.computeIfAbsent(operandKey(tensor, o),
+                                                k -> new long[MagnitudeHistogram.BINS]);
+                                        loader.kernels().histogramHigh(o, block.count(), h);
+                                    }
+                                }
+                            }
+
+                            @Override
+                            void tensorDone(List<Tuple2<StatisticKey, Object>> out) {
+                                histograms.forEach((k, h) -> out.add(new Tuple2<>(k, SparseCounts.of(h))));
+                                histograms.clear();
+                            }
+                        };
+                    })
+                    .reduceByKey(StatisticsStage::combine)
+                    .flatMapToPair(entry -> {
+                        StatisticKey key = entry._1();
+                        MergePlan plan = planB.value();
+                        MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
+                        TensorPlan tensor = plan.tensors()[key.owner()];
+                        List<Tuple2<StatisticKey, OrderBands.Band>> out = new ArrayList<>();
+                        for (StatisticRequest r : requests(method, tensor, round, knownB.value(), -1)) {
+                            if (r.reduction() == Reduction.ORDER && r.a().equals(key.request().a())) {
+                                OrderBands.Band band = OrderBands.band((SparseCounts) entry._2(), r.position(),
+                                        tensor.elements());
+                                if (band != null) {
+                                    out.add(new Tuple2<>(new StatisticKey(key.owner(), r), band));
+                                }
+                            }
+                        }
+                        return out.iterator();
+                    })
+                    .collect();
+        } catch (Exception e) {
+            throw rethrow(e);
+        }
+        HashMap<StatisticKey, OrderBands.Band> byKey = new HashMap<>();
+        bands.forEach(t -> byKey.put(t._1(), t._2()));
+        return byKey;
+    }
+
+    /**
+     * The full read: per chunk the round's exact partial sums, the high histogram of each ordered
+     * operand and the candidates inside each band; then the exact statistics from those, with
+     * the multi-pass selection for any position its band missed.
+     */
+    private static StatisticsResult fullPass(Pass pass, List<Integer> chunks,
+                                             HashMap<StatisticKey, OrderBands.Band> bands) {
+        Broadcast<MergePlan> planB = pass.plan();
+        Broadcast<StatisticsResult> knownB = pass.known();
+        Broadcast<HashMap<StatisticKey, OrderBands.Band>> bandsB = pass.sc().broadcast(bands);
+        int round = pass.round();
+        int maxChunk = pass.maxChunk();
+        LongAccumulator read = pass.bytesRead();
+        LongAccumulator done = pass.sc().sc().longAccumulator("amalgam.statisticsChunks");
+        JavaPairRDD<StatisticKey, Object> perChunk = pass.sc().parallelize(chunks, slices(pass, chunks))
                 .mapPartitionsToPair(it -> {
                     MergePlan plan = planB.value();
                     MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
                     StatisticsResult known = knownB.value();
-                    Map<StatisticKey, Object> partials = new HashMap<>();
-                    java.util.Set<StatisticKey> seen = new java.util.HashSet<>();
-                    forEachChunk(plan, it, maxChunk, read, method, known, round, (tensor, chunk, loader, requests) -> {
-                        Map<StatisticRequest, Partial> sums = new HashMap<>();
-                        ChunkSums.add(loader.kernels(), method, plan, tensor, chunk, requests,
-                                known.view(tensor.index(), chunk.index()), sums);
-                        sums.forEach((r, p) -> partials.merge(new StatisticKey(tensor.index(), r), p,
-                                StatisticsStage::combine));
-                        for (StatisticRequest r : requests) {
-                            if (r.reduction() != Reduction.ORDER) {
-                                continue;
+                    HashMap<StatisticKey, OrderBands.Band> bandOf = bandsB.value();
+                    return new ChunkStream(plan, it, maxChunk, read, done, method, known, round, false) {
+                        private final Map<StatisticKey, Object> partials = new HashMap<>();
+                        private int[] scratch;
+
+                        @Override
+                        void visit(TensorPlan tensor, ChunkPlan chunk, ChunkLoader loader,
+                                   List<StatisticRequest> requests, List<Tuple2<StatisticKey, Object>> out) {
+                            Map<StatisticRequest, Partial> sums = new HashMap<>();
+                            ChunkSums.add(loader.kernels(), method, plan, tensor, chunk, requests,
+                                    known.view(tensor.index(), chunk.index()), sums);
+                            sums.forEach((r, p) -> partials.merge(new StatisticKey(tensor.index(), r), p,
+                                    StatisticsStage::combine));
+                            List<StatisticRequest> orders = orders(requests);
+                            for (Operand o : operands(orders)) {
+                                long[] h = (long[]) partials.computeIfAbsent(operandKey(tensor, o),
+                                        k -> new long[MagnitudeHistogram.BINS]);
+                                loader.kernels().histogramHigh(o, chunk.count(), h);
                             }
-                            // Requests on one operand share its high histogram, filed under the operand.
-                            StatisticKey operandKey = new StatisticKey(tensor.index(), StatisticRequest.order(r.a(), 0));
-                            if (!seen.add(operandKey)) {
-                                continue;
+                            for (StatisticRequest r : orders) {
+                                StatisticKey key = new StatisticKey(tensor.index(), r);
+                                OrderBands.Band band = bandOf.get(key);
+                                if (band == null) {
+                                    continue;
+                                }
+                                if (scratch == null) {
+                                    scratch = new int[OrderBands.MAX_BUCKETS << 16];
+                                }
+                                loader.kernels().histogramBand(ordered(r), chunk.count(), band.low(), band.high(),
+                                        scratch);
+                                out.add(new Tuple2<>(key, new BandChunk(chunk.index(),
+                                        SparseCounts.drain(scratch, band.span(), band.low() << 16))));
                             }
-                            long[] h = new long[MagnitudeHistogram.BINS];
-                            loader.kernels().histogramHigh(ordered(r), chunk.count(), h);
-                            partials.merge(operandKey, h, StatisticsStage::combine);
                         }
-                        seen.clear();
-                    });
-                    List<Tuple2<StatisticKey, Object>> out = new ArrayList<>();
-                    partials.forEach((k, v) -> out.add(new Tuple2<>(k, v)));
-                    return out.iterator();
-                })
-                .reduceByKey(StatisticsStage::combine)
-                .flatMapToPair(entry -> {
-                    StatisticKey key = entry._1();
-                    List<Tuple2<StatisticKey, Object>> out = new ArrayList<>();
-                    if (entry._2() instanceof Partial p) {
-                        out.add(new Tuple2<>(key, p.value()));
-                        return out.iterator();
-                    }
-                    MergePlan plan = planB.value();
-                    MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
-                    TensorPlan tensor = plan.tensors()[key.owner()];
-                    for (StatisticRequest r : requests(method, tensor, round, knownB.value(), -1)) {
-                        if (r.reduction() == Reduction.ORDER && r.a().equals(key.request().a())) {
-                            MagnitudeHistogram.Selection s = MagnitudeHistogram.select((long[]) entry._2(), r.position());
-                            out.add(new Tuple2<>(new StatisticKey(key.owner(), r), new long[]{s.bucket(), s.below()}));
+
+                        @Override
+                        void tensorDone(List<Tuple2<StatisticKey, Object>> out) {
+                            partials.forEach((k, v) -> out.add(new Tuple2<>(k,
+                                    v instanceof long[] h ? SparseCounts.of(h) : v)));
+                            partials.clear();
                         }
-                    }
-                    return out.iterator();
-                })
-                .collect();
+                    };
+                });
+        if (!bands.isEmpty()) {
+            // The band candidates feed two more jobs; keep them rather than read the inputs again.
+            perChunk = perChunk.persist(StorageLevel.MEMORY_AND_DISK_SER());
+        }
         StatisticsResult found = StatisticsResult.empty();
-        for (Tuple2<StatisticKey, Object> t : reduced) {
-            if (t._2() instanceof Double f) {
-                found.values().put(t._1(), f);
-            } else {
-                long[] s = (long[]) t._2();
-                found.orders().put(t._1(), new OrderStatistic((int) s[0], s[1], -1));
+        HashMap<StatisticKey, OrderStatistic> buckets = new HashMap<>();
+        try (AutoCloseable ignored = pass.started("full read", chunks.size(), done)) {
+            List<Tuple2<StatisticKey, Object>> reduced = perChunk
+                    .filter(t -> !(t._2() instanceof BandChunk))
+                    .reduceByKey(StatisticsStage::combine)
+                    .flatMapToPair(entry -> {
+                        StatisticKey key = entry._1();
+                        List<Tuple2<StatisticKey, Object>> out = new ArrayList<>();
+                        if (entry._2() instanceof Partial p) {
+                            out.add(new Tuple2<>(key, p.value()));
+                            return out.iterator();
+                        }
+                        MergePlan plan = planB.value();
+                        MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
+                        TensorPlan tensor = plan.tensors()[key.owner()];
+                        SparseCounts high = (SparseCounts) entry._2();
+                        for (StatisticRequest r : requests(method, tensor, round, knownB.value(), -1)) {
+                            if (r.reduction() == Reduction.ORDER && r.a().equals(key.request().a())) {
+                                long[] s = high.select(r.position());
+                                out.add(new Tuple2<>(new StatisticKey(key.owner(), r),
+                                        new long[]{s[0], s[1], s[2]}));
+                            }
+                        }
+                        return out.iterator();
+                    })
+                    .collect();
+            for (Tuple2<StatisticKey, Object> t : reduced) {
+                if (t._2() instanceof Double f) {
+                    found.values().put(t._1(), f);
+                } else {
+                    long[] s = (long[]) t._2();
+                    if (s[0] < 0) {
+                        throw new IllegalStateException("position " + t._1().request().position() + " of tensor '"
+                                + planB.value().tensors()[t._1().owner()].name() + "' is beyond its " + s[1]
+                                + " entries");
+                    }
+                    buckets.put(t._1(), new OrderStatistic((int) s[0], s[1], -1));
+                }
             }
+        } catch (Exception e) {
+            throw rethrow(e);
+        }
+        HashMap<StatisticKey, OrderStatistic> inBand = new HashMap<>();
+        HashMap<StatisticKey, OrderStatistic> missed = new HashMap<>();
+        buckets.forEach((k, b) -> {
+            OrderBands.Band band = bands.get(k);
+            (band != null && band.contains(b.valueBits()) ? inBand : missed).put(k, b);
+        });
+        if (!inBand.isEmpty()) {
+            HashMap<StatisticKey, OrderStatistic> exact = fromBands(pass, perChunk, inBand);
+            found.orders().putAll(exact);
+            found.equalsBefore().putAll(bandPrefixes(pass, perChunk, exact));
+        }
+        perChunk.unpersist(false);
+        bandsB.unpersist();
+        if (!missed.isEmpty()) {
+            if (!bands.isEmpty()) {
+                LOG.info("statistics round {}: {} of {} order statistics fell outside their sampled band; "
+                        + "reading their tensors again to find them", round + 1, missed.size(), buckets.size());
+            }
+            HashMap<StatisticKey, OrderStatistic> exact = exactValues(pass, chunks, missed);
+            found.orders().putAll(exact);
+            found.equalsBefore().putAll(equalPrefixes(pass, pass.plan().value(), exact));
         }
         return found;
+    }
+
+    /** The exact statistic of each in-band position, from the kept candidates in its bucket. */
+    private static HashMap<StatisticKey, OrderStatistic> fromBands(Pass pass, JavaPairRDD<StatisticKey, Object> perChunk,
+                                                                   HashMap<StatisticKey, OrderStatistic> buckets) {
+        Broadcast<HashMap<StatisticKey, OrderStatistic>> bucketsB = pass.sc().broadcast(buckets);
+        List<Tuple2<StatisticKey, OrderStatistic>> values = perChunk
+                .filter(t -> t._2() instanceof BandChunk && bucketsB.value().containsKey(t._1()))
+                .mapToPair(t -> new Tuple2<>(t._1(), (Object) ((BandChunk) t._2()).candidates()
+                        .lowBitsOf(bucketsB.value().get(t._1()).valueBits())))
+                .reduceByKey(StatisticsStage::combine)
+                .mapToPair(entry -> {
+                    StatisticKey key = entry._1();
+                    OrderStatistic bucket = bucketsB.value().get(key);
+                    long[] s = ((SparseCounts) entry._2()).select(key.request().position() - bucket.below());
+                    return new Tuple2<>(key, new OrderStatistic((bucket.valueBits() << 16) | (int) s[0],
+                            bucket.below() + s[1], s[2]));
+                })
+                .collect();
+        bucketsB.unpersist();
+        HashMap<StatisticKey, OrderStatistic> orders = new HashMap<>();
+        values.forEach(v -> orders.put(v._1(), v._2()));
+        return orders;
+    }
+
+    /** Per chunk, how many entries equal to each straddled statistic precede it, from the kept candidates. */
+    private static Map<StatisticKey, Long> bandPrefixes(Pass pass, JavaPairRDD<StatisticKey, Object> perChunk,
+                                                        HashMap<StatisticKey, OrderStatistic> orders) {
+        HashMap<StatisticKey, Integer> split = straddled(orders);
+        if (split.isEmpty()) {
+            return new HashMap<>();
+        }
+        Broadcast<HashMap<StatisticKey, Integer>> splitB = pass.sc().broadcast(split);
+        List<Tuple2<StatisticKey, Long>> counts = perChunk
+                .filter(t -> t._2() instanceof BandChunk && splitB.value().containsKey(t._1()))
+                .mapToPair(t -> {
+                    BandChunk band = (BandChunk) t._2();
+                    long equal = band.candidates().countOf(splitB.value().get(t._1()));
+                    return new Tuple2<>(new StatisticKey(band.chunk(), t._1().request()), equal);
+                })
+                .collect();
+        splitB.unpersist();
+        return prefixes(pass.plan().value(), split, counts);
+    }
+
+    /** The statistics whose position falls inside a run of equal values, with the value's bits. */
+    private static HashMap<StatisticKey, Integer> straddled(Map<StatisticKey, OrderStatistic> orders) {
+        HashMap<StatisticKey, Integer> split = new HashMap<>();
+        for (Map.Entry<StatisticKey, OrderStatistic> e : orders.entrySet()) {
+            if (e.getKey().request().position() - e.getValue().below() > 0) {
+                split.put(e.getKey(), e.getValue().valueBits());
+            }
+        }
+        return split;
     }
 
     private static Object combine(Object a, Object b) {
         if (a instanceof Partial p) {
             return p.merge((Partial) b);
+        }
+        if (a instanceof SparseCounts s) {
+            return s.plus((SparseCounts) b);
         }
         long[] x = (long[]) a;
         long[] y = (long[]) b;
@@ -212,7 +423,7 @@ public final class StatisticsStage {
         return x;
     }
 
-    /** Pass 2: the exact value at each position, from low-16-bit histograms inside its bucket. */
+    /** Multi-pass step 2: the exact value at each position, from low-16-bit histograms inside its bucket. */
     private static HashMap<StatisticKey, OrderStatistic> exactValues(Pass pass, List<Integer> chunks,
                                                                      HashMap<StatisticKey, OrderStatistic> buckets) {
         Broadcast<MergePlan> planB = pass.plan();
@@ -221,108 +432,116 @@ public final class StatisticsStage {
         int round = pass.round();
         int maxChunk = pass.maxChunk();
         LongAccumulator read = pass.bytesRead();
-        List<Tuple2<StatisticKey, OrderStatistic>> values = pass.sc().parallelize(chunks, slices(pass, chunks))
-                .mapPartitionsToPair(it -> {
-                    MergePlan plan = planB.value();
-                    MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
-                    HashMap<StatisticKey, OrderStatistic> bucketOf = bucketsB.value();
-                    Map<StatisticKey, long[]> histograms = new HashMap<>();
-                    forEachChunk(plan, it, maxChunk, read, method, knownB.value(), round, (tensor, chunk, loader, requests) -> {
-                        for (StatisticRequest r : requests) {
-                            StatisticKey key = new StatisticKey(tensor.index(), r);
-                            OrderStatistic bucket = bucketOf.get(key);
-                            if (bucket == null) {
-                                continue;
+        List<Integer> needed = chunksOf(pass.plan().value(), chunks, buckets.keySet());
+        LongAccumulator done = pass.sc().sc().longAccumulator("amalgam.statisticsLowChunks");
+        List<Tuple2<StatisticKey, OrderStatistic>> values;
+        try (AutoCloseable ignored = pass.started("exact values", needed.size(), done)) {
+            values = pass.sc().parallelize(needed, slices(pass, needed))
+                    .mapPartitionsToPair(it -> {
+                        MergePlan plan = planB.value();
+                        MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
+                        HashMap<StatisticKey, OrderStatistic> bucketOf = bucketsB.value();
+                        return new ChunkStream(plan, it, maxChunk, read, done, method, knownB.value(), round, true) {
+                            private final Map<StatisticKey, long[]> histograms = new HashMap<>();
+
+                            @Override
+                            void visit(TensorPlan tensor, ChunkPlan chunk, ChunkLoader loader,
+                                       List<StatisticRequest> requests, List<Tuple2<StatisticKey, Object>> out) {
+                                for (StatisticRequest r : requests) {
+                                    StatisticKey key = new StatisticKey(tensor.index(), r);
+                                    OrderStatistic bucket = bucketOf.get(key);
+                                    if (bucket != null) {
+                                        long[] h = histograms.computeIfAbsent(key, k -> new long[MagnitudeHistogram.BINS]);
+                                        loader.kernels().histogramLow(ordered(r), chunk.count(), bucket.valueBits(), h);
+                                    }
+                                }
                             }
-                            long[] h = histograms.computeIfAbsent(key, k -> new long[MagnitudeHistogram.BINS]);
-                            loader.kernels().histogramLow(ordered(r), chunk.count(), bucket.valueBits(), h);
-                        }
-                    }, true);
-                    List<Tuple2<StatisticKey, long[]>> out = new ArrayList<>();
-                    histograms.forEach((k, v) -> out.add(new Tuple2<>(k, v)));
-                    return out.iterator();
-                })
-                .reduceByKey((a, b) -> (long[]) combine(a, b))
-                .mapToPair(entry -> {
-                    StatisticKey key = entry._1();
-                    OrderStatistic bucket = bucketsB.value().get(key);
-                    MagnitudeHistogram.Selection s = MagnitudeHistogram.select(entry._2(),
-                            key.request().position() - bucket.below());
-                    return new Tuple2<>(key, new OrderStatistic((bucket.valueBits() << 16) | s.bucket(),
-                            bucket.below() + s.below(), s.inBucket()));
-                })
-                .collect();
+
+                            @Override
+                            void tensorDone(List<Tuple2<StatisticKey, Object>> out) {
+                                histograms.forEach((k, h) -> out.add(new Tuple2<>(k, SparseCounts.of(h))));
+                                histograms.clear();
+                            }
+                        };
+                    })
+                    .reduceByKey(StatisticsStage::combine)
+                    .mapToPair(entry -> {
+                        StatisticKey key = entry._1();
+                        OrderStatistic bucket = bucketsB.value().get(key);
+                        long[] s = ((SparseCounts) entry._2()).select(key.request().position() - bucket.below());
+                        return new Tuple2<>(key, new OrderStatistic((bucket.valueBits() << 16) | (int) s[0],
+                                bucket.below() + s[1], s[2]));
+                    })
+                    .collect();
+        } catch (Exception e) {
+            throw rethrow(e);
+        }
         bucketsB.unpersist();
         HashMap<StatisticKey, OrderStatistic> orders = new HashMap<>();
-        for (Tuple2<StatisticKey, OrderStatistic> v : values) {
-            orders.put(v._1(), v._2());
-        }
+        values.forEach(v -> orders.put(v._1(), v._2()));
         return orders;
     }
 
     /**
-     * Pass 3: where a position falls inside a run of equal magnitudes, each chunk needs to know
-     * how many of those equal entries precede it in the tensor (ties go by lower flat index).
+     * Multi-pass step 3: where a position falls inside a run of equal magnitudes, each chunk needs
+     * to know how many of those equal entries precede it in the tensor (ties go by lower flat index).
      */
     private static Map<StatisticKey, Long> equalPrefixes(Pass pass, MergePlan plan,
                                                          HashMap<StatisticKey, OrderStatistic> orders) {
-        HashMap<StatisticKey, Integer> split = new HashMap<>();
-        for (Map.Entry<StatisticKey, OrderStatistic> e : orders.entrySet()) {
-            if (e.getKey().request().position() - e.getValue().below() > 0) {
-                split.put(e.getKey(), e.getValue().valueBits());
-            }
-        }
-        Map<StatisticKey, Long> prefixes = new HashMap<>();
+        HashMap<StatisticKey, Integer> split = straddled(orders);
         if (split.isEmpty()) {
-            return prefixes;
+            return new HashMap<>();
         }
-        boolean[] splitTensor = new boolean[plan.tensors().length];
-        split.keySet().forEach(k -> splitTensor[k.owner()] = true);
-        List<Integer> chunks = new ArrayList<>();
-        for (ChunkPlan c : plan.chunks()) {
-            if (splitTensor[c.tensor()]) {
-                chunks.add(c.index());
-            }
-        }
+        List<Integer> chunks = chunksOf(plan, null, split.keySet());
         Broadcast<MergePlan> planB = pass.plan();
         Broadcast<StatisticsResult> knownB = pass.known();
         Broadcast<HashMap<StatisticKey, Integer>> splitB = pass.sc().broadcast(split);
         int round = pass.round();
         int maxChunk = pass.maxChunk();
         LongAccumulator read = pass.bytesRead();
-        List<Tuple2<StatisticKey, Long>> counts = pass.sc().parallelize(chunks, slices(pass, chunks))
-                .mapPartitions(it -> {
-                    MergePlan p = planB.value();
-                    MergeMethod method = MergeMethods.byName(p.settings().method()).orElseThrow();
-                    HashMap<StatisticKey, Integer> valueOf = splitB.value();
-                    List<Tuple2<StatisticKey, Long>> out = new ArrayList<>();
-                    forEachChunk(p, it, maxChunk, read, method, knownB.value(), round, (tensor, chunk, loader, requests) -> {
-                        for (StatisticRequest r : requests) {
-                            Integer bits = valueOf.get(new StatisticKey(tensor.index(), r));
-                            if (bits != null) {
-                                long equal = loader.kernels().countEqual(ordered(r), chunk.count(), bits);
-                                out.add(new Tuple2<>(new StatisticKey(chunk.index(), r), equal));
+        LongAccumulator done = pass.sc().sc().longAccumulator("amalgam.statisticsEqualChunks");
+        List<Tuple2<StatisticKey, Long>> counts = new ArrayList<>();
+        try (AutoCloseable ignored = pass.started("equal counts", chunks.size(), done)) {
+            pass.sc().parallelize(chunks, slices(pass, chunks))
+                    .mapPartitionsToPair(it -> {
+                        MergePlan p = planB.value();
+                        MergeMethod method = MergeMethods.byName(p.settings().method()).orElseThrow();
+                        HashMap<StatisticKey, Integer> valueOf = splitB.value();
+                        return new ChunkStream(p, it, maxChunk, read, done, method, knownB.value(), round, true) {
+                            @Override
+                            void visit(TensorPlan tensor, ChunkPlan chunk, ChunkLoader loader,
+                                       List<StatisticRequest> requests, List<Tuple2<StatisticKey, Object>> out) {
+                                for (StatisticRequest r : requests) {
+                                    Integer bits = valueOf.get(new StatisticKey(tensor.index(), r));
+                                    if (bits != null) {
+                                        long equal = loader.kernels().countEqual(ordered(r), chunk.count(), bits);
+                                        out.add(new Tuple2<>(new StatisticKey(chunk.index(), r), equal));
+                                    }
+                                }
                             }
-                        }
-                    }, true);
-                    return out.iterator();
-                })
-                .collect();
-        splitB.unpersist();
-        Map<StatisticKey, Long> countOf = new HashMap<>();
-        for (Tuple2<StatisticKey, Long> c : counts) {
-            countOf.put(c._1(), c._2());
+                        };
+                    })
+                    .collect()
+                    .forEach(t -> counts.add(new Tuple2<>(t._1(), (Long) t._2())));
+        } catch (Exception e) {
+            throw rethrow(e);
         }
+        splitB.unpersist();
+        return prefixes(plan, split, counts);
+    }
+
+    /** Turns per-chunk equal counts into the count of equal entries in earlier chunks of the tensor. */
+    private static Map<StatisticKey, Long> prefixes(MergePlan plan, HashMap<StatisticKey, Integer> split,
+                                                    List<Tuple2<StatisticKey, Long>> counts) {
+        Map<StatisticKey, Long> countOf = new HashMap<>();
+        counts.forEach(c -> countOf.put(c._1(), c._2()));
+        Map<Integer, List<StatisticKey>> byTensor = new HashMap<>();
+        split.keySet().forEach(k -> byTensor.computeIfAbsent(k.owner(), t -> new ArrayList<>()).add(k));
         // Chunks are planned in tensor order with rising ordinals, so one walk builds every prefix.
+        Map<StatisticKey, Long> prefixes = new HashMap<>();
         Map<StatisticKey, Long> running = new HashMap<>();
         for (ChunkPlan c : plan.chunks()) {
-            if (!splitTensor[c.tensor()]) {
-                continue;
-            }
-            for (StatisticKey tensorKey : split.keySet()) {
-                if (tensorKey.owner() != c.tensor()) {
-                    continue;
-                }
+            for (StatisticKey tensorKey : byTensor.getOrDefault(c.tensor(), List.of())) {
                 StatisticKey chunkKey = new StatisticKey(c.index(), tensorKey.request());
                 long before = running.getOrDefault(tensorKey, 0L);
                 prefixes.put(chunkKey, before);
@@ -332,35 +551,136 @@ public final class StatisticsStage {
         return prefixes;
     }
 
-    /** Work on one decoded chunk with the round's requests for its tensor. */
-    private interface ChunkVisitor {
-        void visit(TensorPlan tensor, ChunkPlan chunk, ChunkLoader loader, List<StatisticRequest> requests);
-    }
-
-    private static void forEachChunk(MergePlan plan, Iterator<Integer> chunks, int maxChunk, LongAccumulator read,
-                                     MergeMethod method, StatisticsResult known, int round, ChunkVisitor visitor) {
-        forEachChunk(plan, chunks, maxChunk, read, method, known, round, visitor, false);
-    }
-
-    /** @param ordersOnly load only what the round's order requests read (the passes after the first) */
-    private static void forEachChunk(MergePlan plan, Iterator<Integer> chunks, int maxChunk, LongAccumulator read,
-                                     MergeMethod method, StatisticsResult known, int round, ChunkVisitor visitor,
-                                     boolean ordersOnly) {
-        try (ChunkLoader loader = loader(plan, maxChunk)) {
-            while (chunks.hasNext()) {
-                ChunkPlan chunk = plan.chunks()[chunks.next()];
-                TensorPlan tensor = plan.tensors()[chunk.tensor()];
-                List<StatisticRequest> requests = requests(method, tensor, round, known, chunk.index());
-                List<StatisticRequest> loaded = ordersOnly
-                        ? requests.stream().filter(r -> r.reduction() == Reduction.ORDER).toList() : requests;
-                try {
-                    loader.load(tensor, chunk, ChunkSums.modelsNeeded(plan.modelCount(), loaded));
-                    visitor.visit(tensor, chunk, loader, requests);
-                } catch (RuntimeException e) {
-                    throw new ChunkFailedException(tensor.name(), chunk.start(), chunk.count(), e);
+    /** The chunks, among {@code among} (null: all), of the tensors the keys name. */
+    private static List<Integer> chunksOf(MergePlan plan, List<Integer> among, java.util.Set<StatisticKey> keys) {
+        boolean[] wanted = new boolean[plan.tensors().length];
+        keys.forEach(k -> wanted[k.owner()] = true);
+        List<Integer> chunks = new ArrayList<>();
+        if (among == null) {
+            for (ChunkPlan c : plan.chunks()) {
+                if (wanted[c.tensor()]) {
+                    chunks.add(c.index());
                 }
             }
-            read.add(loader.bytesRead());
+        } else {
+            for (int c : among) {
+                if (wanted[plan.chunks()[c].tensor()]) {
+                    chunks.add(c);
+                }
+            }
+        }
+        return chunks;
+    }
+
+    private static List<StatisticRequest> orders(List<StatisticRequest> requests) {
+        return requests.stream().filter(r -> r.reduction() == Reduction.ORDER).toList();
+    }
+
+    /** The distinct operands the order requests select from, in request order. */
+    private static List<Operand> operands(List<StatisticRequest> orders) {
+        return orders.stream().map(StatisticsStage::ordered).distinct().toList();
+    }
+
+    /** Requests on one operand share its high histogram, filed under the operand. */
+    private static StatisticKey operandKey(TensorPlan tensor, Operand o) {
+        return new StatisticKey(tensor.index(), StatisticRequest.order(o, 0));
+    }
+
+    private static RuntimeException rethrow(Exception e) {
+        return e instanceof RuntimeException r ? r : new IllegalStateException(e);
+    }
+
+    /**
+     * A task's chunks, loaded one at a time and turned into records lazily, so a task never holds
+     * more than one tensor's worth of results: {@link #tensorDone} flushes what was gathered for a
+     * tensor when the next one starts (chunks come in tensor order) and at the end.
+     */
+    private abstract static class ChunkStream implements Iterator<Tuple2<StatisticKey, Object>> {
+        private final MergePlan plan;
+        private final Iterator<Integer> chunks;
+        private final LongAccumulator read;
+        private final LongAccumulator done;
+        private final MergeMethod method;
+        private final StatisticsResult known;
+        private final int round;
+        private final boolean ordersOnly;
+        private final ChunkLoader loader;
+        private final java.util.ArrayDeque<Tuple2<StatisticKey, Object>> ready = new java.util.ArrayDeque<>();
+        private int tensor = -1;
+        private boolean closed;
+
+        ChunkStream(MergePlan plan, Iterator<Integer> chunks, int maxChunk, LongAccumulator read, LongAccumulator done,
+                    MergeMethod method, StatisticsResult known, int round, boolean ordersOnly) {
+            this.plan = plan;
+            this.chunks = chunks;
+            this.read = read;
+            this.done = done;
+            this.method = method;
+            this.known = known;
+            this.round = round;
+            this.ordersOnly = ordersOnly;
+            this.loader = loader(plan, maxChunk);
+            TaskContext task = TaskContext.get();
+            if (task != null) {
+                task.addTaskCompletionListener((org.apache.spark.util.TaskCompletionListener) t -> close());
+            }
+        }
+
+        /** Loads what the chunk's requests read; {@code models} flags the models needed. */
+        void load(ChunkLoader loader, TensorPlan tensor, ChunkPlan chunk, boolean[] models) {
+            loader.load(tensor, chunk, models);
+        }
+
+        abstract void visit(TensorPlan tensor, ChunkPlan chunk, ChunkLoader loader, List<StatisticRequest> requests,
+                            List<Tuple2<StatisticKey, Object>> out);
+
+        void tensorDone(List<Tuple2<StatisticKey, Object>> out) {
+        }
+
+        @Override
+        public boolean hasNext() {
+            while (ready.isEmpty() && !closed) {
+                List<Tuple2<StatisticKey, Object>> out = new ArrayList<>();
+                if (!chunks.hasNext()) {
+                    tensorDone(out);
+                    close();
+                } else {
+                    ChunkPlan chunk = plan.chunks()[chunks.next()];
+                    if (chunk.tensor() != tensor && tensor >= 0) {
+                        tensorDone(out);
+                    }
+                    tensor = chunk.tensor();
+                    TensorPlan t = plan.tensors()[chunk.tensor()];
+                    List<StatisticRequest> requests = requests(method, t, round, known, chunk.index());
+                    List<StatisticRequest> loaded = ordersOnly ? orders(requests) : requests;
+                    try {
+                        load(loader, t, chunk, ChunkSums.modelsNeeded(plan.modelCount(), loaded));
+                        visit(t, chunk, loader, requests, out);
+                    } catch (RuntimeException e) {
+                        close();
+                        throw new ChunkFailedException(t.name(), chunk.start(), chunk.count(), e);
+                    }
+                    done.add(1);
+                }
+                ready.addAll(out);
+            }
+            return !ready.isEmpty();
+        }
+
+        @Override
+        public Tuple2<StatisticKey, Object> next() {
+            if (!hasNext()) {
+                throw new java.util.NoSuchElementException();
+            }
+            return ready.poll();
+        }
+
+        private void close() {
+            if (!closed) {
+                closed = true;
+                read.add(loader.bytesRead());
+                loader.close();
+            }
         }
     }
 

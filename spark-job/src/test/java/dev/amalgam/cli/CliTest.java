@@ -107,10 +107,30 @@ class CliTest {
                 "--executor-memory-limit", "4m", "--chunk-elements", "65536", "--no-progress");
         assertEquals(0, bounded.exitCode(), bounded.stderr());
 
-        CliProcess.Run tooLarge = CliProcess.run(temp, "merge", cfg, root.resolve("out2").toString(),
+    }
+
+    @Test
+    void anExecutorLimitThePlanCannotFitExitsTwoBeforeAnyWorkNamingTheSmallestValue() throws Exception {
+        Path root = temp.resolve("limit");
+        java.util.List<String> models = dev.amalgam.sample.SampleCheckpoints.write(new org.apache.hadoop.conf.Configuration(),
+                root.toString(), new dev.amalgam.sample.SampleCheckpoints.Shape(1, 1024, 1024, 1024), Dtype.BF16, 2, 5,
+                Long.MAX_VALUE);
+        String cfg = root.resolve("ties.yml").toString();
+        Files.writeString(Path.of(cfg), "merge_method: ties\nbase_model: " + root + "/base\nmodels:\n"
+                + "  - model: " + models.get(0) + "\n    parameters: {weight: 1.0, density: 0.5}\n"
+                + "  - model: " + models.get(1) + "\n    parameters: {weight: 1.0, density: 0.5}\n");
+        CliProcess.Run tooSmall = CliProcess.run(temp, "merge", cfg, root.resolve("out").toString(),
                 "--executor-memory-limit", "4m", "--chunk-elements", "1048576", "--no-progress");
-        assertEquals(5, tooLarge.exitCode(), tooLarge.stderr());
-        assertThat(tooLarge.stderr()).contains("lower --chunk-elements or raise --executor-memory-limit");
-        assertFalse(Files.exists(root.resolve("out2")));
+        assertEquals(2, tooSmall.exitCode(), tooSmall.stderr());
+        // 2 tasks at once (local[2]) x 7 buffers of 4 MiB: 2 models, the base, their delta, raw, out, encoded.
+        assertThat(tooSmall.stderr()).contains("--executor-memory-limit (spark.amalgam.executor.memoryLimit) is 4.0 MiB")
+                .contains("each task holds 28.0 MiB").contains("set it to at least 56m").doesNotContain("\tat ");
+        try (java.util.stream.Stream<Path> left = Files.list(root)) {
+            assertThat(left.map(p -> p.getFileName().toString())).noneMatch(n -> n.startsWith("out") || n.startsWith(".amalgam"));
+        }
+
+        CliProcess.Run enough = CliProcess.run(temp, "merge", cfg, root.resolve("out").toString(),
+                "--executor-memory-limit", "56m", "--chunk-elements", "1048576", "--no-progress");
+        assertEquals(0, enough.exitCode(), enough.stderr());
     }
 }

@@ -71,6 +71,64 @@ class ExactTopKTest {
         }
     }
 
+    /**
+     * At 1e8 elements float32(0.3) x n = 30,000,001.19 but 0.3 x n = 30,000,000 in double: the
+     * merge keeps the double count, with the threshold's run of equal bf16 magnitudes split
+     * across chunks.
+     */
+    @Test
+    void keepsTheDoubleCountNotTheFloat32OneAtAHundredMillionElements() throws Exception {
+        int rows = 10_000;
+        int cols = 10_000;
+        long n = (long) rows * cols;
+        Configuration hadoop = new Configuration();
+        List<CheckpointWriter.Spec> specs = List.of(new CheckpointWriter.Spec("w", Dtype.BF16, new long[]{rows, cols}));
+        CheckpointWriter.write(hadoop, temp + "/base", specs, Long.MAX_VALUE, s -> bf16((int) n, i -> 0.0f));
+        // 64 distinct magnitudes, both signs, never zero: every kept entry stays non-zero in bf16.
+        CheckpointWriter.write(hadoop, temp + "/tuned", specs, Long.MAX_VALUE,
+                s -> bf16((int) n, i -> (((i * 2654435761L) >>> 9) % 64 + 1) * 0.0625f * ((i & 4) == 0 ? 1 : -1)));
+        Path config = temp.resolve("ties-large.yml");
+        Files.writeString(config, "merge_method: ties\nbase_model: " + temp + "/base\nmodels:\n  - model: " + temp
+                + "/tuned\n    parameters: {weight: 1.0, density: 0.3}\n");
+        new MergeJob(TestSpark.context()).run(MergeRequest.of(config.toString(), temp + "/out-large"));
+
+        long kept = 0;
+        for (dev.amalgam.format.StoredTensor t : dev.amalgam.testing.Tensors.open(temp + "/out-large").tensors()) {
+            kept += nonZeroBf16(t);
+        }
+        assertEquals(30_000_000L, (long) Math.floor(0.3 * n));
+        assertEquals(30_000_001L, (long) Math.floor((double) 0.3f * n), "float32 would keep one more");
+        assertEquals(30_000_000L, kept);
+    }
+
+    private static ByteBuffer bf16(int n, Values values) {
+        ByteBuffer b = ByteBuffer.allocate(n * 2).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < n; i++) {
+            b.putShort(dev.amalgam.kernels.ElementCodec.floatToBfloat16(values.at(i)));
+        }
+        return b.flip();
+    }
+
+    /** Counts non-zero bf16 values by streaming the tensor's bytes. */
+    private static long nonZeroBf16(dev.amalgam.format.StoredTensor t) throws java.io.IOException {
+        String file = t.file().startsWith("file:") ? Path.of(java.net.URI.create(t.file())).toString() : t.file();
+        long count = 0;
+        try (java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(Path.of(file))) {
+            ByteBuffer buffer = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+            long position = t.offset();
+            long end = t.offset() + t.elements() * 2;
+            while (position < end) {
+                buffer.clear().limit((int) Math.min(buffer.capacity(), end - position));
+                position += channel.read(buffer, position);
+                buffer.flip();
+                while (buffer.remaining() >= 2) {
+                    count += (buffer.getShort() & 0x7fff) != 0 ? 1 : 0;
+                }
+            }
+        }
+        return count;
+    }
+
     private static int magnitude(int i) {
         return (i * 7919) % 4 + 1;
     }

@@ -31,9 +31,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class MethodReferenceTest {
     private static final float[] WEIGHTS = {1.0f, 0.6f, 0.35f};
-    private static final float[] DENSITIES = {0.5f, 0.3f, 0.9f};
-    private static final float[] GAMMAS = {0.05f, 0.1f, 0.0f};
-    private static final float[] EPSILONS = {0.1f, 0.05f, 0.05f};
+    private static final double[] DENSITIES = {0.5, 0.3, 0.9};
+    private static final double[] GAMMAS = {0.05, 0.1, 0.0};
+    private static final double[] EPSILONS = {0.1, 0.05, 0.05};
 
     @TempDir
     static Path temp;

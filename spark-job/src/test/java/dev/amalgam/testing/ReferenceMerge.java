@@ -14,8 +14,8 @@ import java.util.List;
  */
 public final class ReferenceMerge {
 
-    /** One model's tensor and its resolved parameters. */
-    public record Model(float[] x, float weight, float density, float gamma, float epsilon) {
+    /** One model's tensor and its resolved parameters (fractions as the config's decimals, in double). */
+    public record Model(float[] x, float weight, double density, double gamma, double epsilon) {
     }
 
     /** The global settings. */
@@ -127,7 +127,7 @@ public final class ReferenceMerge {
         }
         switch (method) {
             case "ties" -> {
-                long k = (long) Math.floor((double) m.density() * n);
+                long k = (long) Math.floor(m.density() * n);
                 List<Integer> order = indices(n);
                 order.sort(Comparator.<Integer>comparingDouble(j -> -Math.abs(d[j])).thenComparingInt(j -> j));
                 for (int r = 0; r < k; r++) {
@@ -137,12 +137,12 @@ public final class ReferenceMerge {
             case "dare_ties", "dare_linear" -> {
                 long key = CounterRandom.streamKey(seed, tensor, model);
                 for (int j = 0; j < n; j++) {
-                    keep[j] = CounterRandom.uniform(key, j) < m.density();
+                    keep[j] = CounterRandom.uniform(key, j) < (float) m.density();
                 }
             }
             case "breadcrumbs", "breadcrumbs_ties" -> {
-                long target = (long) Math.floor((double) m.density() * n);
-                long top = (long) Math.floor((double) m.gamma() * n);
+                long target = (long) Math.floor(m.density() * n);
+                long top = (long) Math.floor(m.gamma() * n);
                 long bot = n - target - top;
                 if (bot < 0) {
                     top += bot;
@@ -157,8 +157,8 @@ public final class ReferenceMerge {
             case "della", "della_linear" -> {
                 int cols = shape.length == 0 ? 1 : (int) shape[shape.length - 1];
                 long key = CounterRandom.streamKey(seed, tensor, model);
-                float low = m.density() - m.epsilon();
-                float twoEps = 2.0f * m.epsilon();
+                float low = (float) m.density() - (float) m.epsilon();
+                float twoEps = 2.0f * (float) m.epsilon();
                 for (int row = 0; row < n / cols; row++) {
                     int start = row * cols;
                     List<Integer> ascending = indices(cols);

@@ -51,6 +51,18 @@ public final class DeviceChunkKernels implements ChunkKernels {
         return SETS * (slots * floats * 2 + 3 * floats + tiles + counters);
     }
 
+    /**
+     * Page-locked host bytes one working set takes (both buffer sets), counted against the
+     * executor's Arrow limit: a raw buffer per input and the encoded output, plus small readback
+     * buffers (bounded above by one MiB a set).
+     */
+    public static long hostBytes(int maxCount, int models, boolean hasBase) {
+        int slots = models + (hasBase ? 1 : 0);
+        long floats = org.apache.arrow.memory.rounding.DefaultRoundingPolicy.DEFAULT_ROUNDING_POLICY
+                .getRoundedSize((long) maxCount * 4);
+        return SETS * ((slots + 1) * floats + (1L << 20));
+    }
+
     DeviceChunkKernels(Device device, GpuMemoryBudget budget, BufferAllocator parent, String name, int maxCount,
                        int models, boolean hasBase) {
         this.device = device;

@@ -1,0 +1,43 @@
+package dev.amalgam.job;
+
+import dev.amalgam.executor.ExecutorKernels;
+import dev.amalgam.executor.ExecutorMemory;
+import dev.amalgam.kernels.gpu.CudaDriver;
+import dev.amalgam.plan.ResourceCheck;
+import org.apache.spark.SparkConf;
+
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/** Reads, from the Spark configuration, the settings {@link ResourceCheck} checks a plan against. */
+final class ResourceSettings {
+    private static final Pattern LOCAL = Pattern.compile("local(?:-cluster)?(?:\\[(\\*|\\d+)(?:,\\s*\\d+)?])?");
+
+    private ResourceSettings() {
+    }
+
+    static ResourceCheck.Settings of(SparkConf conf, int defaultParallelism) {
+        String master = conf.get("spark.master", "local[*]");
+        boolean local = master.startsWith("local") && !master.startsWith("local-cluster");
+        int taskCpus = Math.max(1, conf.getInt("spark.task.cpus", 1));
+        int tasks;
+        if (local) {
+            Matcher m = LOCAL.matcher(master);
+            String n = m.matches() ? m.group(1) : null;
+            tasks = n == null ? 1 : n.equals("*") ? Runtime.getRuntime().availableProcessors() : Integer.parseInt(n);
+        } else {
+            // Unset in standalone mode means every core of a worker; the plan cannot know those, so
+            // one task is assumed and the executor's own check stays the last word.
+            tasks = Math.max(1, conf.getInt("spark.executor.cores", 1) / taskCpus);
+        }
+        long limit = conf.getSizeAsBytes(ExecutorMemory.LIMIT_KEY, String.valueOf(ExecutorMemory.DEFAULT_LIMIT));
+        String mode = conf.get(ExecutorKernels.MODE_KEY, "auto").trim().toLowerCase(java.util.Locale.ROOT);
+        boolean gpuHost = mode.equals("on") || (mode.equals("auto") && local && CudaDriver.probe().usable());
+        long gpuLimit = conf.contains(ExecutorKernels.GPU_MEMORY_KEY)
+                ? conf.getSizeAsBytes(ExecutorKernels.GPU_MEMORY_KEY) : -1;
+        double amount = conf.getDouble("spark.task.resource.gpu.amount", 0);
+        int tasksPerGpu = local ? tasks : amount > 0 ? Math.max(1, (int) Math.floor(1.0 / amount)) : 1;
+        return new ResourceCheck.Settings(limit, tasks, gpuHost && !mode.equals("off"), gpuLimit, tasksPerGpu,
+                Runtime.getRuntime().maxMemory());
+    }
+}
