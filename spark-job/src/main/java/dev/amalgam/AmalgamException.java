@@ -45,6 +45,12 @@ public final class AmalgamException extends RuntimeException {
         this(kind, List.of(problem));
     }
 
+    public AmalgamException(Kind kind, List<String> problems, Throwable cause) {
+        super(String.join("\n", problems), cause);
+        this.kind = kind;
+        this.problems = List.copyOf(problems);
+    }
+
     public AmalgamException(Kind kind, String problem, Throwable cause) {
         super(problem, cause);
         this.kind = kind;

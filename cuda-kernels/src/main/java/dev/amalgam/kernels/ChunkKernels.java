@@ -35,6 +35,14 @@ public interface ChunkKernels extends AutoCloseable {
     void decode(int slot, Dtype dtype, int count);
 
     /**
+     * Decodes the raw bytes read into {@link #input} for {@code slot}, a block-quantized layout
+     * (FP8 with block scales, MXFP4), with the chunk's {@code scales} ({@link Primitive#DEQUANTIZE}).
+     */
+    default void decodeScaled(int slot, Dtype dtype, int count, BlockScales scales) {
+        throw new UnsupportedOperationException(backend() + " kernels do not dequantize " + dtype.safetensorsName());
+    }
+
+    /**
      * Adds the high-16-bit histogram of |a| into {@code histogram}: {@code a} is a model's
      * {@link Operand.Delta} or a derived quantity ({@link Operand.Variance}, {@link Operand.Importance}).
      */

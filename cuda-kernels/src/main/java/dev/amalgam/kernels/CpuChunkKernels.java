@@ -86,6 +86,12 @@ final class CpuChunkKernels implements ChunkKernels {
         ElementCodec.decode(raw, dtype, values[slot], count);
     }
 
+    @Override
+    public void decodeScaled(int slot, Dtype dtype, int count, BlockScales scales) {
+        held = null;
+        BlockScales.decode(scales, raw, dtype, values[slot], count);
+    }
+
     private ArrowBuf deltaOf(int model, int count) {
         return held(new Operand.Delta(model), count);
     }

@@ -10,7 +10,13 @@ import java.util.Optional;
 public enum Dtype {
     F32("F32", 4, "float32"),
     F16("F16", 2, "float16"),
-    BF16("BF16", 2, "bfloat16");
+    BF16("BF16", 2, "bfloat16"),
+    /** FP8 (OCP E4M3, no infinities: DeepSeek-V3's block-scaled weights). Read only; scales apply. */
+    F8_E4M3("F8_E4M3", 1, "float8_e4m3fn"),
+    /** FP8 (OCP E5M2). Read only; scales apply. */
+    F8_E5M2("F8_E5M2", 1, "float8_e5m2"),
+    /** Bytes: only as MXFP4's packed blocks and E8M0 scales, never merged as numbers. */
+    U8("U8", 1, "uint8");
 
     private final String safetensorsName;
     private final int byteSize;
@@ -34,6 +40,21 @@ public enum Dtype {
     /** The name in config.json's torch_dtype and in merge configs ("bfloat16"). */
     public String torchName() {
         return torchName;
+    }
+
+    /** The plain float dtypes, the ones merges write: F32, F16, BF16 in that order. */
+    public static Dtype[] floats() {
+        return new Dtype[]{F32, F16, BF16};
+    }
+
+    /** Whether merge output can be written in this dtype (the FP8 and byte layouts are inputs only). */
+    public boolean writable() {
+        return this == F32 || this == F16 || this == BF16;
+    }
+
+    /** Whether values of this dtype are numbers a merge reads (U8 is only a packed layout's storage). */
+    public boolean numeric() {
+        return this != U8;
     }
 
     public static Optional<Dtype> fromSafetensors(String name) {

@@ -34,6 +34,13 @@ public final class ElementCodec {
                     dst.setFloat((long) i << 2, halfToFloat(src.getShort((long) i << 1)));
                 }
             }
+            case F8_E4M3, F8_E5M2 -> {
+                float[] table = Float8.table(dtype);
+                for (int i = 0; i < count; i++) {
+                    dst.setFloat((long) i << 2, table[src.getByte(i) & 0xff]);
+                }
+            }
+            case U8 -> throw new IllegalArgumentException("U8 holds packed MXFP4 blocks; decode it with its scales");
         }
     }
 
@@ -60,6 +67,8 @@ public final class ElementCodec {
                     dst.setShort((long) i << 1, floatToHalf(src.getFloat((long) i << 2)));
                 }
             }
+            case F8_E4M3, F8_E5M2, U8 -> throw new IllegalArgumentException(dtype.safetensorsName()
+                    + " is an input layout; merge output is written as F32, F16 or BF16");
         }
     }
 

@@ -8,6 +8,8 @@ package dev.amalgam.kernels;
 public enum Primitive {
     /** Stored bytes to float32 and back: {@code decode}, {@code encodeOut}. */
     CODEC,
+    /** Block-quantized inputs (FP8 with block scales, MXFP4) to float32 with their scales. */
+    DEQUANTIZE,
     /** Radix histograms and equal counts of |delta|: exact order statistics. */
     DELTA_ORDER,
     /** Exact L1 sums of a delta before and after a keep rule: rescale factors. */

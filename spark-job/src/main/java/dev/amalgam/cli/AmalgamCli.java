@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
                 "3:bad input checkpoint", "4:destination refused", "5:the job failed; nothing was published",
                 "6:another run is writing to the destination (locked)"})
 public final class AmalgamCli implements Runnable {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(AmalgamCli.class);
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -30,14 +31,27 @@ public final class AmalgamCli implements Runnable {
     public static int execute(String... args) {
         CommandLine cli = new CommandLine(new AmalgamCli());
         cli.setExecutionExceptionHandler((e, commandLine, parsed) -> {
+            String log = System.getProperty("amalgam.log.file");
             if (e instanceof AmalgamException a) {
                 for (String problem : a.problems()) {
                     commandLine.getErr().println("amalgam: error: " + problem);
                 }
+                if (a.getCause() != null) {
+                    LOG.error("{} failed", a.kind(), a);
+                    if (log != null) {
+                        commandLine.getErr().println("amalgam: details, stack traces included, in " + log);
+                    }
+                }
                 return a.kind().exitCode();
             }
             commandLine.getErr().println("amalgam: unexpected failure: " + e);
-            e.printStackTrace(commandLine.getErr());
+            // The stack trace belongs in the log (stderr shows the one line above).
+            LOG.error("unexpected failure", e);
+            if (log != null) {
+                commandLine.getErr().println("amalgam: the stack trace is in " + log);
+            } else {
+                e.printStackTrace(commandLine.getErr());
+            }
             return 1;
         });
         return cli.execute(args);

@@ -17,6 +17,9 @@ import java.io.File;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;
 import java.lang.management.MemoryType;
+import dev.amalgam.sample.GeneratedFileSystem;
+import dev.amalgam.sample.ModelLayout;
+
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.List;
@@ -48,11 +51,22 @@ final class BenchCommand implements Callable<Integer> {
             description = "runs per method: the first is reported as cold, the median of the others as warm (default: ${DEFAULT-VALUE})")
     int runs;
 
+    @Option(names = "--layout", description = "merge generated checkpoints with a real model's layout, bytes computed on "
+            + "read (no disk): qwen2-72b, llama3-70b, mixtral-8x22b, qwen3-235b-a22b, deepseek-v3; append -<N>layers to "
+            + "keep the first N layers; 'all' with --plan-only")
+    String layout;
+
+    @Option(names = "--plan-only", description = "with --layout: plan only (headers), reporting plan time and driver memory")
+    boolean planOnly;
+
     @Mixin
     SparkOptions spark;
 
     @Override
     public Integer call() throws Exception {
+        if (layout != null) {
+            return planOnly ? planLayouts() : mergeLayout();
+        }
         Dtype storage = Dtype.fromConfigName(dtype).orElseThrow(() -> new IllegalArgumentException("unknown dtype " + dtype));
         Configuration hadoop = new Configuration();
         String root = workDir.getAbsolutePath();
@@ -104,6 +118,80 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private com.fasterxml.jackson.databind.JsonNode lastReport;
+
+    private List<String> layoutModels(String name) {
+        List<String> dirs = new java.util.ArrayList<>();
+        for (int i = 1; i <= models; i++) {
+            dirs.add(GeneratedFileSystem.SCHEME + ":///" + name + "/tuned-" + i);
+        }
+        return dirs;
+    }
+
+    private File layoutConfig(String name, String method) throws java.io.IOException {
+        workDir.mkdirs();
+        File config = new File(workDir, name + "-" + method + ".yml");
+        Files.writeString(config.toPath(), ExampleConfigs.of(MergeMethods.byName(method).orElseThrow(
+                () -> new IllegalArgumentException("unknown method " + method)),
+                GeneratedFileSystem.SCHEME + ":///" + name + "/base", layoutModels(name)), StandardCharsets.UTF_8);
+        return config;
+    }
+
+    /** Plans a merge of each layout (headers only): plan time, tensors, chunks and the driver heap the plan holds. */
+    private int planLayouts() throws Exception {
+        List<String> names = layout.equals("all")
+                ? java.util.Arrays.stream(ModelLayout.values()).map(ModelLayout::id).toList() : List.of(layout);
+        String method = methods == null || methods.isEmpty() ? "ties" : methods.get(0);
+        System.out.printf("%-18s %9s %9s %10s %8s %10s %14s %16s%n", "layout", "tensors", "chunks", "input GB",
+                "plan s", "heap MB", "task arrow MB", "exec. limit/task");
+        try (JavaSparkContext sc = spark.start()) {
+            for (String name : names) {
+                File config = layoutConfig(name, method);
+                System.gc();
+                long before = usedHeap();
+                long t = System.nanoTime();
+                MergeJob.Inspection inspection = new MergeJob(sc).inspect(MergeRequest.of(config.getAbsolutePath(),
+                        new File(workDir, "never").getAbsolutePath()).withChunkElements(chunkElements));
+                double seconds = (System.nanoTime() - t) / 1e9;
+                System.gc();
+                long held = usedHeap() - before;
+                dev.amalgam.plan.MergePlan plan = inspection.planned().plan();
+                long task = dev.amalgam.plan.ResourceCheck.taskHostBytes(plan, false);
+                System.out.printf("%-18s %9d %9d %10.1f %8.2f %10.1f %14.1f %16s%n", name, plan.tensors().length,
+                        plan.chunks().length, plan.inputBytes() / 1e9, seconds, held / 1e6, task / 1e6,
+                        (task * 2 / (1 << 20)) + "m (2 tasks)");
+                java.lang.ref.Reference.reachabilityFence(inspection);
+            }
+        }
+        return 0;
+    }
+
+    /** Merges generated checkpoints of one layout with each method: time, GB/s and reads against input size. */
+    private int mergeLayout() throws Exception {
+        List<String> run = methods == null || methods.isEmpty() ? List.of("ties") : methods;
+        System.out.printf("%-18s %-18s %10s %10s %12s %12s %12s %14s%n", "layout", "method", "input GB", "s",
+                "input GB/s", "reads/input", "stats s", "arrow peak MB");
+        try (JavaSparkContext sc = spark.start()) {
+            for (String method : run) {
+                File config = layoutConfig(layout, method);
+                String out = new File(workDir, "out-" + layout + "-" + method).getAbsolutePath();
+                resetPeaks();
+                double seconds = time(sc, config, out);
+                long inputBytes = lastReport.path("input_bytes").asLong();
+                System.out.printf("%-18s %-18s %10.2f %10.1f %12.3f %12.3f %12.1f %14.1f%n", layout, method,
+                        inputBytes / 1e9, seconds, inputBytes / 1e9 / seconds,
+                        lastReport.path("bytes_read").asLong() / (double) inputBytes,
+                        lastReport.path("timings_seconds").path("statistics").asDouble(),
+                        ExecutorMemory.peak() / 1e6);
+                SampleCheckpoints.delete(new Configuration(), out);
+            }
+        }
+        return 0;
+    }
+
+    private static long usedHeap() {
+        Runtime r = Runtime.getRuntime();
+        return r.totalMemory() - r.freeMemory();
+    }
 
     private double time(JavaSparkContext sc, File config, String out) {
         long t = System.nanoTime();

@@ -22,9 +22,13 @@ public final class SideFiles {
     private SideFiles() {
     }
 
-    /** Copies config.json from {@code reference}, with torch_dtype set to the output dtype when there is one. */
-    public static boolean writeConfig(OutputCommitter committer, Configuration hadoop, String reference, Dtype outDtype)
-            throws IOException {
+    /**
+     * Copies config.json from {@code reference}, with torch_dtype set to the output dtype when
+     * there is one, and without {@code quantization_config} when the inputs were dequantized (the
+     * output holds plain floats, and a loader that saw the setting would look for scales).
+     */
+    public static boolean writeConfig(OutputCommitter committer, Configuration hadoop, String reference, Dtype outDtype,
+                                      boolean dequantized) throws IOException {
         Path source = new Path(reference, "config.json");
         FileSystem fs = source.getFileSystem(hadoop);
         if (!fs.exists(source)) {
@@ -37,6 +41,9 @@ public final class SideFiles {
         }
         if (root instanceof ObjectNode object && outDtype != null) {
             object.put("torch_dtype", outDtype.torchName());
+        }
+        if (root instanceof ObjectNode object && dequantized) {
+            object.remove("quantization_config");
         }
         committer.writeFile("config.json", json.writerWithDefaultPrettyPrinter().writeValueAsBytes(root));
         return true;

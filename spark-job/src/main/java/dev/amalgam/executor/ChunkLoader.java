@@ -1,7 +1,9 @@
 package dev.amalgam.executor;
 
+import dev.amalgam.format.Quantization;
 import dev.amalgam.format.RangeReader;
 import dev.amalgam.format.StoredTensor;
+import dev.amalgam.kernels.BlockScales;
 import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.Dtype;
 import dev.amalgam.kernels.KernelBackend;
@@ -60,10 +62,61 @@ public final class ChunkLoader implements AutoCloseable {
     }
 
     private void readDecoded(StoredTensor input, ChunkPlan chunk, int slot) {
+        if (input.quantization() != null) {
+            readDequantized(input, chunk, slot);
+            return;
+        }
         Dtype dtype = input.dtype();
         long length = (long) chunk.count() * dtype.byteSize();
         reader.read(input.file(), input.offset() + chunk.start() * dtype.byteSize(), length, kernels.input(slot));
         kernels.decode(slot, dtype, chunk.count());
+    }
+
+    /**
+     * A block-quantized chunk: its stored bytes, then the scales of the blocks its rows touch
+     * (a few hundred bytes for an FP8 chunk, one byte per 32 values for MXFP4), decoded together.
+     */
+    private void readDequantized(StoredTensor input, ChunkPlan chunk, int slot) {
+        int count = chunk.count();
+        if (input.quantization() instanceof Quantization.Mxfp4 m) {
+            // The planner starts MXFP4 chunks on 32-value blocks.
+            long firstBlock = chunk.start() / BlockScales.Mxfp4.BLOCK;
+            int blocks = (count + BlockScales.Mxfp4.BLOCK - 1) / BlockScales.Mxfp4.BLOCK;
+            reader.read(input.file(), input.offset() + chunk.start() / 2, (count + 1) / 2, kernels.input(slot));
+            byte[] exponents = reader.readBytes(m.scales().file(), m.scales().offset() + firstBlock, blocks);
+            kernels.decodeScaled(slot, input.dtype(), count, new BlockScales.Mxfp4(exponents));
+            return;
+        }
+        Quantization.BlockScaled q = (Quantization.BlockScaled) input.quantization();
+        long[] shape = input.shape();
+        int cols = shape.length == 0 ? 1 : (int) shape[shape.length - 1];
+        long allRows = input.elements() / Math.max(1, cols);
+        long matrixRows = q.blockRows() >= allRows ? allRows : shape.length < 2 ? 1 : shape[shape.length - 2];
+        int gridCols = (cols + q.blockCols() - 1) / q.blockCols();
+        BlockScales.Fp8 grid = new BlockScales.Fp8(null, 0, gridCols, q.blockRows(), q.blockCols(), matrixRows, cols,
+                chunk.start());
+        long firstGridRow = grid.gridRow(chunk.start() / cols);
+        long lastGridRow = grid.gridRow((chunk.start() + count - 1) / cols);
+        StoredTensor scales = q.scales();
+        int n = (int) ((lastGridRow - firstGridRow + 1) * gridCols);
+        if (scales.elements() == 1) {
+            n = 1;
+        }
+        int width = scales.dtype().byteSize();
+        byte[] raw = reader.readBytes(scales.file(), scales.offset() + firstGridRow * gridCols * width, n * width);
+        float[] values = new float[n];
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(raw).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < n; i++) {
+            values[i] = switch (scales.dtype()) {
+                case F32 -> b.getFloat();
+                case BF16 -> dev.amalgam.kernels.ElementCodec.bfloat16ToFloat(b.getShort());
+                case F16 -> dev.amalgam.kernels.ElementCodec.halfToFloat(b.getShort());
+                default -> throw new IllegalStateException("scales of " + scales.dtype());
+            };
+        }
+        reader.read(input.file(), input.offset() + chunk.start(), count, kernels.input(slot));
+        kernels.decodeScaled(slot, input.dtype(), count, new BlockScales.Fp8(values, firstGridRow, gridCols,
+                q.blockRows(), q.blockCols(), matrixRows, cols, chunk.start()));
     }
 
     public long bytesRead() {

@@ -57,10 +57,32 @@ public final class CheckpointReader {
             }
             List<StoredTensor> tensors = new ArrayList<>();
             readShard(fs, single, tensors);
-            return new Checkpoint(directory, List.of(single.toString()), tensors, sideFiles);
+            return new Checkpoint(directory, List.of(single.toString()), quantized(fs, dir, tensors), sideFiles);
         } catch (IOException e) {
             throw new FormatException(List.of(directory + ": cannot be read: " + e.getMessage()));
         }
+    }
+
+    /** The tensors as a model sees them: block-quantized pairs joined with their scales. */
+    private static List<StoredTensor> quantized(FileSystem fs, Path dir, List<StoredTensor> tensors) throws IOException {
+        if (tensors.stream().allMatch(t -> t.dtype().writable())) {
+            return tensors;
+        }
+        JsonNode config = null;
+        Path configFile = new Path(dir, "config.json");
+        if (fs.exists(configFile)) {
+            try (InputStream in = fs.open(configFile)) {
+                config = new ObjectMapper().readTree(in);
+            } catch (IOException e) {
+                throw new FormatException(List.of(configFile + ": is not valid JSON: " + e.getMessage()));
+            }
+        }
+        List<String> problems = new ArrayList<>();
+        List<StoredTensor> paired = QuantizedLayouts.pair(dir.toString(), tensors, config, problems);
+        if (!problems.isEmpty()) {
+            throw new FormatException(problems);
+        }
+        return paired;
     }
 
     private Checkpoint readSharded(FileSystem fs, Path dir, Path index, List<String> sideFiles) throws IOException {
@@ -116,7 +138,7 @@ public final class CheckpointReader {
         if (!problems.isEmpty()) {
             throw new FormatException(problems);
         }
-        return new Checkpoint(dir.toString(), shardFiles, tensors, sideFiles);
+        return new Checkpoint(dir.toString(), shardFiles, quantized(fs, dir, tensors), sideFiles);
     }
 
     private void readShard(FileSystem fs, Path file, List<StoredTensor> into) throws IOException {

@@ -30,12 +30,7 @@ public final class RangeReader implements Closeable {
     /** Reads {@code length} bytes of {@code file} at {@code offset} into {@code dst[0, length)}. */
     public void read(String file, long offset, long length, ArrowBuf dst) {
         try {
-            FSDataInputStream in = open.get(file);
-            if (in == null) {
-                Path path = new Path(file);
-                in = LocalFiles.withoutChecksums(path.getFileSystem(hadoop)).open(path);
-                open.put(file, in);
-            }
+            FSDataInputStream in = stream(file);
             long done = 0;
             while (done < length) {
                 int n = (int) Math.min(staging.length, length - done);
@@ -48,6 +43,29 @@ public final class RangeReader implements Closeable {
             throw new UncheckedIOException(file + ": cannot read bytes [" + offset + ", " + (offset + length)
                     + "): " + e.getMessage(), e);
         }
+    }
+
+    /** Reads {@code length} bytes of {@code file} at {@code offset} (small ranges: scales). */
+    public byte[] readBytes(String file, long offset, int length) {
+        byte[] out = new byte[length];
+        try {
+            stream(file).readFully(offset, out, 0, length);
+            bytesRead += length;
+            return out;
+        } catch (IOException e) {
+            throw new UncheckedIOException(file + ": cannot read bytes [" + offset + ", " + (offset + length)
+                    + "): " + e.getMessage(), e);
+        }
+    }
+
+    private FSDataInputStream stream(String file) throws IOException {
+        FSDataInputStream in = open.get(file);
+        if (in == null) {
+            Path path = new Path(file);
+            in = LocalFiles.withoutChecksums(path.getFileSystem(hadoop)).open(path);
+            open.put(file, in);
+        }
+        return in;
     }
 
     public long bytesRead() {

@@ -28,9 +28,8 @@ public final class SafetensorsHeader {
     public static final long MAX_HEADER_BYTES = 100_000_000L;
 
     /** Dtypes safetensors defines that Amalgam does not merge yet: refused by name. */
-    private static final Set<String> KNOWN_UNSUPPORTED = Set.of("BOOL", "U8", "I8", "I16", "U16", "I32", "U32",
-            "F64", "I64", "U64", "C64", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F4",
-            "F6_E2M3", "F6_E3M2");
+    private static final Set<String> KNOWN_UNSUPPORTED = Set.of("BOOL", "I8", "I16", "U16", "I32", "U32",
+            "F64", "I64", "U64", "C64", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F4", "F6_E2M3", "F6_E3M2");
 
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
@@ -153,7 +152,8 @@ public final class SafetensorsHeader {
         Dtype dtype = Dtype.fromSafetensors(dtypeName).orElse(null);
         if (dtype == null) {
             problems.add(where + " has dtype " + dtypeName + (KNOWN_UNSUPPORTED.contains(dtypeName)
-                    ? ", which Amalgam cannot merge yet (supported: F32, F16, BF16)"
+                    ? ", which Amalgam cannot merge yet (supported: F32, F16, BF16; F8_E4M3 and F8_E5M2 with their "
+                    + "scales; U8 as MXFP4 blocks)"
                     : ", which is not a safetensors dtype"));
             return null;
         }

@@ -2,14 +2,34 @@ package dev.amalgam.format;
 
 import dev.amalgam.kernels.Dtype;
 
-/** Where one tensor of a checkpoint lives: file, absolute byte offset, dtype, shape. */
-public record StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape) {
+/**
+ * Where one tensor of a checkpoint lives: file, absolute byte offset, dtype, shape, and for a
+ * block-quantized tensor the scales its bytes are read with (null for plain floats). The shape is
+ * the tensor's as a model sees it (an MXFP4 tensor's unpacked shape).
+ */
+public record StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape,
+                           Quantization quantization) {
+
+    public StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape) {
+        this(name, file, offset, dtype, shape, null);
+    }
 
     public long elements() {
         return TensorEntry.elementCount(shape);
     }
 
+    /** Bytes of the stored values (MXFP4: half a byte each), not counting the scales. */
+    public long dataBytes() {
+        return quantization instanceof Quantization.Mxfp4 ? elements() / 2 : elements() * dtype.byteSize();
+    }
+
+    /** Bytes read to decode the whole tensor: its values and its scales. */
     public long byteLength() {
-        return elements() * dtype.byteSize();
+        return dataBytes() + (quantization == null ? 0 : quantization.scales().byteLength());
+    }
+
+    /** The same tensor read with {@code q}. */
+    public StoredTensor withQuantization(String name, long[] shape, Quantization q) {
+        return new StoredTensor(name, file, offset, dtype, shape, q);
     }
 }

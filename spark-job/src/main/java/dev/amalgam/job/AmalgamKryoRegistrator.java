@@ -41,7 +41,8 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
                 StatisticKey.class, StatisticRequest.class, Operand.Delta.class, Operand.Value.class,
                 Operand.KeptDelta.class, Operand.Contribution.class, Operand.Variance.class, Operand.Selected.class,
                 Operand.Importance.class,
-                ChunkReport.class, OutputTarget.class, BandChunk.class, OrderBands.Band.class};
+                ChunkReport.class, OutputTarget.class, BandChunk.class, OrderBands.Band.class,
+                dev.amalgam.format.Quantization.BlockScaled.class, dev.amalgam.format.Quantization.Mxfp4.class};
         for (Class<?> r : records) {
             kryo.register(r, new RecordSerializer(r));
         }

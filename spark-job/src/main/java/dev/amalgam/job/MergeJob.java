@@ -36,6 +36,7 @@ import org.apache.spark.util.LongAccumulator;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -124,16 +125,23 @@ public final class MergeJob {
                 throw new AmalgamException(AmalgamException.Kind.OUTPUT, committer.staging()
                         + ": cannot prepare the staging directory: " + e.getMessage(), e);
             }
+            TaskFailures failures = new TaskFailures();
+            sc.sc().addSparkListener(failures);
             try {
                 return merge(request, inspection, committer, target, partitions, timings, startedAt);
             } catch (AmalgamException e) {
                 throw e;
             } catch (Exception e) {
                 int kept = ChunkManifest.open(target.stagingDir(), hadoop).recorded().cardinality();
-                throw new AmalgamException(AmalgamException.Kind.EXECUTION, "the merge failed and nothing was "
-                        + "published to " + request.destination() + ": " + rootMessage(e) + "\n" + kept + " of "
-                        + plan.chunks().length + " chunks finished and are kept in " + committer.staging()
-                        + ": rerunning the same command resumes from them (delete that directory to start over)", e);
+                List<String> problems = new ArrayList<>();
+                problems.add("the merge failed and nothing was published to " + request.destination() + ": "
+                        + rootMessage(e) + "\n" + kept + " of " + plan.chunks().length + " chunks finished and are kept in "
+                        + committer.staging() + ": rerunning the same command resumes from them (delete that "
+                        + "directory to start over)");
+                problems.addAll(failures.lines());
+                throw new AmalgamException(AmalgamException.Kind.EXECUTION, problems, e);
+            } finally {
+                sc.sc().removeSparkListener(failures);
             }
         }
     }
@@ -178,7 +186,7 @@ public final class MergeJob {
                 : ShardAssemblyStage.run(sc, planB, target, committer.assembler());
         committer.writeIndex(plan);
         Dtype uniformOut = config.effectiveOutDtype();
-        SideFiles.writeConfig(committer, hadoop, planned.reference().directory(), uniformOut);
+        SideFiles.writeConfig(committer, hadoop, planned.reference().directory(), uniformOut, plan.quantized());
         List<String> tokenizer = SideFiles.copyTokenizer(committer, inspection.tokenizerSource());
         committer.writeFile("amalgam-config.yml", config.source().getBytes(StandardCharsets.UTF_8));
         committer.writeFile("README.md", ModelCard.render(config, plan).getBytes(StandardCharsets.UTF_8));

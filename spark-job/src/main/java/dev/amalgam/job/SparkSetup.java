@@ -4,6 +4,7 @@ import dev.amalgam.AmalgamException;
 import dev.amalgam.kernels.gpu.CudaDriver;
 import dev.amalgam.executor.ExecutorKernels;
 import dev.amalgam.executor.ExecutorMemory;
+import dev.amalgam.sample.GeneratedFileSystem;
 import org.apache.spark.SparkConf;
 
 /** The Spark settings every Amalgam job needs, whatever the master. */
@@ -37,6 +38,8 @@ public final class SparkSetup {
         conf.set("spark.kryo.registrator", AmalgamKryoRegistrator.class.getName());
         conf.set("spark.kryo.registrationRequired", "true");
         conf.setIfMissing("spark.ui.enabled", "false");
+        // Generated checkpoints of real layouts (bench --layout), whatever the class path's service files say.
+        conf.setIfMissing("spark.hadoop.fs." + GeneratedFileSystem.SCHEME + ".impl", GeneratedFileSystem.class.getName());
         conf.setIfMissing("spark.ui.showConsoleProgress", "false");
         if (memoryLimit != null) {
             conf.set(ExecutorMemory.LIMIT_KEY, memoryLimit);

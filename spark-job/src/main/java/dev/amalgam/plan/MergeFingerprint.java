@@ -63,7 +63,7 @@ public final class MergeFingerprint {
                 }
                 for (StoredTensor t : checkpoint.tensors()) {
                     line(digest, "tensor " + t.name() + " " + t.dtype() + " " + Arrays.toString(t.shape()) + " "
-                            + t.file() + "@" + t.offset());
+                            + t.file() + "@" + t.offset() + (t.quantization() == null ? "" : " " + quantization(t)));
                 }
                 for (String side : checkpoint.sideFiles()) {
                     file(digest, hadoop, new Path(checkpoint.directory(), side), contentChecksums);
@@ -126,5 +126,13 @@ public final class MergeFingerprint {
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("every Java runtime has SHA-256", e);
         }
+    }
+
+    private static String quantization(StoredTensor t) {
+        StoredTensor scales = t.quantization().scales();
+        String blocks = t.quantization() instanceof dev.amalgam.format.Quantization.BlockScaled b
+                ? "fp8 " + b.blockRows() + "x" + b.blockCols() : "mxfp4";
+        return blocks + " scales " + scales.name() + " " + scales.dtype() + " " + Arrays.toString(scales.shape()) + " "
+                + scales.file() + "@" + scales.offset();
     }
 }

@@ -21,7 +21,27 @@ public record MergePlan(MethodSettings settings, int modelCount, TensorPlan[] te
 
     /** The kernel primitives the plan's method needs (a backend without them is not used). */
     public java.util.Set<dev.amalgam.kernels.Primitive> primitives() {
-        return MergeMethods.byName(settings.method()).orElseThrow().primitives();
+        java.util.Set<dev.amalgam.kernels.Primitive> needed = java.util.EnumSet.copyOf(
+                MergeMethods.byName(settings.method()).orElseThrow().primitives());
+        if (quantized()) {
+            needed.add(dev.amalgam.kernels.Primitive.DEQUANTIZE);
+        }
+        return needed;
+    }
+
+    /** Whether any input tensor is block-quantized (FP8 with scales, MXFP4). */
+    public boolean quantized() {
+        for (TensorPlan t : tensors) {
+            if (t.base() != null && t.base().quantization() != null) {
+                return true;
+            }
+            for (dev.amalgam.format.StoredTensor m : t.models()) {
+                if (m.quantization() != null) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     public long inputBytes() {

@@ -117,7 +117,8 @@ public final class Planner {
             }
             long[] shape = ref.shape();
             int cols = shape.length == 0 ? 1 : (int) Math.max(1, shape[shape.length - 1]);
-            Dtype out = uniformOut != null ? uniformOut : ref.dtype();
+            // Block-quantized inputs are written as bf16 unless out_dtype says otherwise.
+            Dtype out = uniformOut != null ? uniformOut : ref.dtype().writable() ? ref.dtype() : Dtype.BF16;
             TensorPlan t = new TensorPlan(tensors.size(), ref.name(), shape, ref.elements(), cols, out,
                     base != null ? ref : null, stored, new TensorParameters(globals, perModel), 0, 0);
             tensors.add(t);
@@ -322,6 +323,10 @@ public final class Planner {
             } else if (method.rowAligned()) {
                 size = Math.max(t.cols(), (size / t.cols()) * t.cols());
             }
+            if (size % MXFP4_BLOCK != 0 && hasMxfp4(t)) {
+                // MXFP4 chunks start on a 32-value block (whole rows are already multiples of 32).
+                size = Math.max(MXFP4_BLOCK, size / MXFP4_BLOCK * MXFP4_BLOCK);
+            }
             int ordinal = 0;
             for (long start = 0; start < t.elements(); start += size) {
                 int count = (int) Math.min(size, t.elements() - start);
@@ -329,6 +334,20 @@ public final class Planner {
             }
         }
         return chunks.toArray(ChunkPlan[]::new);
+    }
+
+    private static final int MXFP4_BLOCK = dev.amalgam.kernels.BlockScales.Mxfp4.BLOCK;
+
+    private static boolean hasMxfp4(TensorPlan t) {
+        if (t.base() != null && t.base().quantization() instanceof dev.amalgam.format.Quantization.Mxfp4) {
+            return true;
+        }
+        for (StoredTensor m : t.models()) {
+            if (m.quantization() instanceof dev.amalgam.format.Quantization.Mxfp4) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static List<String> limit(List<String> problems) {

@@ -11,6 +11,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -107,6 +108,19 @@ class CliTest {
                 "--executor-memory-limit", "4m", "--chunk-elements", "65536", "--no-progress");
         assertEquals(0, bounded.exitCode(), bounded.stderr());
 
+    }
+
+    @Test
+    void aFailedMergePrintsEachCauseOnceAndLeavesStackTracesToTheLog() throws Exception {
+        String cfg = temp.resolve("faulty.yml").toString();
+        Files.writeString(Path.of(cfg), Files.readString(Path.of(config)).replace(temp + "/", "faulty://" + temp + "/"));
+        CliProcess.Run failed = CliProcess.run(List.of("-Dspark.hadoop.fs.faulty.impl="
+                        + dev.amalgam.testing.FaultyFileSystem.class.getName(), "-Dfaulty.readsBeforeFailure=0"),
+                temp, "merge", cfg, temp.resolve("faulty-out").toString(), "--no-progress");
+        assertEquals(5, failed.exitCode(), failed.stderr());
+        assertThat(failed.stderr()).contains("task attempts failed").contains("details, stack traces included, in "
+                + temp.resolve("amalgam.log")).doesNotContain("\tat ").doesNotContain("Exception in task");
+        assertThat(Files.readString(temp.resolve("amalgam.log"))).contains("\tat ");
     }
 
     @Test

@@ -20,11 +20,25 @@ public final class CliProcess {
     }
 
     public static Run run(Path workDir, String... args) throws Exception {
+        return run(List.of(), workDir, args);
+    }
+
+    /**
+     * Runs the CLI in a fresh JVM with {@code jvmArgs}, logging as the launcher script does
+     * (conf/log4j2.properties: Spark to {@code workDir/amalgam.log}, Amalgam to stderr).
+     */
+    public static Run run(List<String> jvmArgs, Path workDir, String... args) throws Exception {
         String classpath = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         command.addAll(Arrays.asList(System.getProperty("amalgam.jvm.flags", "").trim().split("\\s+")));
         command.add("-Xmx1g");
+        Path log4j = Path.of(System.getProperty("user.dir")).resolve("../conf/log4j2.properties").normalize();
+        if (Files.exists(log4j)) {
+            command.add("-Dlog4j2.configurationFile=" + log4j);
+            command.add("-Damalgam.log.file=" + workDir.resolve("amalgam.log"));
+        }
+        command.addAll(jvmArgs);
         command.add("-cp");
         command.add(classpath);
         command.add("dev.amalgam.cli.AmalgamCli");

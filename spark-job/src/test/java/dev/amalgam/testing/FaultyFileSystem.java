@@ -17,7 +17,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * what a failed run leaves behind. Header reads (plain reads at the start) always succeed.
  */
 public final class FaultyFileSystem extends RawLocalFileSystem {
-    public static final AtomicInteger READS_BEFORE_FAILURE = new AtomicInteger(Integer.MAX_VALUE);
+    /** A process started for a test sets the first failure with -Dfaulty.readsBeforeFailure=N. */
+    public static final AtomicInteger READS_BEFORE_FAILURE = new AtomicInteger(
+            Integer.getInteger("faulty.readsBeforeFailure", Integer.MAX_VALUE));
     private static final AtomicInteger READS = new AtomicInteger();
 
     private static final AtomicInteger FAILURES_LEFT = new AtomicInteger(Integer.MAX_VALUE);

@@ -38,7 +38,7 @@ public final class MergeFixture {
     /** One fixture per stored dtype, each in its own folder under {@code root}. */
     public static java.util.Map<Dtype, MergeFixture> perDtype(Path root, int fineTunes, long shardBytes) {
         java.util.Map<Dtype, MergeFixture> fixtures = new java.util.EnumMap<>(Dtype.class);
-        for (Dtype dtype : Dtype.values()) {
+        for (Dtype dtype : Dtype.floats()) {
             fixtures.put(dtype, create(root.resolve(dtype.name()), dtype, fineTunes, shardBytes));
         }
         return fixtures;

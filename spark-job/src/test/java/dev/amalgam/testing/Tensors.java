@@ -62,6 +62,7 @@ public final class Tensors {
                 case F32 -> b.getFloat();
                 case BF16 -> ElementCodec.bfloat16ToFloat(b.getShort());
                 case F16 -> ElementCodec.halfToFloat(b.getShort());
+                default -> throw new IllegalArgumentException(dtype + " needs its scales to decode");
             };
         }
         return out;

@@ -151,6 +151,10 @@ public final class DeviceChunkKernels implements ChunkKernels {
             case F32 -> 0;
             case F16 -> 1;
             case BF16 -> 2;
+            // Plans with quantized inputs need DEQUANTIZE, which this backend does not declare, so
+            // their executors run on the CPU and never get here.
+            case F8_E4M3, F8_E5M2, U8 -> throw new IllegalArgumentException("the GPU kernels do not decode "
+                    + dtype.safetensorsName() + " yet");
         };
     }
 
