@@ -128,6 +128,78 @@ extern "C" __global__ void amalgam_encode(const float* src, int dtype, void* dst
     }
 }
 
+// ---- block-quantized inputs ----------------------------------------------------------------
+
+#define AMALGAM_DTYPE_F8_E4M3 3
+#define AMALGAM_DTYPE_F8_E5M2 4
+
+// An FP8 byte as float32, exactly (as Float8's tables): bits are built, never rounded.
+__device__ __forceinline__ float fp8_to_float(u32 b, int dtype) {
+    u32 sign = (b & 0x80u) << 24;
+    if (dtype == AMALGAM_DTYPE_F8_E4M3) {
+        u32 exponent = (b >> 3) & 0xfu;
+        u32 mantissa = b & 0x7u;
+        if (exponent == 0xfu && mantissa == 0x7u) {
+            return __uint_as_float(0x7fc00000u);
+        }
+        if (exponent == 0) {
+            float magnitude = __fmul_rn((float) mantissa, 1.953125e-3f); // m * 2^-9
+            return sign == 0 ? magnitude : -magnitude;
+        }
+        return __uint_as_float(sign | ((exponent + 120u) << 23) | (mantissa << 20));
+    }
+    u32 exponent = (b >> 2) & 0x1fu;
+    u32 mantissa = b & 0x3u;
+    if (exponent == 0x1fu) {
+        return __uint_as_float(mantissa == 0 ? (sign | 0x7f800000u) : 0x7fc00000u);
+    }
+    if (exponent == 0) {
+        float magnitude = __fmul_rn((float) mantissa, 1.52587890625e-5f); // m * 2^-16
+        return sign == 0 ? magnitude : -magnitude;
+    }
+    return __uint_as_float(sign | ((exponent + 112u) << 23) | (mantissa << 21));
+}
+
+// FP8 weights times their block's scale (BlockScales.Fp8): the scales hold grid rows
+// [first_grid_row, ...) of grid_cols each; a 3-D tensor is a stack of matrices of matrix_rows rows.
+extern "C" __global__ void amalgam_dequant_fp8(const unsigned char* src, int dtype, const float* scales,
+                                               i64 first_grid_row, int grid_cols, int block_rows, int block_cols,
+                                               i64 matrix_rows, int cols, i64 chunk_start, float* dst, int n) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    i64 e = chunk_start + i;
+    i64 row = e / cols;
+    int col = (int) (e % cols);
+    i64 grid_rows_per_matrix = (matrix_rows + block_rows - 1) / block_rows;
+    i64 grid_row = row / matrix_rows * grid_rows_per_matrix + (row % matrix_rows) / block_rows;
+    float scale = scales[(grid_row - first_grid_row) * grid_cols + col / block_cols];
+    dst[i] = __fmul_rn(fp8_to_float((u32) src[i], dtype), scale);
+}
+
+// MXFP4 (BlockScales.Mxfp4): two E2M1 values a byte, low nibble first, 32 values a block scaled by
+// 2^(e - 127); the chunk starts on a block boundary.
+extern "C" __global__ void amalgam_dequant_mxfp4(const unsigned char* src, const unsigned char* exponents,
+                                                 float* dst, int n) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    u32 packed = (u32) src[i >> 1];
+    u32 nibble = (i & 1) == 0 ? (packed & 0xfu) : (packed >> 4);
+    u32 magnitude_code = nibble & 0x7u;
+    // 0, 0.5, 1, 1.5, 2, 3, 4, 6
+    float magnitude = magnitude_code < 2u ? __fmul_rn((float) magnitude_code, 0.5f)
+            : magnitude_code < 4u ? __fmul_rn((float) (magnitude_code), 0.5f)
+            : magnitude_code < 6u ? (float) (magnitude_code - 2u) : (float) ((magnitude_code - 5u) * 2u + 2u);
+    float value = (nibble & 0x8u) != 0 ? -magnitude : magnitude;
+    u32 e = (u32) exponents[i >> 5];
+    float scale = e == 255u ? __uint_as_float(0x7fc00000u) : e == 0 ? __uint_as_float(0x00400000u)
+            : __uint_as_float(e << 23);
+    dst[i] = __fmul_rn(value, scale);
+}
+
 // ---- deltas and statistics ----------------------------------------------------------------
 
 // dst = x - base; dst may be x (each thread touches only its own element).

@@ -55,18 +55,18 @@ public interface ChunkKernels extends AutoCloseable {
     long countEqual(Operand a, int count, int valueBits);
 
     /**
-     * Adds the exact bit patterns of the |a| entries whose high bucket lies in
-     * {@code [lowBucket, highBucket]} into {@code band}, at {@code bits - (lowBucket << 16)}. By
-     * default one low histogram per bucket; a backend may do it in one sweep.
+     * Adds the exact bit patterns of the |a| entries whose high bucket is one of {@code buckets}
+     * (ascending; {@code slotOf[bucket]} is its index there, -1 for the others) into
+     * {@code band[slot << 16 | low 16 bits]}. By default one low histogram per bucket; a backend
+     * may do it in one sweep.
      */
-    default void histogramBand(Operand a, int count, int lowBucket, int highBucket, int[] band) {
+    default void histogramBand(Operand a, int count, int[] buckets, int[] slotOf, int[] band) {
         long[] low = new long[MagnitudeHistogram.BINS];
-        for (int bucket = lowBucket; bucket <= highBucket; bucket++) {
+        for (int slot = 0; slot < buckets.length; slot++) {
             java.util.Arrays.fill(low, 0);
-            histogramLow(a, count, bucket, low);
-            int base = (bucket - lowBucket) << 16;
+            histogramLow(a, count, buckets[slot], low);
             for (int i = 0; i < low.length; i++) {
-                band[base + i] += (int) low[i];
+                band[(slot << 16) | i] += (int) low[i];
             }
         }
     }

@@ -135,8 +135,8 @@ final class CpuChunkKernels implements ChunkKernels {
     }
 
     @Override
-    public void histogramBand(Operand a, int count, int lowBucket, int highBucket, int[] band) {
-        MagnitudeHistogram.addBand(held(a, count), count, lowBucket, highBucket, band);
+    public void histogramBand(Operand a, int count, int[] buckets, int[] slotOf, int[] band) {
+        MagnitudeHistogram.addBand(held(a, count), count, slotOf, band);
     }
 
     @Override

@@ -29,19 +29,20 @@ public final class MagnitudeHistogram {
         }
     }
 
+    /** High buckets of a non-negative float's bit pattern: 2^15 (the sign bit is cleared). */
+    public static final int HIGH_BUCKETS = 1 << 15;
+
     /**
-     * Adds the exact bit patterns of the |delta| entries whose high 16 bits lie in
-     * {@code [lowBucket, highBucket]}: {@code band[bits - (lowBucket << 16)]}. One sweep gives every
+     * Adds the exact bit patterns of the |delta| entries whose high bucket has a slot in
+     * {@code slotOf} (-1: none) into {@code band[slot << 16 | low 16 bits]}. One sweep gives every
      * candidate of an order statistic bracketed by a sample, so no second read is needed.
      */
-    public static void addBand(ArrowBuf delta, int count, int lowBucket, int highBucket, int[] band) {
-        int low = lowBucket << 16;
-        int span = ((highBucket - lowBucket + 1) << 16) - 1;
+    public static void addBand(ArrowBuf delta, int count, int[] slotOf, int[] band) {
         for (int i = 0; i < count; i++) {
-            int offset = KeepRule.magnitudeBits(delta.getFloat((long) i << 2)) - low;
-            // One unsigned compare keeps both ends of the band.
-            if (Integer.compareUnsigned(offset, span) <= 0) {
-                band[offset]++;
+            int bits = KeepRule.magnitudeBits(delta.getFloat((long) i << 2));
+            int slot = slotOf[bits >>> 16];
+            if (slot >= 0) {
+                band[(slot << 16) | (bits & 0xffff)]++;
             }
         }
     }

@@ -1,9 +1,9 @@
 package dev.amalgam.sample;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.amalgam.format.CheckpointWriter.Spec;
 import dev.amalgam.format.SafetensorsHeader;
+import dev.amalgam.format.ShardIndex;
 import dev.amalgam.format.ShardLayout;
 import dev.amalgam.format.TensorEntry;
 import dev.amalgam.kernels.Dtype;
@@ -83,14 +83,10 @@ public final class GeneratedFileSystem extends FileSystem {
                 cut.get(i).forEach(s -> weightMap.put(s.name(), file));
                 total += shard.dataBytes;
             }
-            ObjectMapper json = new ObjectMapper();
-            ObjectNode index = json.createObjectNode();
-            index.putObject("metadata").put("total_size", total);
-            ObjectNode map = index.putObject("weight_map");
-            weightMap.forEach(map::put);
+            small.put("model.safetensors.index.json", ShardIndex.encode(weightMap, total));
             try {
-                small.put("model.safetensors.index.json", json.writeValueAsBytes(index));
-                small.put("config.json", json.writerWithDefaultPrettyPrinter().writeValueAsBytes(layout.config(layers)));
+                small.put("config.json", new ObjectMapper().writerWithDefaultPrettyPrinter()
+                        .writeValueAsBytes(layout.config(layers)));
             } catch (IOException e) {
                 throw new IllegalStateException(e);
             }

@@ -7,12 +7,15 @@ import java.util.List;
 
 /**
  * Brackets order statistics from a small deterministic sample, so one full read can collect every
- * candidate. A band is a run of high-16-bit buckets of |value|; the statistic's exact value is
- * found among the band's entries when the full read shows its position falls inside the band,
- * and by the multi-pass radix selection otherwise (never a wrong value, only a slower one).
+ * candidate. A band is a set of high-16-bit buckets of |value| (at most {@link #MAX_BUCKETS}): the
+ * buckets the sample holds between the position's lower and upper rank bounds. It need not be a
+ * run: deltas clustered at a few levels leave empty buckets between the clusters, and the band
+ * skips them. The statistic's exact value is found among the band's entries when the full read
+ * shows its position falls in a band bucket, and by the multi-pass radix selection otherwise
+ * (never a wrong value, only a slower one).
  */
 public final class OrderBands {
-    /** The widest band collected: its scratch histogram is {@code MAX_BUCKETS << 16} ints per task. */
+    /** The most buckets a band collects: its scratch histogram is {@code MAX_BUCKETS << 16} ints per task. */
     static final int MAX_BUCKETS = 8;
     /** The sample reads 1/SAMPLE_SHARE of each chunk ... */
     static final int SAMPLE_SHARE = 64;
@@ -31,15 +34,40 @@ public final class OrderBands {
     private OrderBands() {
     }
 
-    /** Buckets {@code [low, high]}. */
-    public record Band(int low, int high) {
+    /** High buckets, ascending. */
+    public record Band(int[] buckets) {
         boolean contains(int bucket) {
-            return bucket >= low && bucket <= high;
+            return java.util.Arrays.binarySearch(buckets, bucket) >= 0;
         }
 
-        /** Bit patterns in the band. */
+        /** Bit patterns in the band's scratch histogram. */
         int span() {
-            return (high - low + 1) << 16;
+            return buckets.length << 16;
+        }
+
+        /** Each high bucket's index in {@link #buckets}, -1 for the buckets outside the band. */
+        int[] slots() {
+            int[] slotOf = new int[dev.amalgam.kernels.MagnitudeHistogram.HIGH_BUCKETS];
+            java.util.Arrays.fill(slotOf, -1);
+            for (int i = 0; i < buckets.length; i++) {
+                slotOf[buckets[i]] = i;
+            }
+            return slotOf;
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Band b && java.util.Arrays.equals(buckets, b.buckets);
+        }
+
+        @Override
+        public int hashCode() {
+            return java.util.Arrays.hashCode(buckets);
+        }
+
+        @Override
+        public String toString() {
+            return "Band" + java.util.Arrays.toString(buckets);
         }
     }
 
@@ -66,7 +94,8 @@ public final class OrderBands {
 
     /**
      * The band for ascending position {@code position} of {@code n} entries, from the high-bucket
-     * histogram of a sample; null when the sample is empty.
+     * histogram of a sample: the sample's non-empty buckets between the rank bounds, the nearest to
+     * the estimate first when there are more than {@link #MAX_BUCKETS}; null when the sample is empty.
      */
     static Band band(SparseCounts sample, long position, long n) {
         long s = sample.total();
@@ -76,18 +105,28 @@ public final class OrderBands {
         double q = (position + 0.5) / n;
         double independent = Math.max(1.0, s / CLUSTER);
         double margin = SIGMAS * Math.sqrt(q * (1 - q) / independent) + 1.0 / independent;
-        int low = bucketAt(sample, (long) Math.floor((q - margin) * s), s);
-        int high = bucketAt(sample, (long) Math.ceil((q + margin) * s), s);
-        if (high - low + 1 > MAX_BUCKETS) {
-            // A spread-out band: keep the widest band around the estimate.
-            int centre = bucketAt(sample, (long) (q * s), s);
-            low = Math.max(low, centre - MAX_BUCKETS / 2);
-            high = Math.min(high, low + MAX_BUCKETS - 1);
+        long lowRank = Math.max(0, Math.min(s - 1, (long) Math.floor((q - margin) * s)));
+        long highRank = Math.max(0, Math.min(s - 1, (long) Math.ceil((q + margin) * s)));
+        long estimate = Math.max(0, Math.min(s - 1, (long) (q * s)));
+        // Sample buckets overlapping [lowRank, highRank], with their distance in ranks from the estimate.
+        List<long[]> found = new ArrayList<>();
+        long below = 0;
+        for (int i = 0; i < sample.size(); i++) {
+            long count = sample.countAt(i);
+            long first = below;
+            long last = below + count - 1;
+            below += count;
+            if (last < lowRank) {
+                continue;
+            }
+            if (first > highRank) {
+                break;
+            }
+            long distance = estimate < first ? first - estimate : estimate > last ? estimate - last : 0;
+            found.add(new long[]{sample.binAt(i), distance});
         }
-        return new Band(low, high);
-    }
-
-    private static int bucketAt(SparseCounts sample, long rank, long s) {
-        return (int) sample.select(Math.max(0, Math.min(s - 1, rank)))[0];
+        found.sort(java.util.Comparator.comparingLong((long[] f) -> f[1]).thenComparingLong(f -> f[0]));
+        int[] buckets = found.stream().limit(MAX_BUCKETS).mapToInt(f -> (int) f[0]).sorted().toArray();
+        return new Band(buckets);
     }
 }

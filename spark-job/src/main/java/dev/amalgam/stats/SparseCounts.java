@@ -35,10 +35,12 @@ public final class SparseCounts {
     }
 
     /**
-     * The non-zero bins of {@code dense[0, length)}, each named {@code offset + index}, clearing
-     * them as it goes so the scratch array is ready for the next chunk.
+     * The non-zero bins of a band's scratch histogram ({@code dense[slot << 16 | low]}, slots in
+     * ascending bucket order), each named by its full bit pattern {@code buckets[slot] << 16 | low};
+     * clears them as it goes so the scratch array is ready for the next chunk.
      */
-    static SparseCounts drain(int[] dense, int length, int offset) {
+    static SparseCounts drain(int[] dense, int[] buckets) {
+        int length = buckets.length << 16;
         int n = 0;
         for (int i = 0; i < length; i++) {
             n += dense[i] != 0 ? 1 : 0;
@@ -48,12 +50,24 @@ public final class SparseCounts {
         int k = 0;
         for (int i = 0; k < n; i++) {
             if (dense[i] != 0) {
-                bins[k] = offset + i;
+                bins[k] = (buckets[i >>> 16] << 16) | (i & 0xffff);
                 counts[k++] = dense[i];
                 dense[i] = 0;
             }
         }
         return new SparseCounts(bins, counts);
+    }
+
+    int size() {
+        return bins.length;
+    }
+
+    int binAt(int i) {
+        return bins[i];
+    }
+
+    long countAt(int i) {
+        return counts[i];
     }
 
     /** The bins whose high 16 bits are {@code bucket}, renamed by their low 16 bits. */

@@ -188,8 +188,7 @@ public final class StatisticsStage {
 
                             @Override
                             void tensorDone(List<Tuple2<StatisticKey, Object>> out) {
-                                histograms.forEach((k, h) -> out.add(new Tuple2<>(k, SparseCounts.of(h))));
-                                histograms.clear();
+                                flush(histograms, out);
                             }
                         };
                     })
@@ -242,6 +241,7 @@ public final class StatisticsStage {
                     HashMap<StatisticKey, OrderBands.Band> bandOf = bandsB.value();
                     return new ChunkStream(plan, it, maxChunk, read, done, method, known, round, false) {
                         private final Map<StatisticKey, Object> partials = new HashMap<>();
+                        private final Map<OrderBands.Band, int[]> slots = new HashMap<>();
                         private int[] scratch;
 
                         @Override
@@ -267,10 +267,10 @@ public final class StatisticsStage {
                                 if (scratch == null) {
                                     scratch = new int[OrderBands.MAX_BUCKETS << 16];
                                 }
-                                loader.kernels().histogramBand(ordered(r), chunk.count(), band.low(), band.high(),
-                                        scratch);
+                                loader.kernels().histogramBand(ordered(r), chunk.count(), band.buckets(),
+                                        slots.computeIfAbsent(band, OrderBands.Band::slots), scratch);
                                 out.add(new Tuple2<>(key, new BandChunk(chunk.index(),
-                                        SparseCounts.drain(scratch, band.span(), band.low() << 16))));
+                                        SparseCounts.drain(scratch, band.buckets()))));
                             }
                         }
 
@@ -363,13 +363,8 @@ public final class StatisticsStage {
                 .mapToPair(t -> new Tuple2<>(t._1(), (Object) ((BandChunk) t._2()).candidates()
                         .lowBitsOf(bucketsB.value().get(t._1()).valueBits())))
                 .reduceByKey(StatisticsStage::combine)
-                .mapToPair(entry -> {
-                    StatisticKey key = entry._1();
-                    OrderStatistic bucket = bucketsB.value().get(key);
-                    long[] s = ((SparseCounts) entry._2()).select(key.request().position() - bucket.below());
-                    return new Tuple2<>(key, new OrderStatistic((bucket.valueBits() << 16) | (int) s[0],
-                            bucket.below() + s[1], s[2]));
-                })
+                .mapToPair(entry -> new Tuple2<>(entry._1(),
+                        exact(entry._1(), bucketsB.value().get(entry._1()), (SparseCounts) entry._2())))
                 .collect();
         bucketsB.unpersist();
         HashMap<StatisticKey, OrderStatistic> orders = new HashMap<>();
@@ -406,6 +401,18 @@ public final class StatisticsStage {
             }
         }
         return split;
+    }
+
+    /** The statistic inside its high bucket, from the low-16-bit counts of that bucket's entries. */
+    private static OrderStatistic exact(StatisticKey key, OrderStatistic bucket, SparseCounts low) {
+        long[] s = low.select(key.request().position() - bucket.below());
+        return new OrderStatistic((bucket.valueBits() << 16) | (int) s[0], bucket.below() + s[1], s[2]);
+    }
+
+    /** Emits a tensor's dense histograms as sparse records and forgets them. */
+    private static void flush(Map<StatisticKey, long[]> histograms, List<Tuple2<StatisticKey, Object>> out) {
+        histograms.forEach((k, h) -> out.add(new Tuple2<>(k, SparseCounts.of(h))));
+        histograms.clear();
     }
 
     private static Object combine(Object a, Object b) {
@@ -459,19 +466,13 @@ public final class StatisticsStage {
 
                             @Override
                             void tensorDone(List<Tuple2<StatisticKey, Object>> out) {
-                                histograms.forEach((k, h) -> out.add(new Tuple2<>(k, SparseCounts.of(h))));
-                                histograms.clear();
+                                flush(histograms, out);
                             }
                         };
                     })
                     .reduceByKey(StatisticsStage::combine)
-                    .mapToPair(entry -> {
-                        StatisticKey key = entry._1();
-                        OrderStatistic bucket = bucketsB.value().get(key);
-                        long[] s = ((SparseCounts) entry._2()).select(key.request().position() - bucket.below());
-                        return new Tuple2<>(key, new OrderStatistic((bucket.valueBits() << 16) | (int) s[0],
-                                bucket.below() + s[1], s[2]));
-                    })
+                    .mapToPair(entry -> new Tuple2<>(entry._1(),
+                            exact(entry._1(), bucketsB.value().get(entry._1()), (SparseCounts) entry._2())))
                     .collect();
         } catch (Exception e) {
             throw rethrow(e);

@@ -97,17 +97,22 @@ class CliTest {
     void memoryIsBoundedByTheChunkNotByTensorOrModelSize() throws Exception {
         // Tensors of a million elements: three decoded inputs alone need 12 MB, the limit is 4 MB.
         Path root = temp.resolve("large");
-        java.util.List<String> models = dev.amalgam.sample.SampleCheckpoints.write(new org.apache.hadoop.conf.Configuration(),
+        String cfg = millionElementTies(root);
+        CliProcess.Run bounded = CliProcess.run(temp, "merge", cfg, root.resolve("out").toString(),
+                "--executor-memory-limit", "4m", "--chunk-elements", "65536", "--no-progress");
+        assertEquals(0, bounded.exitCode(), bounded.stderr());
+    }
+
+    /** A TIES config over a base and two models whose tensors have a million elements each. */
+    private static String millionElementTies(Path root) throws Exception {
+        List<String> models = dev.amalgam.sample.SampleCheckpoints.write(new org.apache.hadoop.conf.Configuration(),
                 root.toString(), new dev.amalgam.sample.SampleCheckpoints.Shape(1, 1024, 1024, 1024), Dtype.BF16, 2, 5,
                 Long.MAX_VALUE);
         String cfg = root.resolve("ties.yml").toString();
         Files.writeString(Path.of(cfg), "merge_method: ties\nbase_model: " + root + "/base\nmodels:\n"
                 + "  - model: " + models.get(0) + "\n    parameters: {weight: 1.0, density: 0.5}\n"
                 + "  - model: " + models.get(1) + "\n    parameters: {weight: 1.0, density: 0.5}\n");
-        CliProcess.Run bounded = CliProcess.run(temp, "merge", cfg, root.resolve("out").toString(),
-                "--executor-memory-limit", "4m", "--chunk-elements", "65536", "--no-progress");
-        assertEquals(0, bounded.exitCode(), bounded.stderr());
-
+        return cfg;
     }
 
     @Test
@@ -126,13 +131,7 @@ class CliTest {
     @Test
     void anExecutorLimitThePlanCannotFitExitsTwoBeforeAnyWorkNamingTheSmallestValue() throws Exception {
         Path root = temp.resolve("limit");
-        java.util.List<String> models = dev.amalgam.sample.SampleCheckpoints.write(new org.apache.hadoop.conf.Configuration(),
-                root.toString(), new dev.amalgam.sample.SampleCheckpoints.Shape(1, 1024, 1024, 1024), Dtype.BF16, 2, 5,
-                Long.MAX_VALUE);
-        String cfg = root.resolve("ties.yml").toString();
-        Files.writeString(Path.of(cfg), "merge_method: ties\nbase_model: " + root + "/base\nmodels:\n"
-                + "  - model: " + models.get(0) + "\n    parameters: {weight: 1.0, density: 0.5}\n"
-                + "  - model: " + models.get(1) + "\n    parameters: {weight: 1.0, density: 0.5}\n");
+        String cfg = millionElementTies(root);
         CliProcess.Run tooSmall = CliProcess.run(temp, "merge", cfg, root.resolve("out").toString(),
                 "--executor-memory-limit", "4m", "--chunk-elements", "1048576", "--no-progress");
         assertEquals(2, tooSmall.exitCode(), tooSmall.stderr());

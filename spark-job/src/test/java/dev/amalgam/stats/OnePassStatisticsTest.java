@@ -73,6 +73,23 @@ class OnePassStatisticsTest {
     }
 
     @Test
+    void deltasClusteredAtFewLevelsWithTheThresholdBetweenClustersNeedNoSecondRead() throws Exception {
+        // |delta| near k/256 for k = 0..7 (bf16 rounding smears each level over a few buckets, and
+        // dozens of empty buckets lie between levels); density 0.5 puts the threshold at the gap
+        // between levels 3 and 4, so the band must hold buckets on both sides of it.
+        Path config = write("ties", "clustered", i -> clustered(i, 1), i -> clustered(i, 2));
+        Files.writeString(config, Files.readString(config).replace("density: 0.37", "density: 0.5")
+                .replace("density: 0.61", "density: 0.5"));
+        Run onePass = statistics(config, true);
+        Run radix = statistics(config, false);
+        assertEquals(radix.result().orders(), onePass.result().orders());
+        assertEquals(radix.result().equalsBefore(), onePass.result().equalsBefore());
+        double sampleShare = (double) OrderBands.BLOCKS * OrderBands.MIN_BLOCK / (COLS * 2);
+        assertTrue(onePass.bytesRead() <= (1.0 + sampleShare) * onePass.statisticsInputBytes() + 1,
+                "no second read: " + onePass.bytesRead());
+    }
+
+    @Test
     void aMisleadingSampleFallsBackToTheRadixPassesWithTheSameResult() throws Exception {
         // Small magnitudes exactly where the sample's blocks lie, large ones everywhere else:
         // the band brackets the wrong buckets, and the full read shows it.
@@ -89,6 +106,15 @@ class OnePassStatisticsTest {
     private static double tied(int i, int model) {
         int h = (i * 0x9E3779B1 + model * 0x85EBCA6B) >>> 7;
         return ((h % 23) + 1) * 0.125 * ((h & 1) == 0 ? 1 : -1);
+    }
+
+    private static double clustered(int i, int model) {
+        long h = (i * 0x9E3779B97F4A7C15L + model * 0xBF58476D1CE4E5B9L) >>> 20;
+        double base = ((h >>> 8) % 1000 - 500) * 4e-5;
+        int level = (int) (h % 8);
+        float tuned = (float) (base + ((h & 256) == 0 ? 1 : -1) * level / 256.0);
+        // Stored as bf16 would be, then the base (0) subtracted: the delta is the rounded value.
+        return dev.amalgam.kernels.ElementCodec.bfloat16ToFloat(dev.amalgam.kernels.ElementCodec.floatToBfloat16(tuned));
     }
 
     private static double misleading(int i, int sign) {

@@ -1,5 +1,6 @@
 package dev.amalgam.kernels.gpu;
 
+import dev.amalgam.kernels.BlockScales;
 import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.ChunkMetrics;
 import dev.amalgam.kernels.CounterRandom;
@@ -48,7 +49,16 @@ public final class DeviceChunkKernels implements ChunkKernels {
         long counters = ((long) (models + 1) * Kernel.LANES + (long) Kernel.LANES * 256 + 1) * 8
                 + (long) MagnitudeHistogram.BINS * 8 + (long) (models + 1) * 16
                 + (long) Kernel.DOT_BINS * Kernel.LANES * 8 + 16 + (long) Math.max(2 * models, 1) * Kernel.LANES * 8;
-        return SETS * (slots * floats * 2 + 3 * floats + tiles + counters);
+        return SETS * (slots * floats * 2 + 3 * floats + tiles + counters + slots * scaleCapacity(maxCount));
+    }
+
+    /**
+     * Bytes of a slot's block-scale buffer: MXFP4 needs count / 32, FP8 at most count / 4096 plus
+     * a grid row per 128 columns of the two partial block rows, which fits unless a row passes a
+     * million columns (checked per chunk).
+     */
+    static long scaleCapacity(int maxCount) {
+        return maxCount / 16 + (128L << 10);
     }
 
     /**
@@ -60,7 +70,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
         int slots = models + (hasBase ? 1 : 0);
         long floats = org.apache.arrow.memory.rounding.DefaultRoundingPolicy.DEFAULT_ROUNDING_POLICY
                 .getRoundedSize((long) maxCount * 4);
-        return SETS * ((slots + 1) * floats + (1L << 20));
+        return SETS * ((slots + 1) * floats + slots * scaleCapacity(maxCount) + (1L << 20));
     }
 
     DeviceChunkKernels(Device device, GpuMemoryBudget budget, BufferAllocator parent, String name, int maxCount,
@@ -144,6 +154,45 @@ public final class DeviceChunkKernels implements ChunkKernels {
         device.upload(s.raw[slot], s.rawHost[slot], bytes, s.stream);
         device.launch(Kernel.DECODE, count, s.stream,
                 new KernelArgs().pointer(s.raw[slot]).i32(dtypeCode(dtype)).pointer(s.values[slot]).i32(count));
+    }
+
+    @Override
+    public void decodeScaled(int slot, Dtype dtype, int count, BlockScales scales) {
+        BufferSet s = set();
+        s.held = null;
+        if (count == 0) {
+            return;
+        }
+        if (scales instanceof BlockScales.Mxfp4 m) {
+            byte[] exponents = m.exponents();
+            checkScales(exponents.length, dtype);
+            s.scalesHost[slot].setBytes(0, exponents);
+            device.upload(s.raw[slot], s.rawHost[slot], (count + 1) / 2, s.stream);
+            device.upload(s.scales[slot], s.scalesHost[slot], exponents.length, s.stream);
+            device.launch(Kernel.DEQUANT_MXFP4, count, s.stream, new KernelArgs().pointer(s.raw[slot])
+                    .pointer(s.scales[slot]).pointer(s.values[slot]).i32(count));
+            return;
+        }
+        BlockScales.Fp8 f = (BlockScales.Fp8) scales;
+        float[] values = f.scales();
+        checkScales(4L * values.length, dtype);
+        for (int i = 0; i < values.length; i++) {
+            s.scalesHost[slot].setFloat(4L * i, values[i]);
+        }
+        device.upload(s.raw[slot], s.rawHost[slot], count, s.stream);
+        device.upload(s.scales[slot], s.scalesHost[slot], 4L * values.length, s.stream);
+        device.launch(Kernel.DEQUANT_FP8, count, s.stream, new KernelArgs().pointer(s.raw[slot])
+                .i32(dtype == Dtype.F8_E4M3 ? 3 : 4).pointer(s.scales[slot]).i64(f.firstGridRow()).i32(f.gridCols())
+                .i32(f.blockRows()).i32(f.blockCols()).i64(f.matrixRows()).i32(f.cols()).i64(f.chunkStart())
+                .pointer(s.values[slot]).i32(count));
+    }
+
+    private void checkScales(long bytes, Dtype dtype) {
+        if (bytes > scaleCapacity(maxCount)) {
+            throw new IllegalStateException("a chunk of " + dtype.safetensorsName() + " needs " + bytes
+                    + " bytes of scales, over the GPU working set's " + scaleCapacity(maxCount)
+                    + "; run it with --gpu off");
+        }
     }
 
     private static int dtypeCode(Dtype dtype) {
@@ -767,6 +816,8 @@ public final class DeviceChunkKernels implements ChunkKernels {
         final ArrowBuf[] rawHost = new ArrowBuf[slots];
         final long[] raw = new long[slots];
         final long[] values = new long[slots];
+        final ArrowBuf[] scalesHost = new ArrowBuf[slots];
+        final long[] scales = new long[slots];
         final List<ArrowBuf> host = new ArrayList<>();
         ArrowBuf encodedHost;
         ArrowBuf histogramHost;
@@ -814,6 +865,8 @@ public final class DeviceChunkKernels implements ChunkKernels {
                 rawHost[slot] = hostBuffer(floats);
                 raw[slot] = deviceBuffer(floats);
                 values[slot] = deviceBuffer(floats);
+                scalesHost[slot] = hostBuffer(scaleCapacity(maxCount));
+                scales[slot] = deviceBuffer(scaleCapacity(maxCount));
             }
             spare = deviceBuffer(floats);
             delta = deviceBuffer(floats);

@@ -32,7 +32,9 @@ public enum Kernel {
     SELECTED_DELTA("amalgam_selected_delta", "pppip"),
     SCE("amalgam_sce", "ppippiip"),
     IMPORTANCE("amalgam_importance", "ppiip"),
-    FUSE("amalgam_fuse", "pppfip");
+    FUSE("amalgam_fuse", "pppfip"),
+    DEQUANT_FP8("amalgam_dequant_fp8", "pipliiililpi"),
+    DEQUANT_MXFP4("amalgam_dequant_mxfp4", "pppi");
 
     /** Bins of an exact dot product (AMALGAM_DOT_BINS, ExactDot.BINS). */
     public static final int DOT_BINS = 555;

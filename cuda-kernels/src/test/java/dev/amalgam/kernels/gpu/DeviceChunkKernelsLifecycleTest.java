@@ -78,7 +78,7 @@ class DeviceChunkKernelsLifecycleTest {
         GpuMemoryBudget budget = new GpuMemoryBudget(1L << 20, "--gpu-memory-limit 1m");
         DeviceMemoryException e = assertThrows(DeviceMemoryException.class,
                 () -> new GpuBackend(device, budget).open(allocator, "merge-task-7", 1 << 20, 2, true));
-        assertTrue(e.getMessage().startsWith("merge-task-7 needs 74.0 MiB of GPU memory for its chunk buffers, over the 1.0 MiB GPU budget (--gpu-memory-limit 1m);"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("merge-task-7 needs 75.1 MiB of GPU memory for its chunk buffers, over the 1.0 MiB GPU budget (--gpu-memory-limit 1m);"), e.getMessage());
         assertEquals(0, budget.reserved());
     }
 

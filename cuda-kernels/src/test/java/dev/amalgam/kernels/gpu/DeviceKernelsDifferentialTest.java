@@ -1,5 +1,6 @@
 package dev.amalgam.kernels.gpu;
 
+import dev.amalgam.kernels.BlockScales;
 import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.ChunkMetrics;
 import dev.amalgam.kernels.CounterRandom;
@@ -245,6 +246,65 @@ abstract class DeviceKernelsDifferentialTest {
                 same(c, k -> merged(k, c, out, m -> k.mergeLinear(c.count(), weights, normalize, m)),
                         (a, b) -> assertMerged(a, b, "linear " + dtype + " -> " + out + " normalize " + normalize));
             }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void blockQuantizedInputsDecodeToTheSameFloats(Dtype ignored, int count) {
+        SplittableRandom random = new SplittableRandom(count);
+        byte[] fp8 = new byte[count];
+        byte[] packed = new byte[(count + 1) / 2];
+        for (int j = 0; j < count; j++) {
+            int b = random.nextInt(256);
+            // No NaN or infinity in either format (their payloads after arithmetic are not portable).
+            fp8[j] = (byte) ((b & 0x7c) == 0x7c ? b & 0x83 : b);
+        }
+        for (int j = 0; j < packed.length; j++) {
+            packed[j] = (byte) random.nextInt(256);
+        }
+        byte[] exponents = new byte[(count + 31) / 32];
+        for (int j = 0; j < exponents.length; j++) {
+            exponents[j] = (byte) (random.nextInt(20) + (j % 3 == 0 ? 0 : 117)); // subnormal 2^-127 too
+        }
+        // Small blocks over a stack of 10-row matrices, starting mid-row, so every index rule is exercised.
+        int cols = 100;
+        long start = 250;
+        BlockScales.Fp8 grid = new BlockScales.Fp8(null, 0, 15, 3, 7, 10, cols, start);
+        long first = grid.gridRow(start / cols);
+        long last = grid.gridRow((start + Math.max(count, 1) - 1) / cols);
+        float[] scales = new float[(int) (last - first + 1) * 15];
+        for (int j = 0; j < scales.length; j++) {
+            scales[j] = Math.scalb(1.0f + random.nextInt(16) / 16.0f, -random.nextInt(12));
+        }
+        for (Dtype format : new Dtype[]{Dtype.F8_E4M3, Dtype.F8_E5M2}) {
+            BlockScales.Fp8 fp8Scales = new BlockScales.Fp8(scales, first, 15, 3, 7, 10, cols, start);
+            java.util.function.Function<ChunkKernels, byte[]> work = k -> {
+                k.beginChunk();
+                k.input(0).setBytes(0, fp8);
+                k.decodeScaled(0, format, count, fp8Scales);
+                k.input(1).setBytes(0, packed);
+                k.decodeScaled(1, Dtype.U8, count, new BlockScales.Mxfp4(exponents));
+                ChunkMetrics metrics = new ChunkMetrics(2);
+                byte[] both = new byte[count * 8];
+                k.mergeLinear(count, new float[]{1.0f, 0.0f}, false, metrics);
+                k.encodeOut(Dtype.F32, count).await().getBytes(0, both, 0, count * 4);
+                k.mergeLinear(count, new float[]{0.0f, 1.0f}, false, metrics);
+                k.encodeOut(Dtype.F32, count).await().getBytes(0, both, count * 4, count * 4);
+                return both;
+            };
+            byte[] cpu;
+            try (ChunkKernels k = CpuBackend.INSTANCE.open(allocator, "cpu", Math.max(count, 1), 2, false)) {
+                cpu = work.apply(k);
+            }
+            if (count == 0) {
+                continue;
+            }
+            byte[] onDevice;
+            try (ChunkKernels k = gpu.open(allocator, "gpu", count, 2, false)) {
+                onDevice = work.apply(k);
+            }
+            assertArrayEquals(cpu, onDevice, format + " and MXFP4 decode differently on the device");
         }
     }
 
