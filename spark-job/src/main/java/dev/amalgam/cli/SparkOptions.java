@@ -25,6 +25,12 @@ final class SparkOptions {
     String gpuMemoryLimit;
 
     JavaSparkContext start() {
-        return new JavaSparkContext(SparkSetup.conf(master, memoryLimit, gpu, gpuMemoryLimit));
+        org.apache.spark.SparkConf conf = SparkSetup.conf(master, memoryLimit, gpu, gpuMemoryLimit);
+        if (conf.get("spark.master", "").startsWith("local") && Boolean.parseBoolean(
+                System.getProperty("amalgam.warmup", "true"))) {
+            // In local mode this JVM runs the tasks: compile their loops while Spark starts.
+            dev.amalgam.executor.KernelWarmup.start();
+        }
+        return new JavaSparkContext(conf);
     }
 }
