@@ -99,9 +99,6 @@ public final class ChunkLoader implements AutoCloseable {
         long lastGridRow = grid.gridRow((chunk.start() + count - 1) / cols);
         StoredTensor scales = q.scales();
         int n = (int) ((lastGridRow - firstGridRow + 1) * gridCols);
-        if (scales.elements() == 1) {
-            n = 1;
-        }
         int width = scales.dtype().byteSize();
         byte[] raw = reader.readBytes(scales.file(), scales.offset() + firstGridRow * gridCols * width, n * width);
         float[] values = new float[n];

@@ -33,35 +33,13 @@ public final class QuantizedLayouts {
             return stored;
         }
         int[] block = blockSize(config);
+        // Companions first, so a scale tensor listed before its weight is not taken for a tensor of its own.
         java.util.Set<String> consumed = new java.util.HashSet<>();
-        Map<String, StoredTensor> logical = new LinkedHashMap<>();
         for (StoredTensor t : stored) {
-            if (t.dtype() == Dtype.F8_E4M3 || t.dtype() == Dtype.F8_E5M2) {
-                StoredTensor scale = byName.getOrDefault(t.name() + "_scale_inv", byName.get(t.name() + "_scale"));
-                if (scale == null) {
-                    problems.add(t.file() + ": tensor '" + t.name() + "' is " + t.dtype().safetensorsName()
-                            + " but its scales ('" + t.name() + "_scale_inv') are missing; FP8 weights are read "
-                            + "only with their scales");
-                    continue;
-                }
-                consumed.add(scale.name());
-                Quantization q = blockScaled(directory, t, scale, block, problems);
-                if (q != null) {
-                    logical.put(t.name(), t.withQuantization(t.name(), t.shape(), q));
-                }
+            if (fp8(t) && scaleOf(t, byName) != null) {
+                consumed.add(scaleOf(t, byName).name());
             } else if (t.dtype() == Dtype.U8 && t.name().endsWith(BLOCKS)) {
-                String name = t.name().substring(0, t.name().length() - BLOCKS.length());
-                StoredTensor scales = byName.get(name + SCALES);
-                if (scales == null) {
-                    problems.add(t.file() + ": tensor '" + t.name() + "' looks like MXFP4 blocks, but '" + name + SCALES
-                            + "' (its E8M0 scales) is missing");
-                    continue;
-                }
-                consumed.add(scales.name());
-                StoredTensor q = mxfp4(t, name, scales, problems);
-                if (q != null) {
-                    logical.put(name, q);
-                }
+                consumed.add(baseName(t) + SCALES);
             }
         }
         List<StoredTensor> out = new ArrayList<>();
@@ -69,27 +47,52 @@ public final class QuantizedLayouts {
             if (consumed.contains(t.name())) {
                 continue;
             }
-            if (t.dtype() == Dtype.U8 && !t.name().endsWith(BLOCKS)) {
+            if (fp8(t)) {
+                StoredTensor scale = scaleOf(t, byName);
+                if (scale == null) {
+                    problems.add(t.file() + ": tensor '" + t.name() + "' is " + t.dtype().safetensorsName()
+                            + " but its scales ('" + t.name() + "_scale_inv' or '" + t.name() + "_scale') are "
+                            + "missing; FP8 weights are read only with their scales: add them to the checkpoint");
+                    continue;
+                }
+                Quantization q = blockScaled(directory, t, scale, block, problems);
+                if (q != null) {
+                    out.add(t.withQuantization(t.name(), t.shape(), q));
+                }
+            } else if (t.dtype() == Dtype.U8 && t.name().endsWith(BLOCKS)) {
+                StoredTensor scales = byName.get(baseName(t) + SCALES);
+                if (scales == null) {
+                    problems.add(t.file() + ": tensor '" + t.name() + "' looks like MXFP4 blocks, but '" + baseName(t)
+                            + SCALES + "' (its E8M0 scales) is missing: add it to the checkpoint");
+                    continue;
+                }
+                StoredTensor q = mxfp4(t, baseName(t), scales, problems);
+                if (q != null) {
+                    out.add(q);
+                }
+            } else if (t.dtype() == Dtype.U8) {
                 problems.add(t.file() + ": tensor '" + t.name() + "' is U8, which Amalgam reads only as MXFP4 "
                         + "(<name>" + BLOCKS + " with <name>" + SCALES + ")");
-                continue;
+            } else {
+                out.add(t);
             }
-            if (t.dtype() == Dtype.F8_E4M3 || t.dtype() == Dtype.F8_E5M2) {
-                if (logical.containsKey(t.name())) {
-                    out.add(logical.get(t.name()));
-                }
-                continue;
-            }
-            if (t.dtype() == Dtype.U8) {
-                String name = t.name().substring(0, t.name().length() - BLOCKS.length());
-                if (logical.containsKey(name)) {
-                    out.add(logical.get(name));
-                }
-                continue;
-            }
-            out.add(t);
         }
         return out;
+    }
+
+    private static boolean fp8(StoredTensor t) {
+        return t.dtype() == Dtype.F8_E4M3 || t.dtype() == Dtype.F8_E5M2;
+    }
+
+    /** An FP8 weight's scales: {@code <name>_scale_inv} (DeepSeek), else {@code <name>_scale}; null when neither. */
+    private static StoredTensor scaleOf(StoredTensor weight, Map<String, StoredTensor> byName) {
+        StoredTensor inverse = byName.get(weight.name() + "_scale_inv");
+        return inverse != null ? inverse : byName.get(weight.name() + "_scale");
+    }
+
+    /** {@code <name>} of an MXFP4 {@code <name>_blocks} tensor. */
+    private static String baseName(StoredTensor blocks) {
+        return blocks.name().substring(0, blocks.name().length() - BLOCKS.length());
     }
 
     /** {@code quantization_config.weight_block_size} of config.json, or null. */
@@ -132,11 +135,7 @@ public final class QuantizedLayouts {
         long[] expected = shape.length < 3
                 ? new long[]{ceil(rows, block[0]), ceil(cols, block[1])}
                 : new long[]{matrices, ceil(rows, block[0]), ceil(cols, block[1])};
-        long[] actual = scale.shape().length == expected.length ? scale.shape() : null;
-        if (shape.length < 3 && scale.shape().length == 2) {
-            actual = scale.shape();
-        }
-        if (actual == null || !Arrays.equals(actual, expected)) {
+        if (!Arrays.equals(scale.shape(), expected)) {
             problems.add(where + " " + Arrays.toString(shape) + ": its scales '" + scale.name() + "' have shape "
                     + Arrays.toString(scale.shape()) + ", but blocks of " + block[0] + " x " + block[1]
                     + " (config.json's weight_block_size) need " + Arrays.toString(expected)

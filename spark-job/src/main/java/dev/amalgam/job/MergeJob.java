@@ -85,7 +85,7 @@ public final class MergeJob {
         Planner.Planned planned = new Planner(new CheckpointReader(hadoop)).plan(request.configFile(), config,
                 request.planOptions());
         List<String> resources = ResourceCheck.problems(planned.plan(),
-                ResourceSettings.of(sc.getConf(), sc.defaultParallelism()));
+                ResourceSettings.of(sc.getConf()));
         if (!resources.isEmpty()) {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, resources);
         }

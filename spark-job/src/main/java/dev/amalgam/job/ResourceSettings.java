@@ -16,7 +16,7 @@ final class ResourceSettings {
     private ResourceSettings() {
     }
 
-    static ResourceCheck.Settings of(SparkConf conf, int defaultParallelism) {
+    static ResourceCheck.Settings of(SparkConf conf) {
         String master = conf.get("spark.master", "local[*]");
         boolean local = master.startsWith("local") && !master.startsWith("local-cluster");
         int taskCpus = Math.max(1, conf.getInt("spark.task.cpus", 1));

@@ -174,6 +174,9 @@ public final class StatisticsStage {
                             void visit(TensorPlan tensor, ChunkPlan chunk, ChunkLoader loader,
                                        List<StatisticRequest> requests, List<Tuple2<StatisticKey, Object>> out) {
                                 List<StatisticRequest> ordersOnly = orders(requests);
+                                if (ordersOnly.isEmpty()) {
+                                    return; // this tensor's round has only sums: nothing to bracket
+                                }
                                 boolean[] models = ChunkSums.modelsNeeded(plan.modelCount(), ordersOnly);
                                 int row = method.rowAligned() ? Math.max(1, tensor.cols()) : 1;
                                 for (ChunkPlan block : OrderBands.blocks(chunk, row)) {
