@@ -30,6 +30,46 @@ public final class Float8 {
         return table(dtype)[b & 0xff];
     }
 
+    /** The largest finite value: 448 (E4M3), 57344 (E5M2). */
+    public static float max(Dtype dtype) {
+        return switch (dtype) {
+            case F8_E4M3 -> 448.0f;
+            case F8_E5M2 -> 57344.0f;
+            default -> throw new IllegalArgumentException(dtype + " is not an FP8 dtype");
+        };
+    }
+
+    /**
+     * The byte nearest to {@code f}, ties to the even byte (round to nearest even, as a cast does),
+     * saturating at the largest finite value: a block's values are scaled into range first, and
+     * a scale rounded to a narrower type may leave one a hair outside. NaN stays NaN.
+     */
+    public static byte encode(Dtype dtype, float f) {
+        int mantissaBits = dtype == Dtype.F8_E4M3 ? 3 : 2;
+        int bias = dtype == Dtype.F8_E4M3 ? 7 : 15;
+        int sign = Float.floatToRawIntBits(f) < 0 ? 0x80 : 0;
+        if (Float.isNaN(f)) {
+            return (byte) (dtype == Dtype.F8_E4M3 ? 0x7f : 0x7e);
+        }
+        double a = Math.abs((double) f);
+        double max = max(dtype);
+        if (a >= max) {
+            return (byte) (sign | (dtype == Dtype.F8_E4M3 ? 0x7e : 0x7b));
+        }
+        int minExponent = 1 - bias;
+        int code;
+        if (a < Math.scalb(1.0, minExponent)) {
+            // Subnormals are multiples of 2^(minExponent - mantissaBits); 2^mantissaBits rounds up to the smallest normal.
+            code = (int) Math.rint(Math.scalb(a, mantissaBits - minExponent));
+        } else {
+            int exponent = Math.getExponent(a);
+            int mantissa = (int) Math.rint(Math.scalb(a, mantissaBits - exponent)) - (1 << mantissaBits);
+            // A mantissa that rounds up to 2^mantissaBits carries into the exponent: the sum does it.
+            code = ((exponent + bias) << mantissaBits) + mantissa;
+        }
+        return (byte) (sign | code);
+    }
+
     /** E4M3 "fn": bias 7, no infinities, S.1111.111 is NaN; the largest finite value is 448. */
     private static float e4m3(int b) {
         float sign = (b & 0x80) != 0 ? -1.0f : 1.0f;

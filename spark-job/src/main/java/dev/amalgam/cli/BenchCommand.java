@@ -44,6 +44,10 @@ final class BenchCommand implements Callable<Integer> {
             description = "elements per chunk (default: ${DEFAULT-VALUE})")
     int chunkElements;
 
+    @Option(names = "--split-statistics-tensors", negatable = false,
+            description = "as for merge: statistics tensors cut by --chunk-elements even where memory holds them whole")
+    boolean splitStatisticsTensors;
+
     @Option(names = "--work-dir", defaultValue = "amalgam-bench", description = "scratch directory (default: ${DEFAULT-VALUE})")
     File workDir;
 
@@ -150,7 +154,8 @@ final class BenchCommand implements Callable<Integer> {
                 long before = usedHeap();
                 long t = System.nanoTime();
                 MergeJob.Inspection inspection = new MergeJob(sc).inspect(MergeRequest.of(config.getAbsolutePath(),
-                        new File(workDir, "never").getAbsolutePath()).withChunkElements(chunkElements));
+                        new File(workDir, "never").getAbsolutePath()).withChunkElements(chunkElements)
+                        .withWholeTensorStatistics(!splitStatisticsTensors));
                 double seconds = (System.nanoTime() - t) / 1e9;
                 System.gc();
                 long held = usedHeap() - before;
@@ -196,7 +201,7 @@ final class BenchCommand implements Callable<Integer> {
     private double time(JavaSparkContext sc, File config, String out) {
         long t = System.nanoTime();
         MergeJob.Result result = new MergeJob(sc).run(MergeRequest.of(config.getAbsolutePath(), out)
-                .withChunkElements(chunkElements).withOverwrite(true));
+                .withChunkElements(chunkElements).withWholeTensorStatistics(!splitStatisticsTensors).withOverwrite(true));
         lastReport = result.report();
         return (System.nanoTime() - t) / 1e9;
     }

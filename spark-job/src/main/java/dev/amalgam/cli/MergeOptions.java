@@ -10,6 +10,11 @@ final class MergeOptions {
             description = "elements per chunk, the unit of distributed work (default: ${DEFAULT-VALUE})")
     int chunkElements;
 
+    @Option(names = "--split-statistics-tensors", negatable = false,
+            description = "cut tensors that need statistics by --chunk-elements too, even where the executors' memory "
+                    + "holds them whole (their statistics then read the inputs once more; same bytes)")
+    boolean splitStatisticsTensors;
+
     @Option(names = "--partitions", defaultValue = "0",
             description = "Spark partitions for the chunk stages (default 0: about 8 chunks per task, at least 4 tasks per core)")
     int partitions;
@@ -33,7 +38,7 @@ final class MergeOptions {
     boolean noProgress;
 
     MergeRequest request(String config, String destination, boolean overwrite) {
-        return new MergeRequest(config, destination, new PlanOptions(chunkElements, shardSize), partitions,
+        return new MergeRequest(config, destination, new PlanOptions(chunkElements, shardSize, !splitStatisticsTensors), partitions,
                 WriteModes.parse(writeMode), overwrite, seed, !noProgress, contentChecksums);
     }
 }

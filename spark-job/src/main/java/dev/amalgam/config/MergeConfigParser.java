@@ -68,7 +68,7 @@ public final class MergeConfigParser {
         Map<String, ParameterValue> parameters = root.has("parameters")
                 ? parameters(file, "parameters", root.get("parameters"), problems) : Map.of();
         Dtype dtype = dtype(root, "dtype", file, problems);
-        Dtype outDtype = dtype(root, "out_dtype", file, problems);
+        Dtype outDtype = outDtype(root, file, problems);
         String tokenizer = text(root, "tokenizer_source", file, problems);
         if ("union".equals(tokenizer)) {
             problems.add(file + ": tokenizer_source 'union' is not supported yet; use 'base' or a model path");
@@ -205,6 +205,29 @@ public final class MergeConfigParser {
             problems.add(file + ": '" + key + "' is '" + name + "'; use float32, float16 or bfloat16");
             return null;
         });
+    }
+
+    /**
+     * {@code out_dtype}: a float dtype, or an FP8 one, which writes the tensors the inputs store
+     * block-quantized in FP8 again that way (re-quantized, scales beside) and the others as they are.
+     */
+    private static Dtype outDtype(JsonNode root, String file, List<String> problems) {
+        JsonNode node = root.get("out_dtype");
+        if (node != null && node.isTextual()) {
+            String name = node.asText().toLowerCase(java.util.Locale.ROOT);
+            if (name.equals("float8_e4m3fn") || name.equals("fp8") || name.equals("f8_e4m3")) {
+                return Dtype.F8_E4M3;
+            }
+            if (name.equals("float8_e5m2") || name.equals("f8_e5m2")) {
+                return Dtype.F8_E5M2;
+            }
+        }
+        Dtype d = dtype(root, "out_dtype", file, problems);
+        if (d == null && node != null && node.isTextual() && !problems.isEmpty()) {
+            String last = problems.remove(problems.size() - 1);
+            problems.add(last + ", or float8_e4m3fn / float8_e5m2 to re-quantize FP8 inputs with block scales");
+        }
+        return d;
     }
 
     private static List<String> sorted(Set<String> keys) {

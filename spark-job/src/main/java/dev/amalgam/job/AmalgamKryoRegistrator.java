@@ -42,7 +42,9 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
                 Operand.KeptDelta.class, Operand.Contribution.class, Operand.Variance.class, Operand.Selected.class,
                 Operand.Importance.class,
                 ChunkReport.class, OutputTarget.class, BandChunk.class, OrderBands.Band.class,
-                dev.amalgam.format.Quantization.BlockScaled.class, dev.amalgam.format.Quantization.Mxfp4.class};
+                dev.amalgam.format.Quantization.BlockScaled.class, dev.amalgam.format.Quantization.Mxfp4.class,
+                dev.amalgam.plan.OutputQuantization.Weight.class, dev.amalgam.plan.OutputQuantization.Scales.class,
+                dev.amalgam.kernels.Fp8BlockQuantizer.Grid.class};
         for (Class<?> r : records) {
             kryo.register(r, new RecordSerializer(r));
         }

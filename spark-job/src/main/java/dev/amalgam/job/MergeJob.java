@@ -82,10 +82,10 @@ public final class MergeJob {
             config = new MergeConfig(config.mergeMethod(), config.baseModel(), config.models(), config.parameters(),
                     config.dtype(), config.outDtype(), config.tokenizerSource(), request.randomSeed(), config.source());
         }
-        Planner.Planned planned = new Planner(new CheckpointReader(hadoop)).plan(request.configFile(), config,
+        ResourceCheck.Settings settings = ResourceSettings.of(sc.getConf());
+        Planner.Planned planned = new Planner(new CheckpointReader(hadoop), settings).plan(request.configFile(), config,
                 request.planOptions());
-        List<String> resources = ResourceCheck.problems(planned.plan(),
-                ResourceSettings.of(sc.getConf()));
+        List<String> resources = ResourceCheck.problems(planned.plan(), settings);
         if (!resources.isEmpty()) {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, resources);
         }
@@ -119,7 +119,7 @@ public final class MergeJob {
             OutputTarget target;
             try {
                 target = committer.prepare(plan, request.writeMode(), inspection.fingerprint()
-                        + " chunk-elements=" + request.planOptions().chunkElements());
+                        + " chunks=" + plan.chunkLayout());
             } catch (IOException e) {
                 committer.abort();
                 throw new AmalgamException(AmalgamException.Kind.OUTPUT, committer.staging()
@@ -186,7 +186,10 @@ public final class MergeJob {
                 : ShardAssemblyStage.run(sc, planB, target, committer.assembler());
         committer.writeIndex(plan);
         Dtype uniformOut = config.effectiveOutDtype();
-        SideFiles.writeConfig(committer, hadoop, planned.reference().directory(), uniformOut, plan.quantized());
+        // FP8 output keeps the inputs' quantization_config (same format and blocks) and torch_dtype.
+        SideFiles.writeConfig(committer, hadoop, planned.reference().directory(),
+                uniformOut != null && uniformOut.writable() ? uniformOut : null,
+                plan.quantized() && !plan.quantizedOutput());
         List<String> tokenizer = SideFiles.copyTokenizer(committer, inspection.tokenizerSource());
         committer.writeFile("amalgam-config.yml", config.source().getBytes(StandardCharsets.UTF_8));
         committer.writeFile("README.md", ModelCard.render(config, plan).getBytes(StandardCharsets.UTF_8));

@@ -22,13 +22,21 @@ public record MergeRequest(String configFile, String destination, PlanOptions pl
     }
 
     public MergeRequest withChunkElements(int chunkElements) {
-        return new MergeRequest(configFile, destination, new PlanOptions(chunkElements, planOptions.shardBytes()),
+        return new MergeRequest(configFile, destination, new PlanOptions(chunkElements, planOptions.shardBytes(),
+                planOptions.wholeTensorStatistics()),
                 partitions, writeMode, overwrite, randomSeed, progress, contentChecksums);
     }
 
     public MergeRequest withShardBytes(long shardBytes) {
-        return new MergeRequest(configFile, destination, new PlanOptions(planOptions.chunkElements(), shardBytes),
+        return new MergeRequest(configFile, destination, new PlanOptions(planOptions.chunkElements(), shardBytes,
+                planOptions.wholeTensorStatistics()),
                 partitions, writeMode, overwrite, randomSeed, progress, contentChecksums);
+    }
+
+    /** Whether tensors that need statistics stay whole where memory allows ({@link PlanOptions}). */
+    public MergeRequest withWholeTensorStatistics(boolean value) {
+        return new MergeRequest(configFile, destination, new PlanOptions(planOptions.chunkElements(),
+                planOptions.shardBytes(), value), partitions, writeMode, overwrite, randomSeed, progress, contentChecksums);
     }
 
     public MergeRequest withPartitions(int n) {

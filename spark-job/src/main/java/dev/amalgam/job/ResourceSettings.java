@@ -16,6 +16,21 @@ final class ResourceSettings {
     private ResourceSettings() {
     }
 
+    /** What the JVM itself takes of an executor's overhead (thread stacks, code cache, Netty, metaspace). */
+    static final long JVM_NATIVE = 384L << 20;
+
+    /**
+     * An executor's memory overhead (Spark's default: 10% of spark.executor.memory, at least
+     * 384 MiB) less what its JVM takes natively: the room whole-tensor chunks may fill.
+     */
+    static long offHeapRoom(SparkConf conf) {
+        long heap = conf.getSizeAsBytes("spark.executor.memory", "1g");
+        long overhead = conf.contains("spark.executor.memoryOverhead")
+                ? conf.getSizeAsMb("spark.executor.memoryOverhead", "384") << 20
+                : Math.max(384L << 20, (long) (heap * conf.getDouble("spark.executor.memoryOverheadFactor", 0.10)));
+        return Math.max(0, overhead - JVM_NATIVE);
+    }
+
     static ResourceCheck.Settings of(SparkConf conf) {
         String master = conf.get("spark.master", "local[*]");
         boolean local = master.startsWith("local") && !master.startsWith("local-cluster");
@@ -38,6 +53,6 @@ final class ResourceSettings {
         double amount = conf.getDouble("spark.task.resource.gpu.amount", 0);
         int tasksPerGpu = local ? tasks : amount > 0 ? Math.max(1, (int) Math.floor(1.0 / amount)) : 1;
         return new ResourceCheck.Settings(limit, tasks, gpuHost && !mode.equals("off"), gpuLimit, tasksPerGpu,
-                Runtime.getRuntime().maxMemory());
+                Runtime.getRuntime().maxMemory(), local ? -1 : offHeapRoom(conf));
     }
 }

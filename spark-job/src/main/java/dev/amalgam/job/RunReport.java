@@ -9,6 +9,7 @@ import dev.amalgam.merge.ChunkReport;
 import dev.amalgam.merge.MergeStage;
 import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.Planner;
+import dev.amalgam.plan.OutputQuantization;
 import dev.amalgam.plan.TensorPlan;
 
 import java.time.Instant;
@@ -108,7 +109,9 @@ final class RunReport {
             if (iterations[tensor.index()] > 0) {
                 n.put("iterations", iterations[tensor.index()]);
             }
-            if (deltas) {
+            if (tensor.outQuantization() instanceof OutputQuantization.Scales sc) {
+                n.put("scales_of", plan.tensors()[sc.weightTensor()].name());
+            } else if (deltas) {
                 double elements = Math.max(1, tensor.elements());
                 n.put("sign_conflict_fraction", conflicts[tensor.index()] / elements);
                 ArrayNode per = n.putArray("models");

@@ -16,6 +16,9 @@ import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.ChunkMetrics;
 import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.MergePlan;
+import dev.amalgam.plan.OutputQuantization;
+import dev.amalgam.kernels.Dtype;
+import dev.amalgam.kernels.Fp8BlockQuantizer;
 import dev.amalgam.plan.TensorPlan;
 import dev.amalgam.stats.LocalStatistics;
 import dev.amalgam.stats.StatisticsResult;
@@ -65,7 +68,9 @@ public final class MergeStage {
             maxChunk = Math.max(maxChunk, c.count());
         }
         int largest = maxChunk;
-        List<Integer> chunks = IntStream.range(0, plan.chunks().length).boxed().toList();
+        // An FP8 weight's scales are written by the weight's chunks, not scheduled on their own.
+        List<Integer> chunks = IntStream.range(0, plan.chunks().length)
+                .filter(i -> !plan.tensors()[plan.chunks()[i].tensor()].derived()).boxed().toList();
         if (chunks.isEmpty()) {
             return List.of();
         }
@@ -74,6 +79,7 @@ public final class MergeStage {
             MergePlan p = planB.value();
             StatisticsResult stats = statsB.value();
             MergeMethod method = MergeMethods.byName(p.settings().method()).orElseThrow();
+            int[] firstChunk = p.firstChunks();
             Configuration hadoop = ExecutorHadoop.configuration();
             TaskContext task = TaskContext.get();
             String name = "merge-task-" + (task == null ? 0 : task.taskAttemptId());
@@ -92,12 +98,18 @@ public final class MergeStage {
                     ChunkPlan chunk = p.chunks()[it.next()];
                     TensorPlan tensor = p.tensors()[chunk.tensor()];
                     long outBytes = (long) chunk.count() * tensor.outDtype().byteSize();
+                    Scales scales = tensor.outQuantization() instanceof OutputQuantization.Weight w
+                            ? new Scales(w, p.tensors()[w.scalesTensor()],
+                            p.chunks()[firstChunk[w.scalesTensor()] + chunk.ordinal()]) : null;
                     // A retried task may find chunks its failed attempt finished; a resumed run, those of the killed run.
                     if (attempt > 0 || recorded.get(chunk.index())) {
                         Optional<ChunkReport> done = verified(manifest, sink, tensor, chunk, outBytes);
-                        if (done.isPresent()) {
+                        Optional<ChunkReport> scalesDone = scales == null ? Optional.empty()
+                                : verified(manifest, sink, scales.tensor(), scales.chunk(), scales.bytes());
+                        if (done.isPresent() && (scales == null || scalesDone.isPresent())) {
                             reports.add(done.get().reusedBy(attempt));
-                            progress.chunks().add(1);
+                            scalesDone.ifPresent(r -> reports.add(r.reusedBy(attempt)));
+                            progress.chunks().add(scales == null ? 1 : 2);
                             continue;
                         }
                     }
@@ -110,47 +122,79 @@ public final class MergeStage {
                                 ? local.compute(method, p, tensor, chunk, kernels) : stats;
                         method.merge(kernels, tensor, chunk.start(), chunk.count(),
                                 tensorStats.view(tensor.index(), chunk.index()), p.settings(), metrics);
-                        inFlight.add(new InFlight(chunk, tensor, outBytes, metrics,
-                                kernels.encodeOut(tensor.outDtype(), chunk.count())));
+                        // FP8 output is quantized on the host from the float32 merge, whatever the backend.
+                        inFlight.add(new InFlight(chunk, tensor, outBytes, metrics, scales,
+                                kernels.encodeOut(scales == null ? tensor.outDtype() : Dtype.F32, chunk.count())));
                     } catch (RuntimeException e) {
                         throw new ChunkFailedException(tensor.name(), chunk.start(), chunk.count(), e);
                     }
                     progress.bytesRead().add(loader.bytesRead() - readBefore);
                     if (inFlight.size() >= kernels.inFlightLimit()) {
-                        reports.add(finish(inFlight.poll(), sink, manifest, name, attempt, kernels.backend(), progress));
+                        reports.addAll(finish(inFlight.poll(), sink, manifest, name, attempt, kernels.backend(), progress));
                     }
                 }
                 while (!inFlight.isEmpty()) {
-                    reports.add(finish(inFlight.poll(), sink, manifest, name, attempt, kernels.backend(), progress));
+                    reports.addAll(finish(inFlight.poll(), sink, manifest, name, attempt, kernels.backend(), progress));
                 }
             }
             return reports.iterator();
         }).collect();
     }
 
-    /** A chunk whose merge is queued on the task's kernels. */
-    private record InFlight(ChunkPlan chunk, TensorPlan tensor, long outBytes, ChunkMetrics metrics,
+    /** A chunk whose merge is queued on the task's kernels; {@code scales} when it is written as FP8. */
+    private record InFlight(ChunkPlan chunk, TensorPlan tensor, long outBytes, ChunkMetrics metrics, Scales scales,
                             ChunkKernels.PendingChunk pending) {
     }
 
-    /** Waits for the chunk's bytes, writes them, and records the chunk in the manifest. */
-    private static ChunkReport finish(InFlight f, ChunkSink sink, ChunkManifest manifest, String task, int attempt,
-                                      String kernels, Progress progress) {
+    /** The block scales an FP8 weight's chunk writes: its grid rows' chunk of the scales tensor. */
+    private record Scales(OutputQuantization.Weight weight, TensorPlan tensor, ChunkPlan chunk) {
+        long bytes() {
+            return (long) chunk.count() * tensor.outDtype().byteSize();
+        }
+    }
+
+    /** Waits for the chunk's bytes, writes them (and its scales), and records them in the manifest. */
+    private static List<ChunkReport> finish(InFlight f, ChunkSink sink, ChunkManifest manifest, String task, int attempt,
+                                            String kernels, Progress progress) {
         try {
             long writtenBefore = sink.bytesWritten();
             ArrowBuf encoded = f.pending().await();
-            sink.write(f.tensor(), f.chunk(), encoded, f.outBytes());
             ChunkMetrics m = f.metrics();
             ChunkReport report = new ChunkReport(f.chunk().index(), f.tensor().index(), m.kept, m.deltaSquares,
                     m.signConflicts, m.elements, m.iterations, attempt, false, kernels);
-            manifest.record(new ChunkManifest.Entry(f.chunk().index(), f.outBytes(),
-                    Checksums.crc32c(encoded, f.outBytes()), report.toBytes()), task);
-            progress.chunks().add(1);
+            List<ChunkReport> reports = new ArrayList<>(2);
+            if (f.scales() == null) {
+                write(sink, manifest, task, f.tensor(), f.chunk(), encoded, f.outBytes(), report);
+            } else {
+                Scales s = f.scales();
+                int gridCols = s.weight().grid().gridCols();
+                try (ArrowBuf bytes = ExecutorMemory.root().buffer(Math.max(1, f.outBytes()));
+                     ArrowBuf scales = ExecutorMemory.root().buffer(Math.max(1, s.bytes()))) {
+                    Fp8BlockQuantizer.quantize(s.weight().grid(), s.chunk().start() / gridCols,
+                            s.chunk().count() / gridCols, encoded, f.tensor().outDtype(), s.tensor().outDtype(), bytes,
+                            scales);
+                    write(sink, manifest, task, f.tensor(), f.chunk(), bytes, f.outBytes(), report);
+                    int models = m.kept.length;
+                    ChunkReport scalesReport = new ChunkReport(s.chunk().index(), s.tensor().index(), new long[models],
+                            new double[models], 0, 0, 0, attempt, false, kernels);
+                    write(sink, manifest, task, s.tensor(), s.chunk(), scales, s.bytes(), scalesReport);
+                    reports.add(scalesReport);
+                }
+            }
+            reports.add(0, report);
+            progress.chunks().add(reports.size());
             progress.bytesWritten().add(sink.bytesWritten() - writtenBefore);
-            return report;
+            return reports;
         } catch (RuntimeException e) {
             throw new ChunkFailedException(f.tensor().name(), f.chunk().start(), f.chunk().count(), e);
         }
+    }
+
+    private static void write(ChunkSink sink, ChunkManifest manifest, String task, TensorPlan tensor, ChunkPlan chunk,
+                              ArrowBuf bytes, long length, ChunkReport report) {
+        sink.write(tensor, chunk, bytes, length);
+        manifest.record(new ChunkManifest.Entry(chunk.index(), length, Checksums.crc32c(bytes, length),
+                report.toBytes()), task);
     }
 
     private static Optional<ChunkReport> verified(ChunkManifest manifest, ChunkSink sink, TensorPlan tensor,

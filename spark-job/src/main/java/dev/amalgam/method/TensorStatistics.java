@@ -18,4 +18,27 @@ public interface TensorStatistics {
 
     /** Whether {@code request} has a result. */
     boolean has(StatisticRequest request);
+
+    /** No results yet: what a method sees before its first round (the planner asks with it). */
+    TensorStatistics NONE = new TensorStatistics() {
+        @Override
+        public OrderStatistic order(StatisticRequest request) {
+            return null;
+        }
+
+        @Override
+        public long equalsBefore(StatisticRequest request) {
+            return 0;
+        }
+
+        @Override
+        public double value(StatisticRequest request) {
+            return Double.NaN;
+        }
+
+        @Override
+        public boolean has(StatisticRequest request) {
+            return false;
+        }
+    };
 }

@@ -44,6 +44,43 @@ public record MergePlan(MethodSettings settings, int modelCount, TensorPlan[] te
         return false;
     }
 
+    /**
+     * A digest of how the tensors are cut into chunks: a staging directory's chunks are reused
+     * only by a run that cuts the same way (the cut depends on the chunk size and, for tensors
+     * kept whole for their statistics, on the executors' memory).
+     */
+    public String chunkLayout() {
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        java.nio.ByteBuffer entry = java.nio.ByteBuffer.allocate(16);
+        for (ChunkPlan c : chunks) {
+            entry.clear();
+            crc.update(entry.putInt(c.tensor()).putLong(c.start()).putInt(c.count()).flip());
+        }
+        return chunks.length + "/" + Long.toHexString(crc.getValue());
+    }
+
+    /** Index of each tensor's first chunk (a tensor's chunks are consecutive, in ordinal order). */
+    public int[] firstChunks() {
+        int[] first = new int[tensors.length];
+        java.util.Arrays.fill(first, -1);
+        for (ChunkPlan c : chunks) {
+            if (first[c.tensor()] < 0) {
+                first[c.tensor()] = c.index();
+            }
+        }
+        return first;
+    }
+
+    /** Whether some output tensor is written in FP8 with block scales. */
+    public boolean quantizedOutput() {
+        for (TensorPlan t : tensors) {
+            if (t.outQuantization() != null) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     public long inputBytes() {
         long total = 0;
         for (TensorPlan t : tensors) {

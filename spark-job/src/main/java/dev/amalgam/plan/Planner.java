@@ -19,6 +19,7 @@ import dev.amalgam.format.TensorEntry;
 import dev.amalgam.format.SafetensorsHeader;
 import dev.amalgam.format.ShardLayout;
 import dev.amalgam.kernels.Dtype;
+import dev.amalgam.kernels.Fp8BlockQuantizer;
 import dev.amalgam.method.MergeMethod;
 import dev.amalgam.method.MergeMethods;
 
@@ -37,9 +38,20 @@ public final class Planner {
     private static final int MAX_REPORTED = 30;
 
     private final CheckpointReader reader;
+    private final ResourceCheck.Settings resources;
 
+    /** A planner that cuts every tensor by the chunk size alone. */
     public Planner(CheckpointReader reader) {
+        this(reader, null);
+    }
+
+    /**
+     * A planner that keeps a tensor needing statistics whole when the executors' memory
+     * ({@code resources}) holds it, so its statistics and its merge share one read.
+     */
+    public Planner(CheckpointReader reader, ResourceCheck.Settings resources) {
         this.reader = reader;
+        this.resources = resources;
     }
 
     /** A plan and the checkpoints it was made from (for side files and the report). */
@@ -117,11 +129,27 @@ public final class Planner {
             }
             long[] shape = ref.shape();
             int cols = shape.length == 0 ? 1 : (int) Math.max(1, shape[shape.length - 1]);
-            // Block-quantized inputs are written as bf16 unless out_dtype says otherwise.
-            Dtype out = uniformOut != null ? uniformOut : ref.dtype().writable() ? ref.dtype() : Dtype.BF16;
+            // Block-quantized inputs are written as bf16 unless out_dtype says otherwise; an FP8
+            // out_dtype re-quantizes the tensors stored in FP8 with block scales and keeps the rest.
+            Dtype kept = ref.dtype().writable() ? ref.dtype() : Dtype.BF16;
+            Dtype out = uniformOut == null ? kept : uniformOut.writable() ? uniformOut
+                    : fp8Blocks(ref) != null ? uniformOut : kept;
+            if (uniformOut != null && !uniformOut.writable() && fp8Blocks(ref) == null
+                    && ref.quantization() instanceof dev.amalgam.format.Quantization.BlockScaled) {
+                valueProblems.add(configFile + ": out_dtype " + uniformOut.torchName() + " keeps the inputs' block "
+                        + "scales, but tensor '" + ref.name() + "' in " + ref.file() + " has one scale for the whole "
+                        + "tensor; write it as bfloat16 (out_dtype: bfloat16)");
+            }
+            OutputQuantization q = out.writable() ? null
+                    : new OutputQuantization.Weight(-1, grid(fp8Blocks(ref), shape, cols));
             TensorPlan t = new TensorPlan(tensors.size(), ref.name(), shape, ref.elements(), cols, out,
-                    base != null ? ref : null, stored, new TensorParameters(globals, perModel), 0, 0);
+                    base != null ? ref : null, stored, new TensorParameters(globals, perModel), 0, 0, q);
             tensors.add(t);
+        }
+        if (uniformOut != null && !uniformOut.writable() && tensors.stream().noneMatch(t -> t.outQuantization() != null)) {
+            valueProblems.add(configFile + ": out_dtype " + uniformOut.torchName() + " re-quantizes the tensors the "
+                    + "inputs store in FP8 with block scales, and " + reference.directory() + " has none; use "
+                    + "out_dtype: bfloat16 (or float16, float32)");
         }
         if (valueProblems.isEmpty()) {
             // Method checks read resolved values, so they run once every value resolved.
@@ -134,8 +162,11 @@ public final class Planner {
         }
 
         List<TensorPlan> placed = new ArrayList<>();
-        ShardPlan[] shards = layoutShards(tensors, options.shardBytes(), placed);
-        ChunkPlan[] chunks = chunk(placed, options.chunkElements(), method);
+        ShardPlan[] shards = layoutShards(withScales(tensors), options.shardBytes(), placed);
+        linkScales(placed);
+        int wholeLimit = resources == null || !options.wholeTensorStatistics() ? 0 : ResourceCheck.largestChunk(resources, models.size(), base != null,
+                uniformOut != null && !uniformOut.writable());
+        ChunkPlan[] chunks = chunk(placed, options.chunkElements(), wholeLimit, method);
         MergePlan plan = new MergePlan(settings, models.size(), placed.toArray(TensorPlan[]::new), chunks, shards);
         return new Planned(plan, method, reference, models);
     }
@@ -306,27 +337,40 @@ public final class Planner {
             int first = placed.size();
             for (int i = 0; i < groups.get(s).size(); i++) {
                 TensorPlan t = groups.get(s).get(i);
-                placed.add(new TensorPlan(placed.size(), t.name(), t.shape(), t.elements(), t.cols(), t.outDtype(), t.base(),
-                        t.models(), t.parameters(), s, header.length + entries.get(i).begin()));
+                placed.add(t.placed(placed.size(), s, header.length + entries.get(i).begin(), t.outQuantization()));
             }
             shards[s] = new ShardPlan(fileName, header, header.length + offset, first, groups.get(s).size());
         }
         return shards;
     }
 
-    private static ChunkPlan[] chunk(List<TensorPlan> tensors, int chunkElements, MergeMethod method) {
+    /**
+     * Cuts each tensor into chunks of at most {@code chunkElements}, except that a tensor whose
+     * method asks for statistics is one chunk when it has at most {@code wholeLimit} elements:
+     * its statistics are then computed in the task that merges it, on the values already read,
+     * instead of in a statistics pass that reads the inputs once more.
+     */
+    private static ChunkPlan[] chunk(List<TensorPlan> tensors, int chunkElements, int wholeLimit, MergeMethod method) {
         List<ChunkPlan> chunks = new ArrayList<>();
         for (TensorPlan t : tensors) {
-            long size = chunkElements;
-            if (method.wholeTensor(t)) {
-                size = Math.max(1, t.elements());
-            } else if (method.rowAligned()) {
-                size = Math.max(t.cols(), (size / t.cols()) * t.cols());
+            if (t.outQuantization() != null) {
+                // An FP8 weight's chunks are whole block rows; its scales are cut the same way, row for row.
+                TensorPlan weight = t.outQuantization() instanceof OutputQuantization.Scales sc
+                        ? tensors.get(sc.weightTensor()) : t;
+                OutputQuantization.Weight w = (OutputQuantization.Weight) weight.outQuantization();
+                long size = chunkSize(weight, chunkElements, wholeLimit, method);
+                int ordinal = 0;
+                for (long[] rows : gridRowRuns(w.grid(), weight.elements(), size)) {
+                    long start = t.derived() ? rows[0] * w.grid().gridCols()
+                            : w.grid().firstRow(rows[0]) * w.grid().cols();
+                    long end = t.derived() ? (rows[0] + rows[1]) * w.grid().gridCols()
+                            : rows[0] + rows[1] >= gridRows(w.grid(), weight.elements()) ? weight.elements()
+                            : w.grid().firstRow(rows[0] + rows[1]) * w.grid().cols();
+                    chunks.add(new ChunkPlan(chunks.size(), t.index(), start, (int) (end - start), ordinal++));
+                }
+                continue;
             }
-            if (size % MXFP4_BLOCK != 0 && hasMxfp4(t)) {
-                // MXFP4 chunks start on a 32-value block (whole rows are already multiples of 32).
-                size = Math.max(MXFP4_BLOCK, size / MXFP4_BLOCK * MXFP4_BLOCK);
-            }
+            long size = chunkSize(t, chunkElements, wholeLimit, method);
             int ordinal = 0;
             for (long start = 0; start < t.elements(); start += size) {
                 int count = (int) Math.min(size, t.elements() - start);
@@ -334,6 +378,100 @@ public final class Planner {
             }
         }
         return chunks.toArray(ChunkPlan[]::new);
+    }
+
+    private static long chunkSize(TensorPlan t, int chunkElements, int wholeLimit, MergeMethod method) {
+        long size = chunkElements;
+        if (method.wholeTensor(t)) {
+            size = Math.max(1, t.elements());
+        } else if (t.elements() > size && t.elements() <= wholeLimit
+                && !method.statistics(t, 0, dev.amalgam.method.TensorStatistics.NONE).isEmpty()) {
+            size = t.elements();
+        } else if (method.rowAligned()) {
+            size = Math.max(t.cols(), (size / t.cols()) * t.cols());
+        }
+        if (size % MXFP4_BLOCK != 0 && hasMxfp4(t)) {
+            // MXFP4 chunks start on a 32-value block (whole rows are already multiples of 32).
+            size = Math.max(MXFP4_BLOCK, size / MXFP4_BLOCK * MXFP4_BLOCK);
+        }
+        return size;
+    }
+
+    private static long gridRows(Fp8BlockQuantizer.Grid grid, long elements) {
+        long matrices = elements / Math.max(1, grid.matrixRows() * grid.cols());
+        return matrices * grid.gridRowsPerMatrix();
+    }
+
+    /** Runs {first grid row, grid rows} of at most {@code size} elements each (at least one grid row). */
+    private static List<long[]> gridRowRuns(Fp8BlockQuantizer.Grid grid, long elements, long size) {
+        List<long[]> runs = new ArrayList<>();
+        long total = gridRows(grid, elements);
+        long first = 0;
+        long taken = 0;
+        long rows = 0;
+        for (long g = 0; g < total; g++) {
+            long n = (long) grid.rowsIn(g) * grid.cols();
+            if (taken > 0 && taken + n > size) {
+                runs.add(new long[]{first, rows});
+                first = g;
+                taken = 0;
+                rows = 0;
+            }
+            taken += n;
+            rows++;
+        }
+        if (rows > 0) {
+            runs.add(new long[]{first, rows});
+        }
+        return runs;
+    }
+
+    /** The FP8 block scales of a stored tensor, or null when it is not FP8 with a grid of block scales. */
+    private static dev.amalgam.format.Quantization.BlockScaled fp8Blocks(StoredTensor t) {
+        return (t.dtype() == Dtype.F8_E4M3 || t.dtype() == Dtype.F8_E5M2)
+                && t.quantization() instanceof dev.amalgam.format.Quantization.BlockScaled b
+                && b.scales().elements() > 1 ? b : null;
+    }
+
+    private static Fp8BlockQuantizer.Grid grid(dev.amalgam.format.Quantization.BlockScaled b, long[] shape, int cols) {
+        long rows = shape.length < 2 ? 1 : shape[shape.length - 2];
+        return new Fp8BlockQuantizer.Grid(b.blockRows(), b.blockCols(), rows, cols);
+    }
+
+    /** The tensors with each FP8 weight's scales tensor right after it, named and typed as the reference's. */
+    private static List<TensorPlan> withScales(List<TensorPlan> tensors) {
+        List<TensorPlan> out = new ArrayList<>();
+        for (TensorPlan t : tensors) {
+            out.add(t);
+            if (t.outQuantization() != null) {
+                StoredTensor ref = t.base() != null ? t.base() : t.models()[0];
+                StoredTensor scales = ref.quantization().scales();
+                long[] shape = scales.shape();
+                int cols = shape.length == 0 ? 1 : (int) Math.max(1, shape[shape.length - 1]);
+                out.add(new TensorPlan(-1, scales.name(), shape, scales.elements(), cols, scales.dtype(), null,
+                        new StoredTensor[0], t.parameters(), 0, 0, new OutputQuantization.Scales(-1)));
+            }
+        }
+        return out;
+    }
+
+    /** Points each FP8 weight and its scales at each other by their places in the plan. */
+    private static void linkScales(List<TensorPlan> placed) {
+        Map<String, Integer> scalesByName = new java.util.HashMap<>();
+        for (TensorPlan t : placed) {
+            if (t.derived()) {
+                scalesByName.put(t.name(), t.index());
+            }
+        }
+        for (int i = 0; i < placed.size(); i++) {
+            TensorPlan t = placed.get(i);
+            if (t.outQuantization() instanceof OutputQuantization.Weight w) {
+                int scales = scalesByName.get((t.base() != null ? t.base() : t.models()[0]).quantization().scales().name());
+                placed.set(i, t.placed(i, t.shard(), t.outOffset(), new OutputQuantization.Weight(scales, w.grid())));
+                TensorPlan s = placed.get(scales);
+                placed.set(scales, s.placed(scales, s.shard(), s.outOffset(), new OutputQuantization.Scales(i)));
+            }
+        }
     }
 
     private static final int MXFP4_BLOCK = dev.amalgam.kernels.BlockScales.Mxfp4.BLOCK;

@@ -32,9 +32,17 @@ public final class ResourceCheck {
      * @param gpuLimit          the GPU budget of one GPU in bytes; -1 when not set (then 80% of the device)
      * @param tasksPerGpu       tasks that share one GPU
      * @param driverHeap        the driver's maximum heap in bytes
+     * @param offHeapRoom       memory an executor's container grants outside its heap for chunk buffers
+     *                          (the memory overhead less what the JVM itself takes); -1 when nothing
+     *                          but the machine bounds it (local mode)
      */
     public record Settings(long executorLimit, int tasksPerExecutor, boolean gpuHost, long gpuLimit, int tasksPerGpu,
-                           long driverHeap) {
+                           long driverHeap, long offHeapRoom) {
+
+        public Settings(long executorLimit, int tasksPerExecutor, boolean gpuHost, long gpuLimit, int tasksPerGpu,
+                        long driverHeap) {
+            this(executorLimit, tasksPerExecutor, gpuHost, gpuLimit, tasksPerGpu, driverHeap, -1);
+        }
     }
 
     /** The largest chunk of the plan, in elements. */
@@ -51,7 +59,53 @@ public final class ResourceCheck {
         int max = maxChunk(plan);
         boolean base = plan.settings().hasBase();
         long cpu = CpuBackend.hostBytes(max, plan.modelCount(), base);
-        return gpuHost ? Math.max(cpu, DeviceChunkKernels.hostBytes(max, plan.modelCount(), base)) : cpu;
+        long fp8 = fp8Bytes(max, plan.quantizedOutput());
+        return (gpuHost ? Math.max(cpu, DeviceChunkKernels.hostBytes(max, plan.modelCount(), base)) : cpu) + fp8;
+    }
+
+    /**
+     * FP8 output's buffers beside the chunk's: a byte a value and the block scales, at most four
+     * bytes a value (blocks of one element).
+     */
+    private static long fp8Bytes(int count, boolean fp8Output) {
+        return fp8Output ? 5L * count : 0;
+    }
+
+    /**
+     * The most elements a chunk may have for the tasks of an executor to hold their working sets
+     * at once under {@code s}: the largest a tensor that needs statistics may be to be merged in
+     * one chunk, with its statistics computed in the task that merges it (one read, not two).
+     * 0 where it cannot be known before the tasks run (a GPU whose budget is unset).
+     */
+    public static int largestChunk(Settings s, int models, boolean hasBase, boolean fp8Output) {
+        if (s.gpuHost() && s.gpuLimit() < 0) {
+            return 0;
+        }
+        int low = 0;
+        int high = PlanOptions.MAX_CHUNK_ELEMENTS;
+        while (low < high) {
+            int mid = (int) (((long) low + high + 1) / 2);
+            if (fits(s, mid, models, hasBase, fp8Output)) {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        return low;
+    }
+
+    private static boolean fits(Settings s, int count, int models, boolean hasBase, boolean fp8Output) {
+        long host = CpuBackend.hostBytes(count, models, hasBase) + fp8Bytes(count, fp8Output);
+        if (s.gpuHost()) {
+            host = Math.max(host, DeviceChunkKernels.hostBytes(count, models, hasBase) + fp8Bytes(count, fp8Output));
+            if (DeviceChunkKernels.deviceBytes(count, models, hasBase) * s.tasksPerGpu() > s.gpuLimit()) {
+                return false;
+            }
+        }
+        // Small chunks never come near the limit; whole tensors can, so they also stay inside what a
+        // cluster manager grants beyond the heap (a YARN container is killed past it).
+        long room = s.offHeapRoom() < 0 ? s.executorLimit() : Math.min(s.executorLimit(), s.offHeapRoom());
+        return host * s.tasksPerExecutor() <= room;
     }
 
     /** GPU bytes one task holds for the plan's largest chunk. */

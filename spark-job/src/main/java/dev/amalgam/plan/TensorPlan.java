@@ -15,10 +15,26 @@ import dev.amalgam.kernels.Dtype;
  * @param cols row length (last dimension; 1 for scalars), which DELLA ranks within
  * @param shard index of the output shard
  * @param outOffset absolute byte offset of the tensor's data in the shard file
+ * @param outQuantization null for plain floats; else an FP8 weight or the scales of one
  */
 public record TensorPlan(int index, String name, long[] shape, long elements, int cols, Dtype outDtype,
                          StoredTensor base, StoredTensor[] models, TensorParameters parameters,
-                         int shard, long outOffset) implements MethodTensor {
+                         int shard, long outOffset, OutputQuantization outQuantization) implements MethodTensor {
+
+    public TensorPlan(int index, String name, long[] shape, long elements, int cols, Dtype outDtype,
+                      StoredTensor base, StoredTensor[] models, TensorParameters parameters, int shard, long outOffset) {
+        this(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset, null);
+    }
+
+    /** Whether this is another tensor's block scales, written by that tensor's chunks (no inputs, no work). */
+    public boolean derived() {
+        return outQuantization instanceof OutputQuantization.Scales;
+    }
+
+    /** The same tensor at another place in the plan and output, with {@code q}. */
+    TensorPlan placed(int index, int shard, long outOffset, OutputQuantization q) {
+        return new TensorPlan(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset, q);
+    }
 
     @Override
     public boolean hasBase() {

@@ -109,7 +109,7 @@ public final class StatisticsStage {
             boolean any = false;
             boolean orders = false;
             for (TensorPlan t : plan.tensors()) {
-                if (!multiChunk[t.index()]) {
+                if (!multiChunk[t.index()] || t.derived()) {
                     continue;
                 }
                 List<StatisticRequest> requests = method.statistics(t, round, result.view(t.index(), -1));

@@ -88,12 +88,12 @@ class HdfsMergeTest {
     void aMergeFromAndToHdfsGivesTheBytesOfTheLocalMerge() throws Exception {
         String local = f.out("local-merge");
         new MergeJob(TestSpark.context()).run(MergeRequest.of(config("local.yml", f.base, f.models), local)
-                .withChunkElements(100).withShardBytes(5_000));
+                .withChunkElements(100).withWholeTensorStatistics(false).withShardBytes(5_000));
 
         String out = root + "/merged";
         String config = config("hdfs.yml", onHdfs(f.base), f.models.stream().map(HdfsMergeTest::onHdfs).toList());
         ObjectNode report = new MergeJob(TestSpark.context()).run(MergeRequest.of(config, out)
-                .withChunkElements(500).withShardBytes(5_000)).report();
+                .withChunkElements(500).withWholeTensorStatistics(false).withShardBytes(5_000)).report();
         System.out.println("HDFS merge: " + report.get("chunks") + " chunks, " + report.get("timings_seconds"));
 
         assertEquals("parts", report.get("write_mode").asText());
@@ -127,7 +127,7 @@ class HdfsMergeTest {
         String out = root + "/from-corrupt";
         String config = config("corrupt.yml", onHdfs(f.base), List.of(onHdfs(f.models.get(0)), model));
         AmalgamException e = assertThrows(AmalgamException.class, () -> new MergeJob(TestSpark.context())
-                .run(MergeRequest.of(config, out).withChunkElements(100)));
+                .run(MergeRequest.of(config, out).withChunkElements(100).withWholeTensorStatistics(false)));
         assertEquals(AmalgamException.Kind.EXECUTION, e.kind());
         assertThat(e.getMessage()).contains(shard.getName()).contains("tensor '").contains("nothing was published");
         assertFalse(hdfs.exists(new Path(out)));

@@ -53,7 +53,7 @@ class ResumeTest {
     }
 
     private MergeRequest request(String config, String out, WriteMode mode) {
-        return MergeRequest.of(config, out).withChunkElements(50).withPartitions(2).withShardBytes(4_000)
+        return MergeRequest.of(config, out).withChunkElements(50).withWholeTensorStatistics(false).withPartitions(2).withShardBytes(4_000)
                 .withWriteMode(mode);
     }
 

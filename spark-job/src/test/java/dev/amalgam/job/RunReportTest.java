@@ -26,10 +26,15 @@ class RunReportTest {
     }
 
     private JsonNode merge(String method, String name) throws Exception {
+        return merge(method, name, false);
+    }
+
+    private JsonNode merge(String method, String name, boolean wholeTensorStatistics) throws Exception {
         String config = f.config(name + ".yml", "merge_method: " + method + "\nbase_model: " + f.base + "\nmodels:\n"
                 + "  - model: " + f.models.get(0) + "\n    parameters: {weight: 1.0" + (method.equals("ties") ? ", density: 0.4" : "") + "}\n"
                 + "  - model: " + f.models.get(1) + "\n    parameters: {weight: 0.5" + (method.equals("ties") ? ", density: 0.6" : "") + "}\n");
-        new MergeJob(TestSpark.context()).run(MergeRequest.of(config, f.out(name)).withChunkElements(100).withPartitions(3));
+        new MergeJob(TestSpark.context()).run(MergeRequest.of(config, f.out(name)).withChunkElements(100)
+                .withWholeTensorStatistics(wholeTensorStatistics).withPartitions(3));
         return new ObjectMapper().readTree(Path.of(f.out(name), "amalgam-report.json").toFile());
     }
 
@@ -44,6 +49,14 @@ class RunReportTest {
         JsonNode plain = merge("task_arithmetic", "plain");
         assertEquals(0, plain.path("bytes_read_statistics").asLong());
         assertEquals(plain.path("output_bytes").asLong(), plain.path("bytes_written").asLong());
+    }
+
+    @Test
+    void tensorsKeptWholeForTheirStatisticsAreReadOnce() throws Exception {
+        JsonNode ties = merge("ties", "ties-whole", true);
+        assertEquals(0, ties.path("bytes_read_statistics").asLong());
+        assertEquals(ties.path("input_bytes").asLong(), ties.path("bytes_read").asLong());
+        assertEquals(ties.path("tensors").size(), ties.path("chunks").asInt(), "one chunk per tensor");
     }
 
     @Test

@@ -107,7 +107,7 @@ class GpuMergeJobTest {
         MergeJob.Result result;
         try (AutoCloseable ignored = ExecutorKernels.overrideForTests(taskVectorOnly)) {
             result = new MergeJob(TestSpark.context()).run(MergeRequest.of(config, f.out("slerp-on-gpu"))
-                    .withChunkElements(37).withPartitions(3));
+                    .withChunkElements(37).withWholeTensorStatistics(false).withPartitions(3));
         }
         assertEquals(0, device.launches(), "no CUDA kernel ran");
         List<String> backends = new ArrayList<>();
@@ -163,7 +163,7 @@ class GpuMergeJobTest {
 
     private static void run(KernelBackend backend, String config, String out) throws Exception {
         try (AutoCloseable ignored = ExecutorKernels.overrideForTests(backend)) {
-            new MergeJob(TestSpark.context()).run(MergeRequest.of(config, out).withChunkElements(37).withPartitions(3));
+            new MergeJob(TestSpark.context()).run(MergeRequest.of(config, out).withChunkElements(37).withWholeTensorStatistics(false).withPartitions(3));
         }
     }
 

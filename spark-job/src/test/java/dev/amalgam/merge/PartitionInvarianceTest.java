@@ -34,8 +34,14 @@ class PartitionInvarianceTest {
     }
 
     private Map<String, String> merge(String config, String name, int chunk, int partitions, WriteMode mode) {
+        return merge(config, name, chunk, partitions, mode, false);
+    }
+
+    private Map<String, String> merge(String config, String name, int chunk, int partitions, WriteMode mode,
+                                      boolean wholeTensorStatistics) {
         String out = f.out(name);
         new MergeJob(TestSpark.context()).run(MergeRequest.of(config, out).withChunkElements(chunk)
+                .withWholeTensorStatistics(wholeTensorStatistics)
                 .withPartitions(partitions).withWriteMode(mode).withShardBytes(4_000));
         return Tensors.shardDigests(out);
     }
@@ -55,6 +61,8 @@ class PartitionInvarianceTest {
         assertEquals(reference, merge(config, method + "-7", 7, 4, WriteMode.POSITIONED), "7-element chunks");
         assertEquals(reference, merge(config, method + "-97", 97, 1, WriteMode.POSITIONED), "97-element chunks, one partition");
         assertEquals(reference, merge(config, method + "-parts", 97, 3, WriteMode.PARTS), "part files");
+        assertEquals(reference, merge(config, method + "-whole", 7, 4, WriteMode.POSITIONED, true),
+                "statistics tensors kept whole, the rest in 7-element chunks");
     }
 
     private static String density(String method, String value) {

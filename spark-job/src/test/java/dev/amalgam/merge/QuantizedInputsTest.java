@@ -33,7 +33,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
  * Block-quantized inputs (DeepSeek-V3's FP8 with 128 x 128 block scales, gpt-oss's MXFP4) are
  * dequantized per chunk and merged in float32, bit for bit as a straightforward whole-tensor
  * reference that decodes the formats from their bit layouts; the output is bf16 and its
- * config.json drops quantization_config.
+ * config.json drops quantization_config. With an FP8 out_dtype the output is FP8 again, its block
+ * scales beside it, equal to a plain quantization of the reference merge written out in the test.
  */
 class QuantizedInputsTest {
     @TempDir
@@ -64,7 +65,7 @@ class QuantizedInputsTest {
                 + "  - model: " + dirs.get(1) + "\n    parameters: {weight: 1.0, density: 0.5}\n"
                 + "  - model: " + dirs.get(2) + "\n    parameters: {weight: 0.6, density: 0.3}\n");
         String out = temp + "/out";
-        new MergeJob(TestSpark.context()).run(MergeRequest.of(config.toString(), out).withChunkElements(1000)
+        new MergeJob(TestSpark.context()).run(MergeRequest.of(config.toString(), out).withChunkElements(1000).withWholeTensorStatistics(false)
                 .withPartitions(3));
 
         Checkpoint merged = Tensors.open(out);
@@ -82,6 +83,192 @@ class QuantizedInputsTest {
         assertArrayEquals(Tensors.encode(expected, Dtype.BF16), Tensors.bytes(w));
         String outConfig = Files.readString(Path.of(out, "config.json"));
         assertThat(outConfig).doesNotContain("quantization_config").contains("\"hidden_size\"");
+    }
+
+    /** Three FP8 inputs merged with TIES and written as FP8 with block scales; returns the output directory. */
+    private String mergeFp8ToFp8(List<Fp8Model> inputs, String name, boolean wholeTensorStatistics) throws Exception {
+        List<String> dirs = new ArrayList<>();
+        for (int m = 0; m < inputs.size(); m++) {
+            dirs.add(writeFp8(temp.resolve(name + "-in-" + m), inputs.get(m), true));
+        }
+        Path config = temp.resolve(name + ".yml");
+        Files.writeString(config, "merge_method: ties\nbase_model: " + dirs.get(0) + "\nmodels:\n"
+                + "  - model: " + dirs.get(1) + "\n    parameters: {weight: 1.0, density: 0.5}\n"
+                + "  - model: " + dirs.get(2) + "\n    parameters: {weight: 0.6, density: 0.3}\n"
+                + "out_dtype: float8_e4m3fn\n");
+        String out = temp + "/" + name;
+        new MergeJob(TestSpark.context()).run(MergeRequest.of(config.toString(), out).withChunkElements(1000)
+                .withWholeTensorStatistics(wholeTensorStatistics).withPartitions(3));
+        return out;
+    }
+
+    @Test
+    void fp8InputsWrittenAsFp8AreRequantizedWithBlockScalesLikeAStraightforwardReference() throws Exception {
+        List<Fp8Model> inputs = List.of(fp8Model(new Random(17)), fp8Model(new Random(18)), fp8Model(new Random(19)));
+        String out = mergeFp8ToFp8(inputs, "fp8-out", false);
+
+        float[] merged = ReferenceMerge.taskVector("ties", WEIGHT, new long[]{ROWS, COLS}, dequantizeFp8(inputs.get(0)),
+                List.of(new ReferenceMerge.Model(dequantizeFp8(inputs.get(1)), 1.0f, 0.5, 0, 0),
+                        new ReferenceMerge.Model(dequantizeFp8(inputs.get(2)), 0.6f, 0.3, 0, 0)),
+                new ReferenceMerge.Settings(true, false, 1.0f, 0));
+        Fp8Model expected = quantizeReference(merged);
+
+        // It reads back as a block-quantized checkpoint: the scales pair with their weight again.
+        Checkpoint result = Tensors.open(out);
+        assertThat(result.tensors()).extracting(StoredTensor::name).containsExactlyInAnyOrder(WEIGHT, NORM);
+        StoredTensor w = result.byName().get(WEIGHT);
+        assertEquals(Dtype.F8_E4M3, w.dtype());
+        StoredTensor scales = w.quantization().scales();
+        assertEquals(WEIGHT + "_scale_inv", scales.name());
+        assertEquals(Dtype.F32, scales.dtype());
+        assertArrayEquals(new long[]{ceil(ROWS), ceil(COLS)}, scales.shape());
+        assertArrayEquals(Tensors.encode(expected.scales(), Dtype.F32), Tensors.bytes(scales));
+        assertArrayEquals(expected.weight(), java.util.Arrays.copyOf(Tensors.bytes(w), ROWS * COLS));
+        assertEquals(Dtype.BF16, result.byName().get(NORM).dtype(), "tensors stored as floats stay floats");
+        assertThat(Files.readString(Path.of(out, "config.json"))).contains("\"weight_block_size\"")
+                .contains("\"torch_dtype\" : \"bfloat16\"");
+    }
+
+    @Test
+    void fp8OutputBytesDoNotDependOnTheChunking() throws Exception {
+        List<Fp8Model> inputs = List.of(fp8Model(new Random(7)), fp8Model(new Random(8)), fp8Model(new Random(9)));
+        assertEquals(Tensors.shardDigests(mergeFp8ToFp8(inputs, "fp8-rows", false)),
+                Tensors.shardDigests(mergeFp8ToFp8(inputs, "fp8-whole", true)));
+    }
+
+    @Test
+    void fp8OutputOfInputsWithoutFp8BlockScalesIsRefusedWithTheFix() throws Exception {
+        Path dir = temp.resolve("bf16");
+        CheckpointWriter.write(new Configuration(), dir.toString(),
+                List.of(new CheckpointWriter.Spec(NORM, Dtype.BF16, new long[]{COLS})), Long.MAX_VALUE,
+                s -> ByteBuffer.wrap(new byte[COLS * 2]));
+        Path config = temp.resolve("bf16.yml");
+        Files.writeString(config, "merge_method: linear\nmodels:\n  - model: " + dir + "\n    parameters: {weight: 1}\n"
+                + "out_dtype: float8_e4m3fn\n");
+        AmalgamException e = assertThrows(AmalgamException.class, () -> new MergeJob(TestSpark.context())
+                .inspect(MergeRequest.of(config.toString(), temp + "/never")));
+        assertEquals(AmalgamException.Kind.CONFIG, e.kind());
+        assertThat(e.getMessage()).contains("out_dtype float8_e4m3fn").contains(dir.toString()).contains("bfloat16");
+    }
+
+    @Test
+    void fusedExpertStacksAreRequantizedWithAGridPerMatrix() throws Exception {
+        int experts = 2;
+        int rows = 150;  // one full block row and a partial one per matrix
+        int n = experts * rows * COLS;
+        int gridRows = experts * ceil(rows);
+        List<float[]> values = new ArrayList<>();
+        List<String> dirs = new ArrayList<>();
+        for (int m = 0; m < 2; m++) {
+            Random random = new Random(40 + m);
+            byte[] bytes = new byte[n];
+            for (int i = 0; i < n; i++) {
+                int b;
+                do {
+                    b = random.nextInt(256);
+                } while ((b & 0x7f) == 0x7f);
+                bytes[i] = (byte) b;
+            }
+            float[] scales = new float[gridRows * ceil(COLS)];
+            for (int i = 0; i < scales.length; i++) {
+                scales[i] = (float) Math.scalb(1.0 + random.nextInt(64) / 64.0, -8 - random.nextInt(4));
+            }
+            float[] dequantized = new float[n];
+            for (int i = 0; i < n; i++) {
+                int matrix = i / (rows * COLS);
+                int r = i / COLS % rows;
+                int c = i % COLS;
+                dequantized[i] = e4m3(bytes[i]) * scales[(matrix * ceil(rows) + r / BLOCK) * ceil(COLS) + c / BLOCK];
+            }
+            values.add(dequantized);
+            Path dir = temp.resolve("experts-" + m);
+            CheckpointWriter.write(new Configuration(), dir.toString(), List.of(
+                    new CheckpointWriter.Spec(EXPERTS, Dtype.F8_E4M3, new long[]{experts, rows, COLS}),
+                    new CheckpointWriter.Spec(EXPERTS + "_scale_inv", Dtype.F32, new long[]{experts, ceil(rows), ceil(COLS)})),
+                    Long.MAX_VALUE, spec -> spec.name().equals(EXPERTS) ? ByteBuffer.wrap(bytes)
+                            : ByteBuffer.wrap(Tensors.encode(scales, Dtype.F32)));
+            Files.writeString(dir.resolve("config.json"), "{\"quantization_config\": {\"quant_method\": \"fp8\", "
+                    + "\"weight_block_size\": [128, 128]}}");
+            dirs.add(dir.toString());
+        }
+        Path config = temp.resolve("experts.yml");
+        Files.writeString(config, "merge_method: linear\nmodels:\n"
+                + "  - model: " + dirs.get(0) + "\n    parameters: {weight: 0.7}\n"
+                + "  - model: " + dirs.get(1) + "\n    parameters: {weight: 0.3}\n"
+                + "out_dtype: float8_e4m3fn\n");
+        String out = temp + "/experts-out";
+        new MergeJob(TestSpark.context()).run(MergeRequest.of(config.toString(), out).withChunkElements(1000)
+                .withPartitions(3));
+
+        float[] merged = ReferenceMerge.linear(List.of(new ReferenceMerge.Model(values.get(0), 0.7f, 1, 0, 0),
+                new ReferenceMerge.Model(values.get(1), 0.3f, 1, 0, 0)), true);
+        StoredTensor w = Tensors.open(out).byName().get(EXPERTS);
+        byte[] stored = Tensors.bytes(w);
+        byte[] scaleBytes = Tensors.bytes(w.quantization().scales());
+        for (int matrix = 0; matrix < experts; matrix++) {
+            for (int br = 0; br < ceil(rows); br++) {
+                for (int bc = 0; bc < ceil(COLS); bc++) {
+                    float amax = 0;
+                    for (int r = br * BLOCK; r < Math.min(rows, (br + 1) * BLOCK); r++) {
+                        for (int c = bc * BLOCK; c < Math.min(COLS, (bc + 1) * BLOCK); c++) {
+                            amax = Math.max(amax, Math.abs(merged[(matrix * rows + r) * COLS + c]));
+                        }
+                    }
+                    float scale = amax == 0 ? 1.0f : amax / 448.0f;
+                    int s = (matrix * ceil(rows) + br) * ceil(COLS) + bc;
+                    assertEquals(scale, ByteBuffer.wrap(scaleBytes).order(ByteOrder.LITTLE_ENDIAN).getFloat(s * 4),
+                            "scale of expert " + matrix + " block " + br + "," + bc);
+                    for (int r = br * BLOCK; r < Math.min(rows, (br + 1) * BLOCK); r++) {
+                        for (int c = bc * BLOCK; c < Math.min(COLS, (bc + 1) * BLOCK); c++) {
+                            int i = (matrix * rows + r) * COLS + c;
+                            assertEquals(nearestE4m3(merged[i] / scale), stored[i], "value " + i);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * The re-quantization rule, written out plainly: per 128 x 128 block, scale = max |x| / 448 in
+     * float32 (1 for a block of zeros); each byte is the E4M3 value nearest x / scale, found by
+     * trying every byte of x's sign, the even byte on a tie.
+     */
+    private static Fp8Model quantizeReference(float[] x) {
+        float[] scales = new float[ceil(ROWS) * ceil(COLS)];
+        byte[] bytes = new byte[ROWS * COLS];
+        for (int br = 0; br < ceil(ROWS); br++) {
+            for (int bc = 0; bc < ceil(COLS); bc++) {
+                float amax = 0;
+                for (int r = br * BLOCK; r < Math.min(ROWS, (br + 1) * BLOCK); r++) {
+                    for (int c = bc * BLOCK; c < Math.min(COLS, (bc + 1) * BLOCK); c++) {
+                        amax = Math.max(amax, Math.abs(x[r * COLS + c]));
+                    }
+                }
+                float scale = amax / 448.0f == 0 ? 1.0f : amax / 448.0f;
+                scales[br * ceil(COLS) + bc] = scale;
+                for (int r = br * BLOCK; r < Math.min(ROWS, (br + 1) * BLOCK); r++) {
+                    for (int c = bc * BLOCK; c < Math.min(COLS, (bc + 1) * BLOCK); c++) {
+                        bytes[r * COLS + c] = nearestE4m3(x[r * COLS + c] / scale);
+                    }
+                }
+            }
+        }
+        return new Fp8Model(bytes, scales, null);
+    }
+
+    private static byte nearestE4m3(float q) {
+        int sign = Float.floatToRawIntBits(q) < 0 ? 0x80 : 0;
+        double a = Math.abs((double) q);
+        int best = 0;
+        for (int code = 1; code <= 0x7e; code++) {
+            double d = Math.abs(e4m3((byte) code) - a);
+            double bestD = Math.abs(e4m3((byte) best) - a);
+            if (d < bestD || (d == bestD && code % 2 == 0)) {
+                best = code;
+            }
+        }
+        return (byte) (sign | best);
     }
 
     @Test
@@ -118,7 +305,7 @@ class QuantizedInputsTest {
                 + "  - model: " + dirs.get(1) + "\n    parameters: {weight: 0.3}\n");
         String out = temp + "/out-mxfp4";
         // 100-element chunks are cut to 96: MXFP4 chunks start on 32-value blocks.
-        new MergeJob(TestSpark.context()).run(MergeRequest.of(config.toString(), out).withChunkElements(100)
+        new MergeJob(TestSpark.context()).run(MergeRequest.of(config.toString(), out).withChunkElements(100).withWholeTensorStatistics(false)
                 .withPartitions(2));
 
         StoredTensor merged = Tensors.open(out).byName().get(EXPERTS);

@@ -186,6 +186,80 @@ class PlannerTest {
         assertThat(Arrays.stream(ties.chunks()).anyMatch(c -> c.count() % ties.tensors()[c.tensor()].cols() != 0)).isTrue();
     }
 
+    private static ResourceCheck.Settings executors(long limit, int tasks) {
+        return new ResourceCheck.Settings(limit, tasks, false, -1, 1, Runtime.getRuntime().maxMemory());
+    }
+
+    private MergePlan planWith(String yaml, ResourceCheck.Settings resources, boolean wholeTensorStatistics) {
+        return new Planner(new CheckpointReader(new Configuration()), resources).plan("c.yml",
+                MergeConfigParser.parse("c.yml", yaml), new PlanOptions(100, Long.MAX_VALUE, wholeTensorStatistics)).plan();
+    }
+
+    private static long chunksOf(MergePlan plan, TensorPlan t) {
+        return Arrays.stream(plan.chunks()).filter(c -> c.tensor() == t.index()).count();
+    }
+
+    @Test
+    void aTensorThatNeedsStatisticsIsOneChunkWhereTheExecutorsMemoryHoldsIt() {
+        MergePlan ties = planWith(ties("{weight: 1, density: 0.5}", "{weight: 1, density: 0.5}", ""),
+                executors(1L << 30, 2), true);
+        assertThat(ties.tensors()).anyMatch(t -> t.elements() > 100);
+        for (TensorPlan t : ties.tensors()) {
+            assertEquals(1, chunksOf(ties, t), t.name() + " is merged with its statistics in one task");
+        }
+    }
+
+    @Test
+    void aTensorTooLargeForTheExecutorsMemoryIsCutAndOthersStayWhole() {
+        String yaml = ties("{weight: 1, density: 0.5}", "{weight: 1, density: 0.5}", "");
+        long largest = Arrays.stream(planWith(yaml, null, true).tensors()).mapToLong(TensorPlan::elements).max().orElseThrow();
+        long smallest = Arrays.stream(planWith(yaml, null, true).tensors()).filter(t -> t.elements() > 100)
+                .mapToLong(TensorPlan::elements).min().orElseThrow();
+        assertThat(smallest).isLessThan(largest);
+        // Room for two tasks' buffers of the smallest multi-chunk tensor, not of the largest.
+        long limit = 2 * dev.amalgam.kernels.CpuBackend.hostBytes((int) smallest, 2, true);
+        MergePlan plan = planWith(yaml, executors(limit, 2), true);
+        int fits = ResourceCheck.largestChunk(executors(limit, 2), 2, true, false);
+        assertThat((long) fits).isGreaterThanOrEqualTo(smallest).isLessThan(largest);
+        for (TensorPlan t : plan.tensors()) {
+            long expected = t.elements() <= fits ? 1 : (t.elements() + 99) / 100;
+            assertEquals(expected, chunksOf(plan, t), t.name() + " of " + t.elements() + " elements");
+        }
+        assertThat(ResourceCheck.problems(plan, executors(limit, 2))).isEmpty();
+    }
+
+    @Test
+    void tensorsWithoutStatisticsOrWithWholeTensorStatisticsOffAreCutByTheChunkSize() {
+        String ta = "merge_method: task_arithmetic\nbase_model: " + f.base + "\nmodels:\n  - model: " + f.models.get(0)
+                + "\n    parameters: {weight: 1}\n";
+        String ties = ties("{weight: 1, density: 0.5}", "{weight: 1, density: 0.5}", "");
+        for (MergePlan plan : List.of(planWith(ta, executors(1L << 30, 2), true),
+                planWith(ties, executors(1L << 30, 2), false))) {
+            for (TensorPlan t : plan.tensors()) {
+                assertEquals((t.elements() + 99) / 100, chunksOf(plan, t), t.name());
+            }
+        }
+    }
+
+    @Test
+    void wholeTensorsStayInsideTheContainersOffHeapRoomAsWellAsTheArrowLimit() {
+        ResourceCheck.Settings roomy = new ResourceCheck.Settings(4L << 30, 2, false, -1, 1, 1L << 30, -1);
+        ResourceCheck.Settings tight = new ResourceCheck.Settings(4L << 30, 2, false, -1, 1, 1L << 30, 64L << 20);
+        int tightLargest = ResourceCheck.largestChunk(tight, 2, true, false);
+        assertThat(ResourceCheck.largestChunk(roomy, 2, true, false)).isGreaterThan(tightLargest);
+        assertThat(2 * dev.amalgam.kernels.CpuBackend.hostBytes(tightLargest, 2, true)).isLessThanOrEqualTo(64L << 20);
+    }
+
+    @Test
+    void theLargestChunkIsTheLastCountWhoseBuffersFitEveryTask() {
+        ResourceCheck.Settings s = executors(300L << 20, 3);
+        int n = ResourceCheck.largestChunk(s, 3, true, false);
+        assertThat(3 * dev.amalgam.kernels.CpuBackend.hostBytes(n, 3, true)).isLessThanOrEqualTo(300L << 20);
+        assertThat(3 * dev.amalgam.kernels.CpuBackend.hostBytes(n + 1, 3, true)).isGreaterThan(300L << 20);
+        assertEquals(0, ResourceCheck.largestChunk(new ResourceCheck.Settings(1L << 30, 1, true, -1, 1, 1L << 30), 3, true, false),
+                "a GPU whose budget is unset: not known before the tasks run");
+    }
+
     @Test
     void shardsAreFilledGreedilyInBaseOrder() {
         MergePlan plan = new Planner(new CheckpointReader(new Configuration())).plan("c.yml",

@@ -135,7 +135,7 @@ class OnePassStatisticsTest {
         JavaSparkContext sc = TestSpark.context();
         MergeJob job = new MergeJob(sc);
         MergeJob.Inspection inspection = job.inspect(MergeRequest.of(config.toString(), temp + "/unused")
-                .withChunkElements(COLS * 2));
+                .withChunkElements(COLS * 2).withWholeTensorStatistics(false));
         Planner.Planned planned = inspection.planned();
         LongAccumulator read = sc.sc().longAccumulator();
         StatisticsResult result = StatisticsStage.run(sc, sc.broadcast(planned.plan()), planned.plan(),
