@@ -17,7 +17,8 @@ import org.apache.hadoop.conf.Configuration;
  * A task's input side: positioned reads of each input's byte range straight into the kernel
  * backend's input buffers (page-locked memory on a GPU), decoded there. The working set is
  * opened once per task and reused for every chunk, so memory is bounded by the largest chunk
- * times the number of inputs, never by tensor or model size.
+ * times the number of inputs, never by tensor or model size. The working set goes back to
+ * {@link WorkingSetPool} for the next task.
  */
 public final class ChunkLoader implements AutoCloseable {
     private final RangeReader reader;
@@ -29,7 +30,7 @@ public final class ChunkLoader implements AutoCloseable {
         this.reader = new RangeReader(hadoop);
         this.modelCount = modelCount;
         try {
-            this.kernels = backend.open(parent, taskName, maxCount, modelCount, hasBase);
+            this.kernels = WorkingSetPool.acquire(backend, parent, taskName, maxCount, modelCount, hasBase);
         } catch (OutOfMemoryException e) {
             reader.close();
             throw new IllegalStateException("a task's chunk buffers for chunks of " + maxCount + " elements and "
@@ -123,7 +124,7 @@ public final class ChunkLoader implements AutoCloseable {
     @Override
     public void close() {
         try {
-            kernels.close();
+            WorkingSetPool.release(kernels);
         } finally {
             reader.close();
         }
