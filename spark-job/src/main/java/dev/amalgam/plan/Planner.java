@@ -164,7 +164,8 @@ public final class Planner {
         List<TensorPlan> placed = new ArrayList<>();
         ShardPlan[] shards = layoutShards(withScales(tensors), options.shardBytes(), placed);
         linkScales(placed);
-        int wholeLimit = resources == null || !options.wholeTensorStatistics() ? 0 : ResourceCheck.largestChunk(resources, models.size(), base != null,
+        int wholeLimit = resources == null || !options.wholeTensorStatistics() ? 0
+                : ResourceCheck.largestChunk(resources, models.size(), base != null,
                 uniformOut != null && !uniformOut.writable());
         ChunkPlan[] chunks = chunk(placed, options.chunkElements(), wholeLimit, method);
         MergePlan plan = new MergePlan(settings, models.size(), placed.toArray(TensorPlan[]::new), chunks, shards);

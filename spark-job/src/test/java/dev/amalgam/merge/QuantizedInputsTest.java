@@ -191,11 +191,7 @@ class QuantizedInputsTest {
                     + "\"weight_block_size\": [128, 128]}}");
             dirs.add(dir.toString());
         }
-        Path config = temp.resolve("experts.yml");
-        Files.writeString(config, "merge_method: linear\nmodels:\n"
-                + "  - model: " + dirs.get(0) + "\n    parameters: {weight: 0.7}\n"
-                + "  - model: " + dirs.get(1) + "\n    parameters: {weight: 0.3}\n"
-                + "out_dtype: float8_e4m3fn\n");
+        Path config = linear70to30("experts.yml", dirs, "out_dtype: float8_e4m3fn\n");
         String out = temp + "/experts-out";
         new MergeJob(TestSpark.context()).run(MergeRequest.of(config.toString(), out).withChunkElements(1000)
                 .withPartitions(3));
@@ -299,10 +295,7 @@ class QuantizedInputsTest {
                     + "{\"quant_method\": \"mxfp4\"}}");
             dirs.add(dir.toString());
         }
-        Path config = temp.resolve("linear.yml");
-        Files.writeString(config, "merge_method: linear\nmodels:\n"
-                + "  - model: " + dirs.get(0) + "\n    parameters: {weight: 0.7}\n"
-                + "  - model: " + dirs.get(1) + "\n    parameters: {weight: 0.3}\n");
+        Path config = linear70to30("linear.yml", dirs, "");
         String out = temp + "/out-mxfp4";
         // 100-element chunks are cut to 96: MXFP4 chunks start on 32-value blocks.
         new MergeJob(TestSpark.context()).run(MergeRequest.of(config.toString(), out).withChunkElements(100).withWholeTensorStatistics(false)
@@ -342,6 +335,15 @@ class QuantizedInputsTest {
         AmalgamException e = assertThrows(AmalgamException.class, () -> new MergeJob(TestSpark.context())
                 .inspect(MergeRequest.of(config.toString(), temp + "/never")));
         assertThat(e.getMessage()).contains("have shape [3, 2]").contains("need [5, 4]").contains("weight_block_size");
+    }
+
+    /** A linear merge config of two models weighted 0.7 and 0.3, with {@code extra} top-level lines. */
+    private Path linear70to30(String name, List<String> dirs, String extra) throws Exception {
+        Path config = temp.resolve(name);
+        Files.writeString(config, "merge_method: linear\nmodels:\n"
+                + "  - model: " + dirs.get(0) + "\n    parameters: {weight: 0.7}\n"
+                + "  - model: " + dirs.get(1) + "\n    parameters: {weight: 0.3}\n" + extra);
+        return config;
     }
 
     private static Fp8Model fp8Model(Random random) {
