@@ -25,6 +25,9 @@ public final class CheckpointReader {
     public static final String SINGLE_FILE = "model.safetensors";
     public static final String INDEX_FILE = "model.safetensors.index.json";
 
+    /** Bad weight_map entries reported one by one before the rest are summed up. */
+    private static final int MAX_ENTRY_PROBLEMS = 20;
+
     private final Configuration hadoop;
 
     public CheckpointReader(Configuration hadoop) {
@@ -33,7 +36,16 @@ public final class CheckpointReader {
 
     /** Reads and validates every header; all problems of the directory are reported together. */
     public Checkpoint read(String directory) {
-        Path dir = new Path(directory);
+        if (directory == null || directory.isBlank()) {
+            throw new FormatException(List.of("a model path is empty; give a checkpoint directory (a local path, "
+                    + "file://, hdfs:// or s3a://)"));
+        }
+        Path dir;
+        try {
+            dir = new Path(directory);
+        } catch (IllegalArgumentException e) {
+            throw new FormatException(List.of(directory + ": is not a usable path (" + e.getMessage() + ")"));
+        }
         try {
             FileSystem fs = dir.getFileSystem(hadoop);
             if (!fs.exists(dir) || !fs.getFileStatus(dir).isDirectory()) {
@@ -55,10 +67,16 @@ public final class CheckpointReader {
             if (!fs.exists(single)) {
                 throw new FormatException(List.of(directory + ": holds neither " + SINGLE_FILE + " nor " + INDEX_FILE));
             }
+            if (!regularFile(fs, single)) {
+                throw new FormatException(List.of(single + ": is not a regular file (a FIFO, device or directory is "
+                        + "never opened); put the checkpoint's safetensors file there"));
+            }
             List<StoredTensor> tensors = new ArrayList<>();
             readShard(fs, single, tensors);
             return new Checkpoint(directory, List.of(single.toString()), quantized(fs, dir, tensors), sideFiles);
         } catch (IOException e) {
+            throw new FormatException(List.of(directory + ": cannot be read: " + e.getMessage()));
+        } catch (IllegalArgumentException e) {
             throw new FormatException(List.of(directory + ": cannot be read: " + e.getMessage()));
         }
     }
@@ -86,6 +104,10 @@ public final class CheckpointReader {
     }
 
     private Checkpoint readSharded(FileSystem fs, Path dir, Path index, List<String> sideFiles) throws IOException {
+        if (!regularFile(fs, index)) {
+            throw new FormatException(List.of(index + ": is not a regular file (a FIFO, device or directory is never "
+                    + "opened)"));
+        }
         JsonNode root;
         try (InputStream in = fs.open(index)) {
             root = new ObjectMapper().readTree(in);
@@ -97,18 +119,35 @@ public final class CheckpointReader {
             throw new FormatException(List.of(index + ": has no weight_map object"));
         }
         Map<String, String> tensorToShard = new LinkedHashMap<>();
+        List<String> problems = new ArrayList<>();
         Iterator<Map.Entry<String, JsonNode>> it = weightMap.fields();
         while (it.hasNext()) {
             Map.Entry<String, JsonNode> e = it.next();
+            String problem = ShardIndex.checkEntry(e.getValue());
+            if (problem != null) {
+                if (problems.size() < MAX_ENTRY_PROBLEMS) {
+                    problems.add(index + ": weight_map entry '" + e.getKey() + "': " + problem);
+                } else if (problems.size() == MAX_ENTRY_PROBLEMS) {
+                    problems.add(index + ": ... and more weight_map entries of the same kinds");
+                }
+                continue;
+            }
             tensorToShard.put(e.getKey(), e.getValue().asText());
         }
-        List<String> problems = new ArrayList<>();
+        if (!problems.isEmpty()) {
+            throw new FormatException(problems);
+        }
         List<StoredTensor> tensors = new ArrayList<>();
         List<String> shardFiles = new ArrayList<>();
         for (String shard : new TreeSet<>(tensorToShard.values())) {
             Path shardPath = new Path(dir, shard);
             if (!fs.exists(shardPath)) {
                 problems.add(index + ": weight_map names shard '" + shard + "', which does not exist in " + dir);
+                continue;
+            }
+            if (!regularFile(fs, shardPath)) {
+                problems.add(index + ": weight_map names shard '" + shard + "', which is not a regular file (a FIFO, "
+                        + "device or directory is never opened)");
                 continue;
             }
             shardFiles.add(shardPath.toString());
@@ -123,7 +162,7 @@ public final class CheckpointReader {
             tensors.forEach(t -> found.put(t.name(), t));
             tensorToShard.forEach((tensor, shard) -> {
                 StoredTensor t = found.get(tensor);
-                if (t == null || !new Path(t.file()).getName().equals(shard)) {
+                if (t == null || !t.file().equals(new Path(dir, shard).toString())) {
                     problems.add(index + ": weight_map puts tensor '" + tensor + "' in " + shard
                             + ", but that shard does not hold it");
                 }
@@ -139,6 +178,10 @@ public final class CheckpointReader {
             throw new FormatException(problems);
         }
         return new Checkpoint(dir.toString(), shardFiles, quantized(fs, dir, tensors), sideFiles);
+    }
+
+    private static boolean regularFile(FileSystem fs, Path file) throws IOException {
+        return LocalFiles.regularFile(fs, file);
     }
 
     private void readShard(FileSystem fs, Path file, List<StoredTensor> into) throws IOException {

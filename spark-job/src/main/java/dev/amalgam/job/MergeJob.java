@@ -254,13 +254,20 @@ public final class MergeJob {
     }
 
     private static String readConfig(Configuration hadoop, String file) {
+        if (file == null || file.isBlank()) {
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, "the merge config path is empty; give a YAML file");
+        }
         try {
             Path path = new Path(file);
             FileSystem fs = path.getFileSystem(hadoop);
+            if (fs.exists(path) && !dev.amalgam.format.LocalFiles.regularFile(fs, path)) {
+                throw new AmalgamException(AmalgamException.Kind.CONFIG, file + ": is not a regular file (a FIFO, "
+                        + "device or directory is never opened); give the merge config's YAML file");
+            }
             try (FSDataInputStream in = fs.open(path)) {
                 return new String(in.readAllBytes(), StandardCharsets.UTF_8);
             }
-        } catch (IOException e) {
+        } catch (IOException | IllegalArgumentException e) {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, file + ": cannot read the merge config: "
                     + e.getMessage());
         }

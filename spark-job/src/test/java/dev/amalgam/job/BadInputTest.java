@@ -205,4 +205,19 @@ class BadInputTest {
         System.arraycopy(changed.getBytes(StandardCharsets.UTF_8), 0, bytes, 8, n);
         Files.write(file, bytes);
     }
+
+    @Test
+    void aConfigPathThatIsEmptyOrAFifoIsAConfigErrorAndNothingBlocks() throws Exception {
+        AmalgamException empty = assertThrows(AmalgamException.class,
+                () -> new MergeJob(TestSpark.context()).inspect(MergeRequest.of("", temp + "/never")));
+        assertEquals(AmalgamException.Kind.CONFIG, empty.kind());
+        assertThat(empty.getMessage()).contains("empty");
+        Path fifo = temp.resolve("config-fifo.yml");
+        assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+        AmalgamException e = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(20),
+                () -> assertThrows(AmalgamException.class,
+                        () -> new MergeJob(TestSpark.context()).inspect(MergeRequest.of(fifo.toString(), temp + "/never"))));
+        assertEquals(AmalgamException.Kind.CONFIG, e.kind());
+        assertThat(e.getMessage()).contains(fifo.toString()).contains("not a regular file");
+    }
 }
