@@ -11,9 +11,9 @@ public enum Dtype {
     F32("F32", 4, "float32"),
     F16("F16", 2, "float16"),
     BF16("BF16", 2, "bfloat16"),
-    /** FP8 (OCP E4M3, no infinities: DeepSeek-V3's block-scaled weights). Read only; scales apply. */
+    /** FP8 (OCP E4M3, no infinities: DeepSeek-V3's block-scaled weights); always with block scales. */
     F8_E4M3("F8_E4M3", 1, "float8_e4m3fn"),
-    /** FP8 (OCP E5M2). Read only; scales apply. */
+    /** FP8 (OCP E5M2); always with block scales. */
     F8_E5M2("F8_E5M2", 1, "float8_e5m2"),
     /** Bytes: only as MXFP4's packed blocks and E8M0 scales, never merged as numbers. */
     U8("U8", 1, "uint8");
@@ -47,7 +47,10 @@ public enum Dtype {
         return new Dtype[]{F32, F16, BF16};
     }
 
-    /** Whether merge output can be written in this dtype (the FP8 and byte layouts are inputs only). */
+    /**
+     * Whether merge output can be written in this dtype as plain values. FP8 output exists only as a
+     * block-quantized weight with its scales (Fp8BlockQuantizer); the byte layout is input only.
+     */
     public boolean writable() {
         return this == F32 || this == F16 || this == BF16;
     }

@@ -67,16 +67,14 @@ public final class CheckpointReader {
             if (!fs.exists(single)) {
                 throw new FormatException(List.of(directory + ": holds neither " + SINGLE_FILE + " nor " + INDEX_FILE));
             }
-            if (!regularFile(fs, single)) {
+            if (!LocalFiles.regularFile(fs, single)) {
                 throw new FormatException(List.of(single + ": is not a regular file (a FIFO, device or directory is "
                         + "never opened); put the checkpoint's safetensors file there"));
             }
             List<StoredTensor> tensors = new ArrayList<>();
             readShard(fs, single, tensors);
             return new Checkpoint(directory, List.of(single.toString()), quantized(fs, dir, tensors), sideFiles);
-        } catch (IOException e) {
-            throw new FormatException(List.of(directory + ": cannot be read: " + e.getMessage()));
-        } catch (IllegalArgumentException e) {
+        } catch (IOException | IllegalArgumentException e) {
             throw new FormatException(List.of(directory + ": cannot be read: " + e.getMessage()));
         }
     }
@@ -104,7 +102,7 @@ public final class CheckpointReader {
     }
 
     private Checkpoint readSharded(FileSystem fs, Path dir, Path index, List<String> sideFiles) throws IOException {
-        if (!regularFile(fs, index)) {
+        if (!LocalFiles.regularFile(fs, index)) {
             throw new FormatException(List.of(index + ": is not a regular file (a FIFO, device or directory is never "
                     + "opened)"));
         }
@@ -145,7 +143,7 @@ public final class CheckpointReader {
                 problems.add(index + ": weight_map names shard '" + shard + "', which does not exist in " + dir);
                 continue;
             }
-            if (!regularFile(fs, shardPath)) {
+            if (!LocalFiles.regularFile(fs, shardPath)) {
                 problems.add(index + ": weight_map names shard '" + shard + "', which is not a regular file (a FIFO, "
                         + "device or directory is never opened)");
                 continue;
@@ -178,10 +176,6 @@ public final class CheckpointReader {
             throw new FormatException(problems);
         }
         return new Checkpoint(dir.toString(), shardFiles, quantized(fs, dir, tensors), sideFiles);
-    }
-
-    private static boolean regularFile(FileSystem fs, Path file) throws IOException {
-        return LocalFiles.regularFile(fs, file);
     }
 
     private void readShard(FileSystem fs, Path file, List<StoredTensor> into) throws IOException {

@@ -89,7 +89,8 @@ public final class MergeStage {
             List<ChunkReport> reports = new ArrayList<>();
             try (ChunkLoader loader = new ChunkLoader(ExecutorKernels.forTask(p.primitives()), ExecutorMemory.root(),
                     hadoop, name, largest, p.modelCount(), p.settings().hasBase());
-                 ChunkSink sink = ChunkSink.open(target, hadoop, name)) {
+                 ChunkSink sink = ChunkSink.open(target, hadoop, name);
+                 Fp8Buffers fp8 = new Fp8Buffers()) {
                 ChunkKernels kernels = loader.kernels();
                 // Chunks whose kernels are queued but whose bytes are not written yet: on a GPU the
                 // next chunk is read and copied up while the previous one computes.
@@ -130,11 +131,13 @@ public final class MergeStage {
                     }
                     progress.bytesRead().add(loader.bytesRead() - readBefore);
                     if (inFlight.size() >= kernels.inFlightLimit()) {
-                        reports.addAll(finish(inFlight.poll(), sink, manifest, name, attempt, kernels.backend(), progress));
+                        reports.addAll(finish(inFlight.poll(), sink, fp8, manifest, name, attempt, kernels.backend(),
+                                progress));
                     }
                 }
                 while (!inFlight.isEmpty()) {
-                    reports.addAll(finish(inFlight.poll(), sink, manifest, name, attempt, kernels.backend(), progress));
+                    reports.addAll(finish(inFlight.poll(), sink, fp8, manifest, name, attempt, kernels.backend(),
+                            progress));
                 }
             }
             return reports.iterator();
@@ -154,8 +157,8 @@ public final class MergeStage {
     }
 
     /** Waits for the chunk's bytes, writes them (and its scales), and records them in the manifest. */
-    private static List<ChunkReport> finish(InFlight f, ChunkSink sink, ChunkManifest manifest, String task, int attempt,
-                                            String kernels, Progress progress) {
+    private static List<ChunkReport> finish(InFlight f, ChunkSink sink, Fp8Buffers fp8, ChunkManifest manifest,
+                                            String task, int attempt, String kernels, Progress progress) {
         try {
             long writtenBefore = sink.bytesWritten();
             ArrowBuf encoded = f.pending().await();
@@ -168,18 +171,17 @@ public final class MergeStage {
             } else {
                 Scales s = f.scales();
                 int gridCols = s.weight().grid().gridCols();
-                try (ArrowBuf bytes = ExecutorMemory.root().buffer(Math.max(1, f.outBytes()));
-                     ArrowBuf scales = ExecutorMemory.root().buffer(Math.max(1, s.bytes()))) {
-                    Fp8BlockQuantizer.quantize(s.weight().grid(), s.chunk().start() / gridCols,
-                            s.chunk().count() / gridCols, encoded, f.tensor().outDtype(), s.tensor().outDtype(), bytes,
-                            scales);
-                    write(sink, manifest, task, f.tensor(), f.chunk(), bytes, f.outBytes(), report);
-                    int models = m.kept.length;
-                    ChunkReport scalesReport = new ChunkReport(s.chunk().index(), s.tensor().index(), new long[models],
-                            new double[models], 0, 0, 0, attempt, false, kernels);
-                    write(sink, manifest, task, s.tensor(), s.chunk(), scales, s.bytes(), scalesReport);
-                    reports.add(scalesReport);
-                }
+                ArrowBuf bytes = fp8.bytes(f.outBytes());
+                ArrowBuf scales = fp8.scales(s.bytes());
+                Fp8BlockQuantizer.quantize(s.weight().grid(), s.chunk().start() / gridCols,
+                        s.chunk().count() / gridCols, encoded, f.tensor().outDtype(), s.tensor().outDtype(), bytes,
+                        scales);
+                write(sink, manifest, task, f.tensor(), f.chunk(), bytes, f.outBytes(), report);
+                int models = m.kept.length;
+                ChunkReport scalesReport = new ChunkReport(s.chunk().index(), s.tensor().index(), new long[models],
+                        new double[models], 0, 0, 0, attempt, false, kernels);
+                write(sink, manifest, task, s.tensor(), s.chunk(), scales, s.bytes(), scalesReport);
+                reports.add(scalesReport);
             }
             reports.add(0, report);
             progress.chunks().add(reports.size());
@@ -187,6 +189,44 @@ public final class MergeStage {
             return reports;
         } catch (RuntimeException e) {
             throw new ChunkFailedException(f.tensor().name(), f.chunk().start(), f.chunk().count(), e);
+        }
+    }
+
+    /**
+     * A task's buffers for FP8 output (the bytes and the block scales of one chunk), taken from the
+     * executor's Arrow memory on the first FP8 chunk and grown only when a larger one comes.
+     */
+    private static final class Fp8Buffers implements AutoCloseable {
+        private ArrowBuf bytes;
+        private ArrowBuf scales;
+
+        ArrowBuf bytes(long length) {
+            bytes = atLeast(bytes, length);
+            return bytes;
+        }
+
+        ArrowBuf scales(long length) {
+            scales = atLeast(scales, length);
+            return scales;
+        }
+
+        private static ArrowBuf atLeast(ArrowBuf buf, long length) {
+            if (buf != null && buf.capacity() >= length) {
+                return buf;
+            }
+            if (buf != null) {
+                buf.close();
+            }
+            return ExecutorMemory.root().buffer(Math.max(1, length));
+        }
+
+        @Override
+        public void close() {
+            for (ArrowBuf b : new ArrowBuf[]{bytes, scales}) {
+                if (b != null) {
+                    b.close();
+                }
+            }
         }
     }
 

@@ -56,11 +56,14 @@ public final class ResourceCheck {
 
     /** Arrow bytes one task holds for the plan's largest chunk. */
     public static long taskHostBytes(MergePlan plan, boolean gpuHost) {
-        int max = maxChunk(plan);
-        boolean base = plan.settings().hasBase();
-        long cpu = CpuBackend.hostBytes(max, plan.modelCount(), base);
-        long fp8 = fp8Bytes(max, plan.quantizedOutput());
-        return (gpuHost ? Math.max(cpu, DeviceChunkKernels.hostBytes(max, plan.modelCount(), base)) : cpu) + fp8;
+        return hostBytes(maxChunk(plan), plan.modelCount(), plan.settings().hasBase(), gpuHost, plan.quantizedOutput());
+    }
+
+    /** Arrow bytes one task holds for chunks of {@code count} elements, on the backend it may run. */
+    private static long hostBytes(int count, int models, boolean hasBase, boolean gpuHost, boolean fp8Output) {
+        long cpu = CpuBackend.hostBytes(count, models, hasBase);
+        long host = gpuHost ? Math.max(cpu, DeviceChunkKernels.hostBytes(count, models, hasBase)) : cpu;
+        return host + fp8Bytes(count, fp8Output);
     }
 
     /**
@@ -95,12 +98,9 @@ public final class ResourceCheck {
     }
 
     private static boolean fits(Settings s, int count, int models, boolean hasBase, boolean fp8Output) {
-        long host = CpuBackend.hostBytes(count, models, hasBase) + fp8Bytes(count, fp8Output);
-        if (s.gpuHost()) {
-            host = Math.max(host, DeviceChunkKernels.hostBytes(count, models, hasBase) + fp8Bytes(count, fp8Output));
-            if (DeviceChunkKernels.deviceBytes(count, models, hasBase) * s.tasksPerGpu() > s.gpuLimit()) {
-                return false;
-            }
+        long host = hostBytes(count, models, hasBase, s.gpuHost(), fp8Output);
+        if (s.gpuHost() && DeviceChunkKernels.deviceBytes(count, models, hasBase) * s.tasksPerGpu() > s.gpuLimit()) {
+            return false;
         }
         // Small chunks never come near the limit; whole tensors can, so they also stay inside what a
         // cluster manager grants beyond the heap (a YARN container is killed past it).
