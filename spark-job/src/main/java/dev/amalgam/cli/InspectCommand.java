@@ -10,6 +10,10 @@ import org.apache.hadoop.fs.Path;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
+import java.io.BufferedWriter;
+import java.io.OutputStreamWriter;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.concurrent.Callable;
 
@@ -26,17 +30,21 @@ final class InspectCommand implements Callable<Integer> {
         } catch (FormatException e) {
             throw new AmalgamException(AmalgamException.Kind.INPUT, e.problems());
         }
-        System.out.printf("%s: %d tensors, %d shard(s), %,d bytes of tensor data%n", checkpoint.directory(),
+        // One flush at the end: a line-flushed stream takes minutes for a million tensors.
+        PrintWriter out = new PrintWriter(new BufferedWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8),
+                1 << 16), false);
+        out.printf("%s: %d tensors, %d shard(s), %,d bytes of tensor data%n", checkpoint.directory(),
                 checkpoint.tensors().size(), checkpoint.shardFiles().size(), checkpoint.totalBytes());
         int width = checkpoint.tensors().stream().mapToInt(t -> t.name().length()).max().orElse(4);
-        System.out.printf("%-" + width + "s  %-5s  %-20s  %14s  %s%n", "NAME", "DTYPE", "SHAPE", "BYTES", "SHARD");
+        out.printf("%-" + width + "s  %-5s  %-20s  %14s  %s%n", "NAME", "DTYPE", "SHAPE", "BYTES", "SHARD");
         for (StoredTensor t : checkpoint.tensors()) {
-            System.out.printf("%-" + width + "s  %-5s  %-20s  %,14d  %s%n", t.name(), t.dtype().safetensorsName(),
+            out.printf("%-" + width + "s  %-5s  %-20s  %,14d  %s%n", t.name(), t.dtype().safetensorsName(),
                     Arrays.toString(t.shape()), t.byteLength(), new Path(t.file()).getName());
         }
         if (!checkpoint.sideFiles().isEmpty()) {
-            System.out.println("side files: " + String.join(", ", checkpoint.sideFiles()));
+            out.println("side files: " + String.join(", ", checkpoint.sideFiles()));
         }
+        out.flush();
         return 0;
     }
 }

@@ -1,8 +1,6 @@
 package dev.amalgam.config;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.amalgam.AmalgamException;
 import dev.amalgam.kernels.Dtype;
 
@@ -26,13 +24,11 @@ public final class MergeConfigParser {
     private MergeConfigParser() {
     }
 
+    /** Largest config file read, in bytes (a UTF-8 character is at least one). */
+    public static final long MAX_CONFIG_BYTES = 4L * ConfigYaml.MAX_CHARACTERS;
+
     public static MergeConfig parse(String file, String yaml) {
-        JsonNode root;
-        try {
-            root = new ObjectMapper(new YAMLFactory()).readTree(yaml);
-        } catch (Exception e) {
-            throw new AmalgamException(AmalgamException.Kind.CONFIG, file + ": not valid YAML: " + e.getMessage());
-        }
+        JsonNode root = ConfigYaml.load(file, yaml);
         if (root == null || !root.isObject()) {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, file + ": expected a YAML mapping with "
                     + "merge_method, models and parameters");

@@ -25,8 +25,8 @@ public final class CheckpointReader {
     public static final String SINGLE_FILE = "model.safetensors";
     public static final String INDEX_FILE = "model.safetensors.index.json";
 
-    /** Bad weight_map entries reported one by one before the rest are summed up. */
-    private static final int MAX_ENTRY_PROBLEMS = 20;
+    private static final ObjectMapper INDEX_JSON = new ObjectMapper()
+            .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     private final Configuration hadoop;
 
@@ -106,35 +106,38 @@ public final class CheckpointReader {
             throw new FormatException(List.of(index + ": is not a regular file (a FIFO, device or directory is never "
                     + "opened)"));
         }
+        long indexBytes = fs.getFileStatus(index).getLen();
+        if (indexBytes > SafetensorsHeader.MAX_HEADER_BYTES) {
+            throw new FormatException(List.of(index + ": is " + indexBytes + " bytes, over the limit of "
+                    + SafetensorsHeader.MAX_HEADER_BYTES + " (the largest public models' indexes are under 10 MB)"));
+        }
+        SafetensorsHeader.requireHeap(index.toString(), indexBytes);
         JsonNode root;
         try (InputStream in = fs.open(index)) {
-            root = new ObjectMapper().readTree(in);
+            root = INDEX_JSON.readTree(in);
         } catch (IOException e) {
             throw new FormatException(List.of(index + ": is not valid JSON: " + e.getMessage()));
+        } catch (OutOfMemoryError e) {
+            throw SafetensorsHeader.tooLargeForHeap(index.toString(), indexBytes);
         }
         JsonNode weightMap = root == null ? null : root.get("weight_map");
         if (weightMap == null || !weightMap.isObject()) {
             throw new FormatException(List.of(index + ": has no weight_map object"));
         }
         Map<String, String> tensorToShard = new LinkedHashMap<>();
-        List<String> problems = new ArrayList<>();
+        Problems entryProblems = new Problems(index.toString());
         Iterator<Map.Entry<String, JsonNode>> it = weightMap.fields();
         while (it.hasNext()) {
             Map.Entry<String, JsonNode> e = it.next();
             String problem = ShardIndex.checkEntry(e.getValue());
             if (problem != null) {
-                if (problems.size() < MAX_ENTRY_PROBLEMS) {
-                    problems.add(index + ": weight_map entry '" + e.getKey() + "': " + problem);
-                } else if (problems.size() == MAX_ENTRY_PROBLEMS) {
-                    problems.add(index + ": ... and more weight_map entries of the same kinds");
-                }
+                entryProblems.add(index + ": weight_map entry '" + e.getKey() + "': " + problem);
                 continue;
             }
             tensorToShard.put(e.getKey(), e.getValue().asText());
         }
-        if (!problems.isEmpty()) {
-            throw new FormatException(problems);
-        }
+        entryProblems.throwIfAny();
+        List<String> problems = new ArrayList<>();
         List<StoredTensor> tensors = new ArrayList<>();
         List<String> shardFiles = new ArrayList<>();
         for (String shard : new TreeSet<>(tensorToShard.values())) {
@@ -156,21 +159,23 @@ public final class CheckpointReader {
             }
         }
         if (problems.isEmpty()) {
+            Problems mismatches = new Problems(index.toString());
             Map<String, StoredTensor> found = new LinkedHashMap<>();
             tensors.forEach(t -> found.put(t.name(), t));
             tensorToShard.forEach((tensor, shard) -> {
                 StoredTensor t = found.get(tensor);
                 if (t == null || !t.file().equals(new Path(dir, shard).toString())) {
-                    problems.add(index + ": weight_map puts tensor '" + tensor + "' in " + shard
+                    mismatches.add(index + ": weight_map puts tensor '" + tensor + "' in " + shard
                             + ", but that shard does not hold it");
                 }
             });
             for (StoredTensor t : tensors) {
                 if (!tensorToShard.containsKey(t.name())) {
-                    problems.add(t.file() + ": tensor '" + t.name() + "' is missing from " + index
+                    mismatches.add(t.file() + ": tensor '" + t.name() + "' is missing from " + index
                             + "'s weight_map; add it there or remove it from the shard");
                 }
             }
+            problems.addAll(mismatches.lines());
         }
         if (!problems.isEmpty()) {
             throw new FormatException(problems);
@@ -188,7 +193,13 @@ public final class CheckpointReader {
                 in.readFully(0, prefix);
             }
             long headerLength = SafetensorsHeader.headerLength(name, prefix, length);
-            byte[] header = new byte[(int) headerLength];
+            SafetensorsHeader.requireHeap(name, headerLength);
+            byte[] header;
+            try {
+                header = new byte[(int) headerLength];
+            } catch (OutOfMemoryError e) {
+                throw SafetensorsHeader.tooLargeForHeap(name, headerLength);
+            }
             in.readFully(8, header);
             SafetensorsHeader.Parsed parsed = SafetensorsHeader.parse(name, header, length);
             for (TensorEntry t : parsed.tensors()) {

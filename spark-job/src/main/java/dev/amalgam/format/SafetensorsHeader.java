@@ -1,7 +1,12 @@
 package dev.amalgam.format;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParseException;
 import com.fasterxml.jackson.core.JsonParser;
-import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -9,12 +14,16 @@ import dev.amalgam.kernels.Dtype;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.CharacterCodingException;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -31,8 +40,27 @@ public final class SafetensorsHeader {
     private static final Set<String> KNOWN_UNSUPPORTED = Set.of("BOOL", "I8", "I16", "U16", "I32", "U32",
             "F64", "I64", "U64", "C64", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F4", "F6_E2M3", "F6_E3M2");
 
-    private static final ObjectMapper JSON = new ObjectMapper()
-            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+    /** serde_json's recursion limit: the reference refuses a 128th level of nesting. */
+    static final int MAX_DEPTH = 127;
+
+    /** Headers from this size on are checked against the free heap before parsing. */
+    private static final long HEAP_CHECK_FROM = 8L << 20;
+    private static final long HEAP_PER_HEADER_BYTE = 3;
+
+    private static final JsonFactory JSON_FACTORY = JsonFactory.builder()
+            .streamReadConstraints(StreamReadConstraints.builder()
+                    .maxNestingDepth(MAX_DEPTH)
+                    // The reference has no limits on names, strings or numbers; the header's size bounds them.
+                    .maxNameLength(Integer.MAX_VALUE)
+                    .maxStringLength(Integer.MAX_VALUE)
+                    .maxNumberLength(Integer.MAX_VALUE)
+                    .build())
+            // Interning 1.35 M distinct tensor names would only cost memory, and crafted names could flood it.
+            .disable(JsonFactory.Feature.CANONICALIZE_FIELD_NAMES)
+            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+            .build();
+
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     /** A parsed header: tensors in data order, metadata, and where the data area starts in the file. */
     public record Parsed(List<TensorEntry> tensors, Map<String, String> metadata, long dataStart) {
@@ -58,44 +86,109 @@ public final class SafetensorsHeader {
         return n;
     }
 
-    /** Parses and validates the JSON header of a file of {@code fileLength} bytes. */
+    /**
+     * Parses and validates the JSON header of a file of {@code fileLength} bytes. Agrees with the
+     * reference parser (serde_json into the reference's structs) on what it accepts, except where
+     * the README says Amalgam is stricter (duplicate names, dtypes it cannot merge, dimensions past
+     * 2^63). Streams the JSON so a header's heap is its tensors' entries, not a JSON tree.
+     */
     public static Parsed parse(String file, byte[] headerJson, long fileLength) {
-        String text;
+        requireUtf8(file, headerJson);
         try {
-            text = StandardCharsets.UTF_8.newDecoder()
-                    .onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT)
-                    .decode(ByteBuffer.wrap(headerJson)).toString();
-        } catch (CharacterCodingException e) {
-            throw invalid(file, "the header is not valid UTF-8");
+            return parseJson(file, headerJson, fileLength);
+        } catch (OutOfMemoryError e) {
+            throw tooLargeForHeap(file, headerJson.length);
         }
-        JsonNode root;
-        try {
-            root = JSON.readTree(text);
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw invalid(file, "the header is not valid JSON: " + e.getOriginalMessage());
+    }
+
+    /** Heap a header of this many bytes may need while parsed (measured: about 2.6x on 1.35 M tensors). */
+    public static long heapNeeded(long headerBytes) {
+        return HEAP_PER_HEADER_BYTE * headerBytes;
+    }
+
+    /** Refuses, naming the file and the heap to give, a header this JVM cannot hold while parsing it. */
+    public static void requireHeap(String file, long headerBytes) {
+        if (headerBytes < HEAP_CHECK_FROM) {
+            return;
         }
-        if (root == null || !root.isObject()) {
-            throw invalid(file, "the header is not a JSON object");
+        Runtime runtime = Runtime.getRuntime();
+        long available = runtime.maxMemory() - (runtime.totalMemory() - runtime.freeMemory());
+        if (heapNeeded(headerBytes) > available) {
+            System.gc();
+            available = runtime.maxMemory() - (runtime.totalMemory() - runtime.freeMemory());
+            if (heapNeeded(headerBytes) > available) {
+                throw tooLargeForHeap(file, headerBytes);
+            }
         }
+    }
+
+    public static FormatException tooLargeForHeap(String file, long headerBytes) {
+        long maxMb = Runtime.getRuntime().maxMemory() >> 20;
+        long needMb = (heapNeeded(headerBytes) >> 20) + maxMb / 4 + 64;
+        return invalid(file, "the " + (headerBytes >> 20) + " MB header needs about " + (heapNeeded(headerBytes) >> 20)
+                + " MB of heap to read, more than this JVM has free (maximum heap " + maxMb + " MB); give the "
+                + "driver more, e.g. JAVA_OPTS=-Xmx" + needMb + "m for scripts/amalgam, or --driver-memory " + needMb
+                + "m for scripts/submit");
+    }
+
+    private static void requireUtf8(String file, byte[] headerJson) {
+        // Decode into a small window only to validate: a 100 MB header must not become a 200 MB String.
+        CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = ByteBuffer.wrap(headerJson);
+        CharBuffer window = CharBuffer.allocate(8192);
+        while (true) {
+            CoderResult result = decoder.decode(in, window, true);
+            if (result.isError()) {
+                throw invalid(file, "the header is not valid UTF-8 (at header byte " + in.position() + ")");
+            }
+            window.clear();
+            if (result.isUnderflow()) {
+                break;
+            }
+        }
+        decoder.flush(window);
+    }
+
+    private static Parsed parseJson(String file, byte[] headerJson, long fileLength) {
         long dataStart = 8L + headerJson.length;
         long dataLength = fileLength - dataStart;
-        List<String> problems = new ArrayList<>();
+        Problems problems = new Problems(file);
         Map<String, String> metadata = new LinkedHashMap<>();
         List<TensorEntry> tensors = new ArrayList<>();
-        Iterator<Map.Entry<String, JsonNode>> fields = root.fields();
-        while (fields.hasNext()) {
-            Map.Entry<String, JsonNode> field = fields.next();
-            String name = field.getKey();
-            JsonNode value = field.getValue();
-            if (name.equals("__metadata__")) {
-                readMetadata(file, value, metadata, problems);
-                continue;
+        // A Reader fixes the encoding: Jackson would otherwise guess UTF-16 from "{\0}\0" and skip a BOM.
+        try (JsonParser p = JSON_FACTORY.createParser(new InputStreamReader(new ByteArrayInputStream(headerJson),
+                StandardCharsets.UTF_8))) {
+            if (p.nextToken() != JsonToken.START_OBJECT) {
+                throw invalid(file, "the header is not a JSON object");
             }
-            TensorEntry entry = readEntry(file, name, value, problems);
-            if (entry != null) {
-                tensors.add(entry);
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String name = p.currentName();
+                requireWholeCharacters(file, name);
+                p.nextToken();
+                if (name.equals("__metadata__")) {
+                    readMetadata(file, p, metadata, problems);
+                } else {
+                    TensorEntry entry = readEntry(file, name, p, problems);
+                    if (entry != null) {
+                        tensors.add(entry);
+                    }
+                }
             }
+            requireNothingAfter(file, p);
+        } catch (StreamConstraintsException e) {
+            throw invalid(file, "the header nests deeper than " + MAX_DEPTH + " levels, the reference parser's limit");
+        } catch (JsonParseException e) {
+            String message = e.getOriginalMessage();
+            if (message.startsWith("Duplicate field")) {
+                throw invalid(file, "the header holds a name twice: " + message.substring("Duplicate field ".length())
+                        + " (Amalgam refuses duplicate names, which the reference resolves silently)");
+            }
+            throw invalid(file, "the header is not valid JSON: " + message + " (at header character "
+                    + e.getLocation().getCharOffset() + ")");
+        } catch (IOException e) {
+            throw invalid(file, "the header cannot be parsed: " + e.getMessage());
         }
         tensors.sort(Comparator.comparingLong(TensorEntry::begin).thenComparingLong(TensorEntry::end));
         long expected = 0;
@@ -115,40 +208,150 @@ public final class SafetensorsHeader {
             problems.add(file + ": the tensors cover " + expected + " bytes of data but the file holds "
                     + dataLength + " (trailing bytes)");
         }
-        if (!problems.isEmpty()) {
-            throw new FormatException(problems);
-        }
+        problems.throwIfAny();
         return new Parsed(List.copyOf(tensors), Map.copyOf(metadata), dataStart);
     }
 
-    private static void readMetadata(String file, JsonNode value, Map<String, String> metadata, List<String> problems) {
-        if (!value.isObject()) {
-            problems.add(file + ": __metadata__ must be an object of strings");
-            return;
+    /** Only JSON whitespace (space, tab, CR, LF) may follow the object; serde_json refuses the rest. */
+    private static void requireNothingAfter(String file, JsonParser p) throws IOException {
+        JsonToken next;
+        try {
+            next = p.nextToken();
+        } catch (JsonParseException e) {
+            next = JsonToken.NOT_AVAILABLE;
         }
-        value.fields().forEachRemaining(e -> {
-            if (!e.getValue().isTextual()) {
-                problems.add(file + ": __metadata__ entry '" + e.getKey() + "' is not a string");
-            } else {
-                metadata.put(e.getKey(), e.getValue().asText());
-            }
-        });
+        if (next != null) {
+            throw invalid(file, "the header has content after its JSON object (at header character "
+                    + p.currentTokenLocation().getCharOffset() + "); only spaces, tabs and line breaks may pad a header");
+        }
     }
 
-    private static TensorEntry readEntry(String file, String name, JsonNode value, List<String> problems) {
+    /** serde_json refuses strings with an unpaired UTF-16 surrogate escape, and so must we. */
+    private static void requireWholeCharacters(String file, String text) {
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw invalid(file, "the header holds a string with a lone UTF-16 surrogate escape (\\u"
+                        + Integer.toHexString(c).toUpperCase(java.util.Locale.ROOT) + " near '"
+                        + printable(text.substring(0, Math.min(i, 40))) + "'); the safetensors reference and "
+                        + "transformers refuse such files");
+            }
+        }
+    }
+
+    private static String printable(String s) {
+        return s.codePoints().filter(cp -> cp >= 0x20 && !Character.isSurrogate((char) cp))
+                .collect(StringBuilder::new, StringBuilder::appendCodePoint, StringBuilder::append).toString();
+    }
+
+    /** Consumes the value at the current token, checking what serde_json checks in values it ignores. */
+    private static void skipValue(String file, JsonParser p) throws IOException {
+        int depth = 0;
+        JsonToken t = p.currentToken();
+        while (true) {
+            switch (t) {
+                case START_OBJECT, START_ARRAY -> depth++;
+                case END_OBJECT, END_ARRAY -> depth--;
+                case FIELD_NAME -> requireWholeCharacters(file, p.currentName());
+                case VALUE_STRING -> requireWholeCharacters(file, p.getText());
+                case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> requireFiniteNumber(file, p);
+                default -> {
+                }
+            }
+            if (depth == 0) {
+                return;
+            }
+            t = p.nextToken();
+        }
+    }
+
+    private static void requireFiniteNumber(String file, JsonParser p) throws IOException {
+        String text = p.getText();
+        // serde_json parses every number, ignored or not, as at most an f64 and refuses one out of range.
+        boolean finite = p.currentToken() == JsonToken.VALUE_NUMBER_INT && text.length() <= 18
+                || Double.isFinite(Double.parseDouble(text));
+        if (!finite) {
+            throw invalid(file, "the header holds the number " + (text.length() > 40 ? text.substring(0, 40) + "..."
+                    : text) + ", out of the range the reference parser reads");
+        }
+    }
+
+    private static void readMetadata(String file, JsonParser p, Map<String, String> metadata, Problems problems)
+            throws IOException {
+        if (p.currentToken() == JsonToken.VALUE_NULL) {
+            return;
+        }
+        if (p.currentToken() != JsonToken.START_OBJECT) {
+            problems.add(file + ": __metadata__ must be an object of strings (or null)");
+            skipValue(file, p);
+            return;
+        }
+        while (p.nextToken() == JsonToken.FIELD_NAME) {
+            String key = p.currentName();
+            requireWholeCharacters(file, key);
+            if (p.nextToken() == JsonToken.VALUE_STRING) {
+                String value = p.getText();
+                requireWholeCharacters(file, value);
+                metadata.put(key, value);
+            } else {
+                problems.add(file + ": __metadata__ entry '" + key + "' is not a string");
+                skipValue(file, p);
+            }
+        }
+    }
+
+    /**
+     * A tensor's entry: an object with dtype, shape and data_offsets (other fields ignored), or,
+     * as serde also reads a struct, the array [dtype, shape, data_offsets].
+     */
+    private static TensorEntry readEntry(String file, String name, JsonParser p, Problems problems) throws IOException {
         String where = file + ": tensor '" + name + "'";
-        if (!value.isObject()) {
+        String dtypeName = null;
+        long[] shape = null;
+        long[] offsets = null;
+        boolean bad = false;
+        if (p.currentToken() == JsonToken.START_OBJECT) {
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String field = p.currentName();
+                requireWholeCharacters(file, field);
+                p.nextToken();
+                switch (field) {
+                    case "dtype" -> dtypeName = readDtype(file, where, p, problems);
+                    case "shape" -> shape = readIntegers(file, where, "shape", p, problems);
+                    case "data_offsets" -> offsets = readIntegers(file, where, "data_offsets", p, problems);
+                    default -> skipValue(file, p);
+                }
+                bad |= field.equals("dtype") && dtypeName == null || field.equals("shape") && shape == null
+                        || field.equals("data_offsets") && offsets == null;
+            }
+        } else if (p.currentToken() == JsonToken.START_ARRAY) {
+            int fields = 0;
+            while (p.nextToken() != JsonToken.END_ARRAY) {
+                switch (fields++) {
+                    case 0 -> bad |= (dtypeName = readDtype(file, where, p, problems)) == null;
+                    case 1 -> bad |= (shape = readIntegers(file, where, "shape", p, problems)) == null;
+                    case 2 -> bad |= (offsets = readIntegers(file, where, "data_offsets", p, problems)) == null;
+                    default -> skipValue(file, p);
+                }
+            }
+            if (fields > 3) {
+                problems.add(where + " is an array of " + fields + " values; expected [dtype, shape, data_offsets]");
+                return null;
+            }
+        } else {
             problems.add(where + " is not an object with dtype, shape and data_offsets");
+            skipValue(file, p);
             return null;
         }
-        JsonNode dtypeNode = value.get("dtype");
-        JsonNode shapeNode = value.get("shape");
-        JsonNode offsetsNode = value.get("data_offsets");
-        if (dtypeNode == null || shapeNode == null || offsetsNode == null) {
-            problems.add(where + " lacks " + (dtypeNode == null ? "dtype" : shapeNode == null ? "shape" : "data_offsets"));
+        if (bad) {
             return null;
         }
-        String dtypeName = dtypeNode.asText();
+        if (dtypeName == null || shape == null || offsets == null) {
+            problems.add(where + " lacks " + (dtypeName == null ? "dtype" : shape == null ? "shape" : "data_offsets"));
+            return null;
+        }
         Dtype dtype = Dtype.fromSafetensors(dtypeName).orElse(null);
         if (dtype == null) {
             problems.add(where + " has dtype " + dtypeName + (KNOWN_UNSUPPORTED.contains(dtypeName)
@@ -157,20 +360,12 @@ public final class SafetensorsHeader {
                     : ", which is not a safetensors dtype"));
             return null;
         }
-        if (!shapeNode.isArray() || !allNonNegativeIntegers((ArrayNode) shapeNode)) {
-            problems.add(where + " has shape " + shapeNode + "; expected a list of non-negative integers");
+        if (offsets.length != 2) {
+            problems.add(where + " has " + offsets.length + " data_offsets; expected [begin, end]");
             return null;
         }
-        if (!offsetsNode.isArray() || offsetsNode.size() != 2 || !allNonNegativeIntegers((ArrayNode) offsetsNode)) {
-            problems.add(where + " has data_offsets " + offsetsNode + "; expected [begin, end]");
-            return null;
-        }
-        long[] shape = new long[shapeNode.size()];
-        for (int i = 0; i < shape.length; i++) {
-            shape[i] = shapeNode.get(i).asLong();
-        }
-        long begin = offsetsNode.get(0).asLong();
-        long end = offsetsNode.get(1).asLong();
+        long begin = offsets[0];
+        long end = offsets[1];
         if (end < begin) {
             problems.add(where + " has data_offsets [" + begin + ", " + end + "] with end before begin");
             return null;
@@ -183,20 +378,53 @@ public final class SafetensorsHeader {
             return null;
         }
         if (end - begin != expectedBytes) {
-            problems.add(where + " occupies " + (end - begin) + " bytes but shape " + shapeNode + " of "
-                    + dtypeName + " needs " + expectedBytes);
+            problems.add(where + " occupies " + (end - begin) + " bytes but shape " + java.util.Arrays.toString(shape)
+                    + " of " + dtypeName + " needs " + expectedBytes);
             return null;
         }
         return new TensorEntry(name, dtype, shape, begin, end);
     }
 
-    private static boolean allNonNegativeIntegers(ArrayNode array) {
-        for (JsonNode n : array) {
-            if (!n.canConvertToLong() || !n.isIntegralNumber() || n.asLong() < 0) {
-                return false;
+    private static String readDtype(String file, String where, JsonParser p, Problems problems) throws IOException {
+        if (p.currentToken() != JsonToken.VALUE_STRING) {
+            problems.add(where + " has a dtype that is not a string");
+            skipValue(file, p);
+            return null;
+        }
+        String text = p.getText();
+        requireWholeCharacters(file, text);
+        return text;
+    }
+
+    /** A list of non-negative integers that fit a signed 64-bit value (stricter than usize, on purpose). */
+    private static long[] readIntegers(String file, String where, String field, JsonParser p, Problems problems)
+            throws IOException {
+        if (p.currentToken() != JsonToken.START_ARRAY) {
+            problems.add(where + " has " + field + " that is not a list of non-negative integers");
+            skipValue(file, p);
+            return null;
+        }
+        long[] values = new long[4];
+        int n = 0;
+        boolean ok = true;
+        JsonToken t;
+        while ((t = p.nextToken()) != JsonToken.END_ARRAY) {
+            if (t == JsonToken.VALUE_NUMBER_INT && p.getNumberType() != JsonParser.NumberType.BIG_INTEGER
+                    && p.getLongValue() >= 0) {
+                if (n == values.length) {
+                    values = java.util.Arrays.copyOf(values, n * 2);
+                }
+                values[n++] = p.getLongValue();
+            } else {
+                ok = false;
+                skipValue(file, p);
             }
         }
-        return true;
+        if (!ok) {
+            problems.add(where + " has " + field + " that is not a list of non-negative integers below 2^63");
+            return null;
+        }
+        return java.util.Arrays.copyOf(values, n);
     }
 
     /** The complete header block (length prefix, JSON padded with spaces to a multiple of 8). */

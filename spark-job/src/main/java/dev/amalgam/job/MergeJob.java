@@ -264,6 +264,11 @@ public final class MergeJob {
                 throw new AmalgamException(AmalgamException.Kind.CONFIG, file + ": is not a regular file (a FIFO, "
                         + "device or directory is never opened); give the merge config's YAML file");
             }
+            if (fs.exists(path) && fs.getFileStatus(path).getLen() > MergeConfigParser.MAX_CONFIG_BYTES) {
+                throw new AmalgamException(AmalgamException.Kind.CONFIG, file + ": is "
+                        + fs.getFileStatus(path).getLen() + " bytes, over the limit of "
+                        + MergeConfigParser.MAX_CONFIG_BYTES + " for a merge config");
+            }
             try (FSDataInputStream in = fs.open(path)) {
                 return new String(in.readAllBytes(), StandardCharsets.UTF_8);
             }

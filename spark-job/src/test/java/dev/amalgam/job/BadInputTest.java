@@ -207,6 +207,18 @@ class BadInputTest {
     }
 
     @Test
+    void aConfigFileOverTheSizeLimitIsRefusedBeforeItIsRead() throws Exception {
+        Path huge = temp.resolve("huge.yml");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(huge.toFile(), "rw")) {
+            f.setLength(dev.amalgam.config.MergeConfigParser.MAX_CONFIG_BYTES + 1);
+        }
+        AmalgamException e = assertThrows(AmalgamException.class,
+                () -> new MergeJob(TestSpark.context()).inspect(MergeRequest.of(huge.toString(), temp + "/never")));
+        assertEquals(AmalgamException.Kind.CONFIG, e.kind());
+        assertThat(e.getMessage()).contains(huge.toString()).contains("over the limit of " + dev.amalgam.config.MergeConfigParser.MAX_CONFIG_BYTES);
+    }
+
+    @Test
     void aConfigPathThatIsEmptyOrAFifoIsAConfigErrorAndNothingBlocks() throws Exception {
         AmalgamException empty = assertThrows(AmalgamException.class,
                 () -> new MergeJob(TestSpark.context()).inspect(MergeRequest.of("", temp + "/never")));
