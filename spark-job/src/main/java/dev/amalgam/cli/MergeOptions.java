@@ -1,6 +1,8 @@
 package dev.amalgam.cli;
 
+import dev.amalgam.AmalgamException;
 import dev.amalgam.job.MergeRequest;
+import dev.amalgam.job.NonFinitePolicy;
 import dev.amalgam.plan.PlanOptions;
 import picocli.CommandLine.Option;
 
@@ -34,11 +36,18 @@ final class MergeOptions {
             description = "fingerprint the inputs by content checksums too, not only size and modification time")
     boolean contentChecksums;
 
+    @Option(names = "--non-finite", defaultValue = "error",
+            description = "NaN or infinite values in the inputs or the result: error (default: fail before publishing, "
+                    + "naming model, tensor and count), warn (publish and warn) or allow (publish; counts in the report)")
+    String nonFinite;
+
     @Option(names = "--no-progress", negatable = false, description = "no progress line on stderr")
     boolean noProgress;
 
     MergeRequest request(String config, String destination, boolean overwrite) {
         return new MergeRequest(config, destination, new PlanOptions(chunkElements, shardSize, !splitStatisticsTensors), partitions,
-                WriteModes.parse(writeMode), overwrite, seed, !noProgress, contentChecksums);
+                WriteModes.parse(writeMode), overwrite, seed, !noProgress, contentChecksums,
+                NonFinitePolicy.parse(nonFinite).orElseThrow(() -> new AmalgamException(AmalgamException.Kind.CONFIG,
+                        "--non-finite '" + nonFinite + "' is unknown; use error, warn or allow")));
     }
 }

@@ -7,6 +7,7 @@ import dev.amalgam.kernels.BlockScales;
 import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.Dtype;
 import dev.amalgam.kernels.KernelBackend;
+import dev.amalgam.kernels.NonFinite;
 import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.TensorPlan;
 import org.apache.arrow.memory.BufferAllocator;
@@ -24,11 +25,14 @@ public final class ChunkLoader implements AutoCloseable {
     private final RangeReader reader;
     private final ChunkKernels kernels;
     private final int modelCount;
+    /** NaN and infinite values of the chunk being loaded, per slot (the models, then the base). */
+    private final long[] nonFinite;
 
     public ChunkLoader(KernelBackend backend, BufferAllocator parent, Configuration hadoop, String taskName,
                        int maxCount, int modelCount, boolean hasBase) {
         this.reader = new RangeReader(hadoop);
         this.modelCount = modelCount;
+        this.nonFinite = new long[modelCount + 1];
         try {
             this.kernels = WorkingSetPool.acquire(backend, parent, taskName, maxCount, modelCount, hasBase);
         } catch (OutOfMemoryException e) {
@@ -52,6 +56,7 @@ public final class ChunkLoader implements AutoCloseable {
     /** Starts a chunk and reads and decodes the base and the models flagged in {@code needed} (null: all). */
     public void load(TensorPlan tensor, ChunkPlan chunk, boolean[] needed) {
         kernels.beginChunk();
+        java.util.Arrays.fill(nonFinite, 0);
         if (tensor.base() != null) {
             readDecoded(tensor.base(), chunk, modelCount);
         }
@@ -70,6 +75,7 @@ public final class ChunkLoader implements AutoCloseable {
         Dtype dtype = input.dtype();
         long length = (long) chunk.count() * dtype.byteSize();
         reader.read(input.file(), input.offset() + chunk.start() * dtype.byteSize(), length, kernels.input(slot));
+        nonFinite[slot] = NonFinite.count(kernels.input(slot), dtype, chunk.count());
         kernels.decode(slot, dtype, chunk.count());
     }
 
@@ -85,7 +91,9 @@ public final class ChunkLoader implements AutoCloseable {
             int blocks = (count + BlockScales.Mxfp4.BLOCK - 1) / BlockScales.Mxfp4.BLOCK;
             reader.read(input.file(), input.offset() + chunk.start() / 2, (count + 1) / 2, kernels.input(slot));
             byte[] exponents = reader.readBytes(m.scales().file(), m.scales().offset() + firstBlock, blocks);
-            kernels.decodeScaled(slot, input.dtype(), count, new BlockScales.Mxfp4(exponents));
+            BlockScales.Mxfp4 scales = new BlockScales.Mxfp4(exponents);
+            nonFinite[slot] = NonFinite.countScaled(scales, kernels.input(slot), input.dtype(), count);
+            kernels.decodeScaled(slot, input.dtype(), count, scales);
             return;
         }
         Quantization.BlockScaled q = (Quantization.BlockScaled) input.quantization();
@@ -113,8 +121,15 @@ public final class ChunkLoader implements AutoCloseable {
             };
         }
         reader.read(input.file(), input.offset() + chunk.start(), count, kernels.input(slot));
-        kernels.decodeScaled(slot, input.dtype(), count, new BlockScales.Fp8(values, firstGridRow, gridCols,
-                q.blockRows(), q.blockCols(), matrixRows, cols, chunk.start()));
+        BlockScales.Fp8 blockScales = new BlockScales.Fp8(values, firstGridRow, gridCols, q.blockRows(), q.blockCols(),
+                matrixRows, cols, chunk.start());
+        nonFinite[slot] = NonFinite.countScaled(blockScales, kernels.input(slot), input.dtype(), count);
+        kernels.decodeScaled(slot, input.dtype(), count, blockScales);
+    }
+
+    /** NaN and infinite values the last loaded chunk's inputs held, per model, the base last. */
+    public long[] nonFinite() {
+        return nonFinite.clone();
     }
 
     public long bytesRead() {

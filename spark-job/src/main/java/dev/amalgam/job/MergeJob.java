@@ -180,6 +180,8 @@ public final class MergeJob {
             reports = MergeStage.run(sc, planB, statsB, target, recorded, partitions, progress);
         }
         timings.put("merge", seconds(t));
+        NonFiniteCounts nonFinite = NonFiniteCounts.of(plan, reports);
+        checkNonFinite(request, planned, committer, nonFinite);
 
         t = System.nanoTime();
         String assembly = target.positioned() ? "in-place"
@@ -194,7 +196,8 @@ public final class MergeJob {
         committer.writeFile("amalgam-config.yml", config.source().getBytes(StandardCharsets.UTF_8));
         committer.writeFile("README.md", ModelCard.render(config, plan).getBytes(StandardCharsets.UTF_8));
         timings.put("commit", seconds(t));
-        ObjectNode report = RunReport.build(request, config, planned, reports, progress, statisticsRead.value(),
+        ObjectNode report = RunReport.build(request, config, planned, reports, nonFinite, progress,
+                statisticsRead.value(),
                 timings, startedAt, new RunReport.Run(sc.sc().applicationId(), sc.master(), partitions,
                         target.positioned(), assembly, inspection.fingerprint(), committer.resumed(),
                         saved.isPresent()), tokenizer);
@@ -204,6 +207,34 @@ public final class MergeJob {
         planB.destroy();
         statsB.destroy();
         return new Result(committer.destination().toString(), report);
+    }
+
+    /**
+     * Applies the request's non-finite policy to what the merge stage counted: under ERROR the run
+     * stops before anything is assembled or published, its chunks kept for a rerun.
+     */
+    private static void checkNonFinite(MergeRequest request, Planner.Planned planned, OutputCommitter committer,
+                                       NonFiniteCounts counts) {
+        if (!counts.any() || request.nonFinite() == NonFinitePolicy.ALLOW) {
+            return;
+        }
+        List<String> inputNames = new ArrayList<>();
+        planned.models().forEach(c -> inputNames.add(c.directory()));
+        inputNames.add(planned.reference().directory());
+        List<String> lines = counts.lines(inputNames);
+        if (request.nonFinite() == NonFinitePolicy.WARN) {
+            lines.forEach(line -> LOG.warn("non-finite values: {}", line));
+            return;
+        }
+        List<String> problems = new ArrayList<>();
+        problems.add("NaN or infinite values found, so nothing was published to " + request.destination()
+                + " (--non-finite error, the default):");
+        lines.forEach(line -> problems.add("  " + line));
+        problems.add("The merged chunks are kept in " + committer.staging() + ": fix the inputs (and delete that "
+                + "directory), or rerun the same command with --non-finite warn to publish this merge as it is "
+                + "without merging again.");
+        throw new AmalgamException(counts.anyInput() ? AmalgamException.Kind.INPUT : AmalgamException.Kind.EXECUTION,
+                problems);
     }
 
     /** Says once, before any task, when GPU executors will run this merge on their CPUs. */

@@ -36,7 +36,7 @@ final class RunReport {
     }
 
     static ObjectNode build(MergeRequest request, MergeConfig config, Planner.Planned planned, List<ChunkReport> chunks,
-                            MergeStage.Progress progress, long statisticsBytesRead, Map<String, Double> timings,
+                            NonFiniteCounts nonFinite, MergeStage.Progress progress, long statisticsBytesRead, Map<String, Double> timings,
                             Instant startedAt, Run run, List<String> tokenizerFiles) {
         MergePlan plan = planned.plan();
         ObjectNode root = new ObjectMapper().createObjectNode();
@@ -81,6 +81,18 @@ final class RunReport {
             root.put("base_model", planned.reference().directory());
         }
 
+        ObjectNode nf = root.putObject("non_finite");
+        nf.put("policy", request.nonFinite().cliName());
+        long[] perInput = nonFinite.perInput();
+        ArrayNode nfModels = nf.putArray("models");
+        for (int i = 0; i < plan.modelCount(); i++) {
+            nfModels.add(perInput[i]);
+        }
+        if (plan.tensors().length > 0 && plan.tensors()[0].base() != null) {
+            nf.put("base_model", perInput[plan.modelCount()]);
+        }
+        nf.put("output", nonFinite.output());
+
         int m = plan.modelCount();
         long[][] kept = new long[plan.tensors().length][m];
         double[][] squares = new double[plan.tensors().length][m];
@@ -108,6 +120,18 @@ final class RunReport {
             n.put("shard", plan.shards()[tensor.shard()].fileName());
             if (iterations[tensor.index()] > 0) {
                 n.put("iterations", iterations[tensor.index()]);
+            }
+            long[] tensorNonFinite = nonFinite.ofTensor(tensor.index());
+            if (java.util.Arrays.stream(tensorNonFinite).sum() + nonFinite.outputOf(tensor.index()) > 0) {
+                ObjectNode tnf = n.putObject("non_finite");
+                ArrayNode per = tnf.putArray("models");
+                for (int i = 0; i < m; i++) {
+                    per.add(tensorNonFinite[i]);
+                }
+                if (deltas) {
+                    tnf.put("base_model", tensorNonFinite[m]);
+                }
+                tnf.put("output", nonFinite.outputOf(tensor.index()));
             }
             if (tensor.outQuantization() instanceof OutputQuantization.Scales sc) {
                 n.put("scales_of", plan.tensors()[sc.weightTensor()].name());

@@ -17,13 +17,29 @@ import java.io.UncheckedIOException;
  * @param kernels the backend that merged it ("cpu", "cuda:0 ..."); sums of squares differ in
  *                their last bits between backends (they are added in another order), the merged
  *                bytes do not
+ * @param nonFiniteIn NaN and infinite values the chunk's inputs held, per model, the base last
+ * @param nonFiniteOut NaN and infinite values the merged chunk holds
  */
 public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSquares, long signConflicts,
-                          long elements, int iterations, int attempt, boolean reused, String kernels) {
+                          long elements, int iterations, int attempt, boolean reused, String kernels,
+                          long[] nonFiniteIn, long nonFiniteOut) {
 
     public ChunkReport reusedBy(int attemptNumber) {
         return new ChunkReport(chunk, tensor, kept, deltaSquares, signConflicts, elements, iterations, attemptNumber, true,
-                kernels);
+                kernels, nonFiniteIn, nonFiniteOut);
+    }
+
+    /** Whether the chunk's inputs or its result hold NaN or infinite values. */
+    public boolean hasNonFinite() {
+        if (nonFiniteOut > 0) {
+            return true;
+        }
+        for (long n : nonFiniteIn) {
+            if (n > 0) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** The observations, for the chunk manifest. */
@@ -41,6 +57,11 @@ public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSqua
             out.writeLong(elements);
             out.writeInt(iterations);
             out.writeUTF(kernels);
+            out.writeInt(nonFiniteIn.length);
+            for (long n : nonFiniteIn) {
+                out.writeLong(n);
+            }
+            out.writeLong(nonFiniteOut);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -61,7 +82,14 @@ public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSqua
             long conflicts = in.readLong();
             long elements = in.readLong();
             int iterations = in.readInt();
-            return new ChunkReport(chunk, tensor, kept, squares, conflicts, elements, iterations, 0, false, in.readUTF());
+            String kernels = in.readUTF();
+            long[] nonFiniteIn = new long[in.readInt()];
+            for (int i = 0; i < nonFiniteIn.length; i++) {
+                nonFiniteIn[i] = in.readLong();
+            }
+            long nonFiniteOut = in.readLong();
+            return new ChunkReport(chunk, tensor, kept, squares, conflicts, elements, iterations, 0, false, kernels,
+                    nonFiniteIn, nonFiniteOut);
         } catch (IOException e) {
             throw new UncheckedIOException("unreadable chunk report", e);
         }

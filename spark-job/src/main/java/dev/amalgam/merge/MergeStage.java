@@ -19,6 +19,7 @@ import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.OutputQuantization;
 import dev.amalgam.kernels.Dtype;
 import dev.amalgam.kernels.Fp8BlockQuantizer;
+import dev.amalgam.kernels.NonFinite;
 import dev.amalgam.plan.TensorPlan;
 import dev.amalgam.stats.LocalStatistics;
 import dev.amalgam.stats.StatisticsResult;
@@ -124,7 +125,7 @@ public final class MergeStage {
                         method.merge(kernels, tensor, chunk.start(), chunk.count(),
                                 tensorStats.view(tensor.index(), chunk.index()), p.settings(), metrics);
                         // FP8 output is quantized on the host from the float32 merge, whatever the backend.
-                        inFlight.add(new InFlight(chunk, tensor, outBytes, metrics, scales,
+                        inFlight.add(new InFlight(chunk, tensor, outBytes, metrics, loader.nonFinite(), scales,
                                 kernels.encodeOut(scales == null ? tensor.outDtype() : Dtype.F32, chunk.count())));
                     } catch (RuntimeException e) {
                         throw new ChunkFailedException(tensor.name(), chunk.start(), chunk.count(), e);
@@ -145,8 +146,8 @@ public final class MergeStage {
     }
 
     /** A chunk whose merge is queued on the task's kernels; {@code scales} when it is written as FP8. */
-    private record InFlight(ChunkPlan chunk, TensorPlan tensor, long outBytes, ChunkMetrics metrics, Scales scales,
-                            ChunkKernels.PendingChunk pending) {
+    private record InFlight(ChunkPlan chunk, TensorPlan tensor, long outBytes, ChunkMetrics metrics,
+                            long[] nonFiniteIn, Scales scales, ChunkKernels.PendingChunk pending) {
     }
 
     /** The block scales an FP8 weight's chunk writes: its grid rows' chunk of the scales tensor. */
@@ -163,8 +164,11 @@ public final class MergeStage {
             long writtenBefore = sink.bytesWritten();
             ArrowBuf encoded = f.pending().await();
             ChunkMetrics m = f.metrics();
+            // Counted on the merged float32 values before FP8 quantization, which would saturate an infinity.
+            long nonFiniteOut = NonFinite.count(encoded, f.scales() == null ? f.tensor().outDtype() : Dtype.F32,
+                    f.chunk().count());
             ChunkReport report = new ChunkReport(f.chunk().index(), f.tensor().index(), m.kept, m.deltaSquares,
-                    m.signConflicts, m.elements, m.iterations, attempt, false, kernels);
+                    m.signConflicts, m.elements, m.iterations, attempt, false, kernels, f.nonFiniteIn(), nonFiniteOut);
             List<ChunkReport> reports = new ArrayList<>(2);
             if (f.scales() == null) {
                 write(sink, manifest, task, f.tensor(), f.chunk(), encoded, f.outBytes(), report);
@@ -179,7 +183,7 @@ public final class MergeStage {
                 write(sink, manifest, task, f.tensor(), f.chunk(), bytes, f.outBytes(), report);
                 int models = m.kept.length;
                 ChunkReport scalesReport = new ChunkReport(s.chunk().index(), s.tensor().index(), new long[models],
-                        new double[models], 0, 0, 0, attempt, false, kernels);
+                        new double[models], 0, 0, 0, attempt, false, kernels, new long[models + 1], 0);
                 write(sink, manifest, task, s.tensor(), s.chunk(), scales, s.bytes(), scalesReport);
                 reports.add(scalesReport);
             }
@@ -247,7 +251,12 @@ public final class MergeStage {
         if (stored.isEmpty() || stored.getAsInt() != entry.get().crc32c()) {
             return Optional.empty();
         }
-        ChunkReport report = ChunkReport.fromBytes(entry.get().report());
+        ChunkReport report;
+        try {
+            report = ChunkReport.fromBytes(entry.get().report());
+        } catch (java.io.UncheckedIOException e) {
+            return Optional.empty(); // recorded by an older version: merged again
+        }
         return report.chunk() == chunk.index() ? Optional.of(report) : Optional.empty();
     }
 }
