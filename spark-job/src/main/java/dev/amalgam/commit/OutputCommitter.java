@@ -26,6 +26,7 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.charset.StandardCharsets;
 import java.util.Optional;
+import java.util.List;
 import java.util.UUID;
 
 /**
@@ -92,17 +93,7 @@ public final class OutputCommitter {
      * full size, or reuses the staging directory a killed run with the same {@code runKey} left.
      */
     public OutputTarget prepare(MergePlan plan, WriteMode mode, String runKey) throws IOException {
-        boolean positioned = switch (mode) {
-            case AUTO -> supportsPositionedWrites();
-            case POSITIONED -> {
-                if (!supportsPositionedWrites()) {
-                    throw new AmalgamException(AmalgamException.Kind.CONFIG, destination + ": --write-mode positioned "
-                            + "needs a local or POSIX path; use --write-mode parts or auto");
-                }
-                yield true;
-            }
-            case PARTS -> false;
-        };
+        boolean positioned = positioned(mode);
         String key = runKey + " write-mode=" + (positioned ? "positioned" : "parts");
         String[] names = new String[plan.shards().length];
         for (int s = 0; s < names.length; s++) {
@@ -137,6 +128,69 @@ public final class OutputCommitter {
         // Written last: a staging directory without it was never fully prepared and is not resumed.
         writeFile(RUN_KEY, key.getBytes(StandardCharsets.UTF_8));
         return target;
+    }
+
+    private boolean positioned(WriteMode mode) {
+        return switch (mode) {
+            case AUTO -> supportsPositionedWrites();
+            case POSITIONED -> {
+                if (!supportsPositionedWrites()) {
+                    throw new AmalgamException(AmalgamException.Kind.CONFIG, destination + ": --write-mode positioned "
+                            + "needs a local or POSIX path; use --write-mode parts or auto");
+                }
+                yield true;
+            }
+            case PARTS -> false;
+        };
+    }
+
+    /**
+     * Refuses, before any work, a destination whose file system reports less free space than the
+     * merge needs there: the output, staged beside the destination and published by rename, and
+     * once more where part files are copied into shards. Chunks a killed run staged count as
+     * written. File systems that report no free space (object stores) are not checked.
+     */
+    public void requireSpace(MergePlan plan, WriteMode mode) {
+        try {
+            boolean copies = !positioned(mode) && !assembler().concatenates();
+            long needed = plan.outputBytes() * (copies ? 2 : 1);
+            if (fs.exists(staging)) {
+                needed = Math.max(0, needed - fs.getContentSummary(staging).getLength());
+            }
+            Path existing = destination;
+            while (existing != null && !fs.exists(existing)) {
+                existing = existing.getParent();
+            }
+            if (existing == null || needed == 0) {
+                return;
+            }
+            long free;
+            short replication = 1;
+            if ("file".equals(fs.getUri().getScheme())) {
+                free = java.nio.file.Files.getFileStore(java.nio.file.Paths.get(existing.toUri())).getUsableSpace();
+            } else {
+                free = fs.getStatus(existing).getRemaining();
+                replication = (short) Math.max(1, fs.getDefaultReplication(existing));
+            }
+            if (free == Long.MAX_VALUE || free < 0) {
+                return;
+            }
+            long raw = needed * replication;
+            if (raw > free) {
+                throw new AmalgamException(AmalgamException.Kind.OUTPUT, destination + ": the merge needs " + raw
+                        + " bytes (" + gb(raw) + ") there but its file system reports " + free + " bytes (" + gb(free)
+                        + ") free: " + gb(plan.outputBytes()) + " of output, staged beside the destination"
+                        + (copies ? ", and as much again while part files are copied into shards" : "")
+                        + (replication > 1 ? ", times " + replication + " replicas" : "")
+                        + ". Free space there or choose another destination.");
+            }
+        } catch (IOException e) {
+            // A file system that cannot say how much is free is not refused for it; the writes will tell.
+        }
+    }
+
+    private static String gb(long bytes) {
+        return String.format(java.util.Locale.ROOT, "%.2f GB", bytes / 1e9);
     }
 
     /** Whether {@link #prepare} found a killed run's staging directory to continue. */
@@ -205,30 +259,48 @@ public final class OutputCommitter {
      * place. A replaced destination is removed only after the move.
      */
     public void publish() throws IOException {
-        for (String internal : new String[]{ChunkManifest.DIR, STATISTICS, OutputTarget.PARTS_DIR, RUN_KEY}) {
-            fs.delete(new Path(staging, internal), true);
-        }
-        Path replaced = null;
-        if (fs.exists(destination)) {
-            if (fs.listStatus(destination).length == 0) {
-                fs.delete(destination, false);
-            } else {
-                replaced = new Path(destination.getParent(),
-                        ".amalgam-replaced-" + destination.getName() + "-" + UUID.randomUUID());
-                if (!fs.rename(destination, replaced)) {
-                    throw new IOException("cannot move the old " + destination + " aside");
+        // The bookkeeping is moved aside, not deleted, until the merge is in place: a publish that
+        // fails puts it back, so the staging directory can still be resumed and its chunks counted.
+        Path held = new Path(destination.getParent(), ".amalgam-bookkeeping-" + destination.getName());
+        fs.delete(held, true);
+        fs.mkdirs(held);
+        List<String> moved = new java.util.ArrayList<>();
+        try {
+            for (String internal : new String[]{ChunkManifest.DIR, STATISTICS, OutputTarget.PARTS_DIR, RUN_KEY}) {
+                if (fs.exists(new Path(staging, internal))) {
+                    Renames.move(fs, new Path(staging, internal), new Path(held, internal));
+                    moved.add(internal);
                 }
             }
-        }
-        if (!fs.rename(staging, destination)) {
-            if (replaced != null) {
-                fs.rename(replaced, destination);
+            Path replaced = null;
+            if (fs.exists(destination)) {
+                if (fs.listStatus(destination).length == 0) {
+                    fs.delete(destination, false);
+                } else {
+                    replaced = new Path(destination.getParent(),
+                            ".amalgam-replaced-" + destination.getName() + "-" + UUID.randomUUID());
+                    Renames.move(fs, destination, replaced);
+                }
             }
-            throw new IOException("cannot rename " + staging + " to " + destination);
+            try {
+                Renames.move(fs, staging, destination);
+            } catch (IOException e) {
+                if (replaced != null) {
+                    fs.rename(replaced, destination);
+                }
+                throw e;
+            }
+            if (replaced != null) {
+                fs.delete(replaced, true);
+            }
+        } catch (IOException e) {
+            for (String internal : moved) {
+                fs.rename(new Path(held, internal), new Path(staging, internal));
+            }
+            fs.delete(held, true);
+            throw e;
         }
-        if (replaced != null) {
-            fs.delete(replaced, true);
-        }
+        fs.delete(held, true);
     }
 
     /** Removes everything staged, so nothing of this run is resumed; the destination is untouched. */

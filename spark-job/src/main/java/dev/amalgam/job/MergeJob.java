@@ -116,6 +116,7 @@ public final class MergeJob {
                 "merge " + request.configFile())) {
             OutputCommitter committer = new OutputCommitter(hadoop, request.destination(), request.overwrite());
             committer.checkDestination();
+            committer.requireSpace(plan, request.writeMode());
             OutputTarget target;
             try {
                 target = committer.prepare(plan, request.writeMode(), inspection.fingerprint()

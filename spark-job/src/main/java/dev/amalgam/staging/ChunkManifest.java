@@ -70,7 +70,7 @@ public final class ChunkManifest {
                 out.writeInt(entry.report().length);
                 out.write(entry.report());
             }
-            if (fs instanceof RawLocalFileSystem) {
+            if (fs instanceof RawLocalFileSystem && "file".equals(fs.getUri().getScheme())) {
                 // Hadoop's local create sets permissions by forking chmod when its native library is
                 // absent: milliseconds per file, per chunk. Plain NIO does the same job without it.
                 java.nio.file.Path target = new File(done.toUri()).toPath();

@@ -54,6 +54,37 @@ public final class FaultyFileSystem extends RawLocalFileSystem {
     public static void heal() {
         READS_BEFORE_FAILURE.set(Integer.MAX_VALUE);
         FAILURES_LEFT.set(Integer.MAX_VALUE);
+        REMAINING.set(-1);
+        failRenamesTo = null;
+    }
+
+    private static final java.util.concurrent.atomic.AtomicLong REMAINING = new java.util.concurrent.atomic.AtomicLong(-1);
+    private static volatile String failRenamesTo;
+
+    /** The file system reports only {@code bytes} free, as a nearly full disk or quota would. */
+    public static void reportRemaining(long bytes) {
+        REMAINING.set(bytes);
+    }
+
+    /** Renames onto a path named {@code name} fail as a full disk or quota makes them fail on HDFS. */
+    public static void failRenamesTo(String name) {
+        failRenamesTo = name;
+    }
+
+    @Override
+    public org.apache.hadoop.fs.FsStatus getStatus(Path p) throws IOException {
+        long remaining = REMAINING.get();
+        return remaining >= 0 ? new org.apache.hadoop.fs.FsStatus(remaining * 10, remaining * 9, remaining)
+                : super.getStatus(new Path(p.toUri().getPath()));
+    }
+
+    @Override
+    public boolean rename(Path src, Path dst) throws IOException {
+        if (dst.getName().equals(failRenamesTo)) {
+            throw new IOException("The DiskSpace quota of " + dst.getParent().toUri().getPath()
+                    + " is exceeded (injected)");
+        }
+        return super.rename(new Path(src.toUri().getPath()), new Path(dst.toUri().getPath()));
     }
 
     @Override
