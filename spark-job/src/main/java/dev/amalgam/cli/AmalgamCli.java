@@ -23,6 +23,14 @@ public final class AmalgamCli implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    @CommandLine.Option(names = "--verbose", scope = CommandLine.ScopeType.INHERIT,
+            description = "print stack traces and Spark's warnings on stderr too (the log file always has them)")
+    void verbose(boolean on) {
+        if (on) {
+            ConsoleLogging.verbose();
+        }
+    }
+
     @Override
     public void run() {
         throw new CommandLine.ParameterException(spec.commandLine(), "name a command: merge, nightly, inspect, methods, demo or bench");
@@ -31,7 +39,7 @@ public final class AmalgamCli implements Runnable {
     public static int execute(String... args) {
         CommandLine cli = new CommandLine(new AmalgamCli());
         cli.setExecutionExceptionHandler((e, commandLine, parsed) -> {
-            String log = System.getProperty("amalgam.log.file");
+            String log = System.getProperty(ConsoleLogging.LOG_FILE);
             if (e instanceof AmalgamException a) {
                 for (String problem : a.problems()) {
                     commandLine.getErr().println("amalgam: error: " + problem);

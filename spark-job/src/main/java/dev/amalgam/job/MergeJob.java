@@ -103,6 +103,29 @@ public final class MergeJob {
      * command resumes; the destination is untouched either way.
      */
     public Result run(MergeRequest request, Inspection inspection) {
+        try {
+            return runStarted(request, inspection);
+        } catch (IllegalStateException e) {
+            if (sc.sc().isStopped()) {
+                throw stoppedBySpark(request, e);
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * Spark stops the context itself when the cluster manager gives the application up; every
+     * later call then fails with a message about a stopped context that names no cause.
+     */
+    private AmalgamException stoppedBySpark(MergeRequest request, Throwable cause) {
+        return new AmalgamException(AmalgamException.Kind.EXECUTION, "Spark ended the application before the merge "
+                + "finished, so nothing was published to " + request.destination() + ": the cluster manager ("
+                + sc.master() + ") gave it up. A secured standalone cluster does this to a driver without its shared "
+                + "secret or with a wrong one: check AMALGAM_SPARK_SECRET_FILE (README, \"Security and bad input\"); "
+                + "Spark's reason is in the log.", cause);
+    }
+
+    private Result runStarted(MergeRequest request, Inspection inspection) {
         Map<String, Double> timings = new LinkedHashMap<>();
         Instant startedAt = Instant.now();
         Configuration hadoop = sc.hadoopConfiguration();
@@ -133,6 +156,9 @@ public final class MergeJob {
             } catch (AmalgamException e) {
                 throw e;
             } catch (Exception e) {
+                if (sc.sc().isStopped()) {
+                    throw stoppedBySpark(request, e);
+                }
                 int kept = ChunkManifest.open(target.stagingDir(), hadoop).recorded().cardinality();
                 List<String> problems = new ArrayList<>();
                 problems.add("the merge failed and nothing was published to " + request.destination() + ": "

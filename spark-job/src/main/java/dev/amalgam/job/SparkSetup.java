@@ -34,6 +34,7 @@ public final class SparkSetup {
         } else if (!conf.contains("spark.master")) {
             conf.setMaster("local[*]");
         }
+        SparkAuthentication.apply(conf, System.getenv());
         conf.set("spark.serializer", "org.apache.spark.serializer.KryoSerializer");
         conf.set("spark.kryo.registrator", AmalgamKryoRegistrator.class.getName());
         conf.set("spark.kryo.registrationRequired", "true");

@@ -129,6 +129,17 @@ class CliTest {
     }
 
     @Test
+    void verboseAddsTheStackTracesAndSparksWarningsToTheTerminal() throws Exception {
+        String cfg = temp.resolve("faulty-verbose.yml").toString();
+        Files.writeString(Path.of(cfg), Files.readString(Path.of(config)).replace(temp + "/", "faulty://" + temp + "/"));
+        CliProcess.Run failed = CliProcess.run(List.of("-Dspark.hadoop.fs.faulty.impl="
+                        + dev.amalgam.testing.FaultyFileSystem.class.getName(), "-Dfaulty.readsBeforeFailure=0"),
+                temp, "merge", cfg, temp.resolve("faulty-verbose-out").toString(), "--no-progress", "--verbose");
+        assertEquals(5, failed.exitCode(), failed.stderr());
+        assertThat(failed.stderr()).contains("task attempts failed").contains("\tat ").contains("WARN TaskSetManager");
+    }
+
+    @Test
     void anExecutorLimitThePlanCannotFitExitsTwoBeforeAnyWorkNamingTheSmallestValue() throws Exception {
         Path root = temp.resolve("limit");
         String cfg = millionElementTies(root);

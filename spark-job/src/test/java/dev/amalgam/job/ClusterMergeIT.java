@@ -72,6 +72,12 @@ class ClusterMergeIT {
     /** scripts/submit to the cluster, in client deploy mode, with 512 MB executors. */
     private static Process submit(String config, String out, int readDelayMs, String log, String... sparkConf)
             throws Exception {
+        return submit(config, out, readDelayMs, log, Map.of(), sparkConf);
+    }
+
+    /** The same with changes to the cluster's environment; a null value removes the variable. */
+    private static Process submit(String config, String out, int readDelayMs, String log, Map<String, String> env,
+                                  String... sparkConf) throws Exception {
         Path repo = Path.of("").toAbsolutePath().getParent();
         List<String> command = new ArrayList<>(List.of(repo.resolve("scripts/submit").toString(),
                 "--master", cluster.masterUrl(), "--deploy-mode", "client",
@@ -90,6 +96,14 @@ class ClusterMergeIT {
                 .redirectOutput(temp.resolve(log).toFile());
         pb.environment().putAll(cluster.environment());
         pb.environment().put("SPARK_SUBMIT", cluster.sparkSubmitScript().toString());
+        pb.environment().put("AMALGAM_LOG", temp.resolve(log + ".amalgam.log").toString());
+        env.forEach((k, v) -> {
+            if (v == null) {
+                pb.environment().remove(k);
+            } else {
+                pb.environment().put(k, v);
+            }
+        });
         return pb.start();
     }
 
@@ -135,6 +149,38 @@ class ClusterMergeIT {
         JsonNode report = report(out);
         assertThat(report.get("spark_master").asText()).isEqualTo(cluster.masterUrl());
         assertThat(report.get("spark_application_id").asText()).startsWith("app-");
+    }
+
+    @Test
+    void theDriverSparkSubmitStartsLogsSparkToTheFileAndAmalgamToTheTerminal() throws Exception {
+        String out = f.out("logged");
+        assertEquals(0, await(submit(config("logged.yml", ""), out, 0, "logged.log"), "logged.log"));
+        // Spark's default configuration would print its INFO lines on the console instead.
+        assertThat(Files.readString(temp.resolve("logged.log"))).doesNotContain(" INFO ").contains("merged ties");
+        assertTrue(Files.exists(temp.resolve("logged.log.amalgam.log")), "the log file named by AMALGAM_LOG");
+    }
+
+    @Test
+    void driversWithoutTheClustersSecretOrWithAWrongOneAreRefusedByTheCluster() throws Exception {
+        // Both at once: the master's refusal takes Spark's three registration attempts (about 60 s).
+        int applications = cluster.applicationCount();
+        Map<String, String> noSecret = new java.util.HashMap<>();
+        noSecret.put("AMALGAM_SPARK_SECRET_FILE", null);
+        Process unauthenticated = submit(config("unauthenticated.yml", ""), f.out("unauthenticated"), 0,
+                "unauthenticated.log", noSecret, "spark.authenticate=false", "spark.network.crypto.enabled=false",
+                "spark.io.encryption.enabled=false");
+        Map<String, String> wrongSecret = new java.util.HashMap<>(noSecret);
+        wrongSecret.put("AMALGAM_SPARK_SECRET", "0123456789abcdef0123456789abcdef");
+        Process wrong = submit(config("wrong-secret.yml", ""), f.out("wrong-secret"), 0, "wrong-secret.log", wrongSecret);
+        for (String run : new String[]{"unauthenticated", "wrong-secret"}) {
+            int exit = await(run.equals("wrong-secret") ? wrong : unauthenticated, run + ".log");
+            String output = Files.readString(temp.resolve(run + ".log"));
+            assertEquals(5, exit, output);
+            assertThat(output).as(run).contains("the cluster manager (" + cluster.masterUrl() + ") gave it up")
+                    .contains("AMALGAM_SPARK_SECRET_FILE").doesNotContain("\tat ");
+            assertFalse(Files.exists(Path.of(f.out(run))), "nothing is published");
+        }
+        assertEquals(applications, cluster.applicationCount(), "the master registered neither application");
     }
 
     @Test

@@ -23,6 +23,9 @@ import java.util.regex.Pattern;
  * each its own JVM started from the project's Maven classpath (no Spark download). Workers
  * start executors as further JVMs. The classpath they get holds Spark, Hadoop and the test
  * helpers but not Amalgam itself: executors get Amalgam from the submitted application jar.
+ * The cluster is secured as the README says: the security lines of conf/spark-defaults.conf
+ * and a shared secret in the master's and workers' configuration; {@link #environment()} gives
+ * a submitting process the secret through {@code AMALGAM_SPARK_SECRET_FILE}.
  */
 public final class StandaloneCluster implements AutoCloseable {
     private final Path work;
@@ -33,6 +36,8 @@ public final class StandaloneCluster implements AutoCloseable {
     private final Process master;
     private final List<Process> workers = new ArrayList<>();
     private final String workerMemory;
+    private final Path secretFile;
+    private final Path properties;
 
     private StandaloneCluster(Path work, int workerCount, String workerMemory) throws Exception {
         this.work = work;
@@ -41,8 +46,19 @@ public final class StandaloneCluster implements AutoCloseable {
         this.sparkHome = Files.createDirectories(work.resolve("spark-home/jars")).getParent();
         this.port = freePort();
         this.webPort = freePort();
+        String secret = java.util.HexFormat.of().formatHex(java.security.SecureRandom.getInstanceStrong().generateSeed(32));
+        this.secretFile = work.resolve("spark-secret");
+        Files.writeString(secretFile, secret + "\n");
+        Files.setPosixFilePermissions(secretFile, PosixFilePermissions.fromString("rw-------"));
+        this.properties = work.resolve("cluster.conf");
+        Files.writeString(properties, securityLines() + "spark.authenticate.secret " + secret + "\n"
+                + "spark.worker.resource.gpu.amount 1\n"
+                + "spark.worker.resource.gpu.discoveryScript "
+                + Path.of("").toAbsolutePath().getParent().resolve("conf/gpu-discovery.sh") + "\n");
+        Files.setPosixFilePermissions(properties, PosixFilePermissions.fromString("rw-------"));
         this.master = start("master", List.of("org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                "--port", String.valueOf(port), "--webui-port", String.valueOf(webPort)));
+                "--port", String.valueOf(port), "--webui-port", String.valueOf(webPort),
+                "--properties-file", properties.toString()));
         for (int i = 0; i < workerCount; i++) {
             workers.add(startWorker(i));
         }
@@ -69,21 +85,51 @@ public final class StandaloneCluster implements AutoCloseable {
 
     /**
      * A {@code spark-submit} for this machine: SparkSubmit run by java with the cluster's
-     * classpath and the JVM flags Spark 4 needs, as an executable script.
+     * classpath and the JVM flags Spark 4 needs, as an executable script. Like Spark's own
+     * launcher it adds {@code SPARK_SUBMIT_OPTS} to the JVM's options.
      */
     public Path sparkSubmitScript() throws IOException {
         Path script = work.resolve("spark-submit");
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         Files.writeString(script, "#!/usr/bin/env bash\nexec " + java + " " + System.getProperty("amalgam.jvm.flags", "")
-                + " -Xmx1g -cp '" + classpath + "' org.apache.spark.deploy.SparkSubmit \"$@\"\n");
+                + " -Xmx1g $SPARK_SUBMIT_OPTS -cp '" + classpath + "' org.apache.spark.deploy.SparkSubmit \"$@\"\n");
         Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"));
         return script;
     }
 
-    /** The environment a Spark process here needs (also for the submitting JVM). */
+    /** The environment a Spark process here needs (also for the submitting JVM), the secret's file included. */
     public Map<String, String> environment() {
         return Map.of("SPARK_HOME", sparkHome.toString(), "SPARK_DIST_CLASSPATH", classpath,
-                "SPARK_SCALA_VERSION", "2.13", "SPARK_LOCAL_IP", "127.0.0.1");
+                "SPARK_SCALA_VERSION", "2.13", "SPARK_LOCAL_IP", "127.0.0.1",
+                "AMALGAM_SPARK_SECRET_FILE", secretFile.toString());
+    }
+
+    /** The authentication and encryption settings of conf/spark-defaults.conf, which nodes need too. */
+    private static String securityLines() throws IOException {
+        Path defaults = Path.of("").toAbsolutePath().getParent().resolve("conf/spark-defaults.conf");
+        StringBuilder lines = new StringBuilder();
+        for (String line : Files.readAllLines(defaults)) {
+            if (line.startsWith("spark.authenticate") || line.startsWith("spark.network.crypto")
+                    || line.startsWith("spark.io.encryption")) {
+                lines.append(line).append('\n');
+            }
+        }
+        if (!lines.toString().contains("spark.authenticate ")) {
+            throw new IllegalStateException(defaults + " no longer turns on spark.authenticate");
+        }
+        return lines.toString();
+    }
+
+    /** Applications the master has registered, running and finished. */
+    public int applicationCount() throws Exception {
+        String json = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + webPort
+                + "/json/")).timeout(Duration.ofSeconds(5)).build(), HttpResponse.BodyHandlers.ofString()).body();
+        Matcher ids = Pattern.compile("\"id\"\\s*:\\s*\"app-").matcher(json);
+        int count = 0;
+        while (ids.find()) {
+            count++;
+        }
+        return count;
     }
 
     /**
@@ -94,10 +140,6 @@ public final class StandaloneCluster implements AutoCloseable {
      */
     private Process startWorker(int i) throws IOException {
         Path dir = Files.createDirectories(work.resolve("worker-" + i));
-        Path properties = work.resolve("worker.conf");
-        Path discovery = Path.of("").toAbsolutePath().getParent().resolve("conf/gpu-discovery.sh");
-        Files.writeString(properties, "spark.worker.resource.gpu.amount 1\n"
-                + "spark.worker.resource.gpu.discoveryScript " + discovery + "\n");
         return start("worker-" + i, List.of("org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
                 "--cores", "1", "--memory", workerMemory, "--work-dir", dir.toString(), "--webui-port",
                 String.valueOf(freePort()), "--properties-file", properties.toString(), masterUrl()));

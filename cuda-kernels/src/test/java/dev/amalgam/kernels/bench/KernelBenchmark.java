@@ -97,6 +97,17 @@ public class KernelBenchmark {
         ElementCodec.decode(bf16, Dtype.BF16, out, N);
     }
 
+    /** What the non-finite policy adds to each chunk read and written (compare with decodeBf16). */
+    @Benchmark
+    public long nonFiniteCountBf16() {
+        return dev.amalgam.kernels.NonFinite.count(bf16, Dtype.BF16, N);
+    }
+
+    @Benchmark
+    public long nonFiniteCountF32() {
+        return dev.amalgam.kernels.NonFinite.count(base, Dtype.F32, N);
+    }
+
     @Benchmark
     public void encodeBf16() {
         ElementCodec.encode(base, Dtype.BF16, bf16, N);
