@@ -9,7 +9,8 @@ import java.nio.LongBuffer;
  * Counts NaN and infinite values in stored bytes by their bit patterns, without decoding: a
  * value is non-finite when all its exponent bits are set (E4M3, which has no infinities, only
  * when its exponent and mantissa are). Eight bytes are tested at once, so the count costs far
- * less than the decode beside it; it runs on the host buffers every backend reads into.
+ * less than the decode beside it (whole vectors at once where the Vector API is present); it
+ * runs on the host buffers every backend reads into.
  */
 public final class NonFinite {
     private static final long SEGMENT = 1L << 30;
@@ -19,12 +20,17 @@ public final class NonFinite {
 
     /** Non-finite values among the first {@code count} values of {@code dtype} in {@code raw}. */
     public static long count(ArrowBuf raw, Dtype dtype, int count) {
+        return count(raw, dtype, count, Simd.ENABLED);
+    }
+
+    /** The same, with the SIMD loop or without it (the tests compare both with decoding). */
+    static long count(ArrowBuf raw, Dtype dtype, int count, boolean simd) {
         return switch (dtype) {
-            case F32 -> lanes(raw, count, 4, 0x7F800000L, 0x7F800000L);
-            case F16 -> lanes(raw, count, 2, 0x7C00L, 0x7C00L);
-            case BF16 -> lanes(raw, count, 2, 0x7F80L, 0x7F80L);
-            case F8_E4M3 -> lanes(raw, count, 1, 0x7FL, 0x7FL);
-            case F8_E5M2 -> lanes(raw, count, 1, 0x7CL, 0x7CL);
+            case F32 -> lanes(raw, count, 4, 0x7F800000L, 0x7F800000L, simd);
+            case F16 -> lanes(raw, count, 2, 0x7C00L, 0x7C00L, simd);
+            case BF16 -> lanes(raw, count, 2, 0x7F80L, 0x7F80L, simd);
+            case F8_E4M3 -> lanes(raw, count, 1, 0x7FL, 0x7FL, simd);
+            case F8_E5M2 -> lanes(raw, count, 1, 0x7CL, 0x7CL, simd);
             // MXFP4's packed E2M1 values are always finite; its scales are counted with them.
             case U8 -> 0;
         };
@@ -91,7 +97,7 @@ public final class NonFinite {
      * eight bytes at a time: a lane matches when {@code (lane & mask) ^ pattern} is zero, and the
      * zero lanes of a word are found exactly (no borrow between lanes) by the high-bit test below.
      */
-    private static long lanes(ArrowBuf raw, int count, int width, long mask, long pattern) {
+    private static long lanes(ArrowBuf raw, int count, int width, long mask, long pattern, boolean simd) {
         int bits = width * 8;
         long m = 0;
         long p = 0;
@@ -102,10 +108,21 @@ public final class NonFinite {
             low |= ((1L << (bits - 1)) - 1) << shift;
         }
         long bytes = (long) count * width;
-        long whole = bytes & ~7L;
         long n = 0;
+        long vectored = 0;
+        // The SIMD loop takes whole vectors (a multiple of 8 bytes and of every lane width), the
+        // word loop below the rest.
+        while (simd && vectored < bytes) {
+            int length = SimdKernels.countBound((int) Math.min(SEGMENT, bytes - vectored));
+            if (length == 0) {
+                break;
+            }
+            n += SimdKernels.countLanes(raw, vectored, length, width, mask, pattern);
+            vectored += length;
+        }
+        long whole = vectored + ((bytes - vectored) & ~7L);
         // nioBuffer takes int lengths: whole-tensor chunks pass 2 GB, so words go in 1 GiB segments.
-        for (long from = 0; from < whole; from += SEGMENT) {
+        for (long from = vectored; from < whole; from += SEGMENT) {
             int length = (int) Math.min(SEGMENT, whole - from);
             LongBuffer words = raw.nioBuffer(from, length).order(ByteOrder.LITTLE_ENDIAN).asLongBuffer();
             for (int w = 0, end = length >>> 3; w < end; w++) {

@@ -1,5 +1,6 @@
 package dev.amalgam.kernels;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -27,7 +28,47 @@ final class SimdKernels {
     private static final VectorSpecies<Short> S = VectorSpecies.of(short.class,
             VectorShape.forBitSize(I.vectorBitSize() / 2));
 
+    /** Full-width short and byte species for the bit-pattern counts, which widen nothing. */
+    private static final VectorSpecies<Short> S_FULL = ShortVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Byte> B_FULL = ByteVector.SPECIES_PREFERRED;
+
     private SimdKernels() {
+    }
+
+    /** Bytes {@link #countLanes} covers of {@code length}; the rest is the caller's scalar tail. */
+    static int countBound(int length) {
+        return length - length % B_FULL.vectorByteSize();
+    }
+
+    /**
+     * Lanes of {@code width} bytes in {@code [from, from + length)} whose bits under {@code mask}
+     * equal {@code pattern} ({@link NonFinite}); {@code length} is a multiple of the vector size.
+     */
+    static long countLanes(ArrowBuf raw, long from, int length, int width, long mask, long pattern) {
+        ByteBuffer b = raw.nioBuffer(from, length).order(LE);
+        int step = B_FULL.vectorByteSize();
+        long n = 0;
+        switch (width) {
+            case 4 -> {
+                for (int at = 0; at < length; at += step) {
+                    n += IntVector.fromByteBuffer(I, b, at, LE).and((int) mask)
+                            .compare(VectorOperators.EQ, (int) pattern).trueCount();
+                }
+            }
+            case 2 -> {
+                for (int at = 0; at < length; at += step) {
+                    n += ShortVector.fromByteBuffer(S_FULL, b, at, LE).and((short) mask)
+                            .compare(VectorOperators.EQ, (short) pattern).trueCount();
+                }
+            }
+            default -> {
+                for (int at = 0; at < length; at += step) {
+                    n += ByteVector.fromByteBuffer(B_FULL, b, at, LE).and((byte) mask)
+                            .compare(VectorOperators.EQ, (byte) pattern).trueCount();
+                }
+            }
+        }
+        return n;
     }
 
     /** Elements a vector loop covers for {@code count}; the rest is the scalar tail. */

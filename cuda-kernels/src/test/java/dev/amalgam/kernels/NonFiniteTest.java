@@ -49,7 +49,8 @@ class NonFiniteTest {
                     raw.setByte(i, (byte) i);
                 }
             }
-            assertEquals(decodedCount(raw, dtype, patterns), NonFinite.count(raw, dtype, patterns));
+            assertEquals(decodedCount(raw, dtype, patterns), NonFinite.count(raw, dtype, patterns, true), "SIMD");
+            assertEquals(decodedCount(raw, dtype, patterns), NonFinite.count(raw, dtype, patterns, false), "scalar");
         }
     }
 
@@ -57,7 +58,8 @@ class NonFiniteTest {
     @EnumSource(value = Dtype.class, names = {"F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"})
     void runsOfSpecialValuesAtEveryAlignmentAndTailAreCountedExactly(Dtype dtype) {
         SplittableRandom random = new SplittableRandom(7);
-        for (int count = 0; count < 70; count++) {
+        // Past two AVX-512 vectors of every width, so the SIMD loop, the word loop and the lane tail all run.
+        for (int count = 0; count < 300; count++) {
             try (ArrowBuf raw = ALLOCATOR.buffer(Math.max(1, (long) count * dtype.byteSize()))) {
                 for (int i = 0; i < count; i++) {
                     int pick = random.nextInt(6);
@@ -77,8 +79,10 @@ class NonFiniteTest {
                                 : (byte) random.nextInt(256));
                     }
                 }
-                assertEquals(decodedCount(raw, dtype, count), NonFinite.count(raw, dtype, count),
-                        dtype + " x " + count);
+                assertEquals(decodedCount(raw, dtype, count), NonFinite.count(raw, dtype, count, true),
+                        dtype + " x " + count + ", SIMD");
+                assertEquals(decodedCount(raw, dtype, count), NonFinite.count(raw, dtype, count, false),
+                        dtype + " x " + count + ", scalar");
             }
         }
     }
