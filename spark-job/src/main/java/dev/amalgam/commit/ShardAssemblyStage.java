@@ -32,11 +32,16 @@ public final class ShardAssemblyStage {
                 assembler.concat(plan, shard);
             }
         } else if (how.equals("executor-copy")) {
-            sc.parallelize(new ArrayList<>(pending), pending.size()).foreach(shard -> {
-                TaskContext task = TaskContext.get();
-                String attempt = "attempt-" + (task == null ? 0 : task.taskAttemptId());
-                ShardAssembler.open(target, ExecutorHadoop.configuration()).copy(planB.value(), shard, attempt);
-            });
+            try (var step = dev.amalgam.executor.SparkWorkNames.start(sc, "shard assembly", pending.size()
+                    + (pending.size() == 1 ? " shard, " : " shards, ") + "part files copied into "
+                    + plan.shards()[pending.get(0)].fileName() + (pending.size() > 1 ? " .. "
+                    + plan.shards()[pending.get(pending.size() - 1)].fileName() : ""))) {
+                sc.parallelize(new ArrayList<>(pending), pending.size()).foreach(shard -> {
+                    TaskContext task = TaskContext.get();
+                    String attempt = "attempt-" + (task == null ? 0 : task.taskAttemptId());
+                    ShardAssembler.open(target, ExecutorHadoop.configuration()).copy(planB.value(), shard, attempt);
+                });
+            }
         }
         assembler.finish();
         return how;

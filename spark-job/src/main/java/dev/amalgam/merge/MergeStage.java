@@ -1,5 +1,7 @@
 package dev.amalgam.merge;
 
+import dev.amalgam.executor.SparkWorkNames;
+
 import dev.amalgam.method.MergeMethod;
 import dev.amalgam.method.MergeMethods;
 import dev.amalgam.executor.ExecutorKernels;
@@ -76,6 +78,15 @@ public final class MergeStage {
             return List.of();
         }
         int slices = Math.max(1, Math.min(partitions, chunks.size()));
+        try (SparkWorkNames.Step step = SparkWorkNames.start(sc, "merge", SparkWorkNames.chunkRange(plan, chunks))) {
+            return mergeChunks(sc, planB, statsB, target, recorded, chunks, slices, largest, progress);
+        }
+    }
+
+    private static List<ChunkReport> mergeChunks(JavaSparkContext sc, Broadcast<MergePlan> planB,
+                                                 Broadcast<StatisticsResult> statsB, OutputTarget target,
+                                                 BitSet recorded, List<Integer> chunks, int slices, int largest,
+                                                 Progress progress) {
         return sc.parallelize(new ArrayList<>(chunks), slices).mapPartitions(it -> {
             MergePlan p = planB.value();
             StatisticsResult stats = statsB.value();

@@ -1,5 +1,7 @@
 package dev.amalgam.stats;
 
+import dev.amalgam.executor.SparkWorkNames;
+
 import dev.amalgam.executor.ChunkFailedException;
 import dev.amalgam.executor.ChunkLoader;
 import dev.amalgam.executor.ExecutorHadoop;
@@ -131,8 +133,17 @@ public final class StatisticsStage {
             }
             Broadcast<StatisticsResult> known = sc.broadcast(result);
             Pass pass = new Pass(sc, planBroadcast, known, round, partitions, maxChunk, bytesRead, listener);
-            HashMap<StatisticKey, OrderBands.Band> bands = orders && onePass ? sample(pass, chunks) : new HashMap<>();
-            StatisticsResult found = fullPass(pass, chunks, bands);
+            String range = SparkWorkNames.chunkRange(plan, chunks);
+            HashMap<StatisticKey, OrderBands.Band> bands = new HashMap<>();
+            if (orders && onePass) {
+                try (SparkWorkNames.Step step = SparkWorkNames.start(sc, "statistics round " + round + " (sample)", range)) {
+                    bands = sample(pass, chunks);
+                }
+            }
+            StatisticsResult found;
+            try (SparkWorkNames.Step step = SparkWorkNames.start(sc, "statistics round " + round, range)) {
+                found = fullPass(pass, chunks, bands);
+            }
             known.unpersist();
             result.putAll(found);
         }
