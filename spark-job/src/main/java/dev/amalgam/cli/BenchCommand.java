@@ -25,7 +25,7 @@ import java.nio.file.Files;
 import java.util.List;
 import java.util.concurrent.Callable;
 
-@Command(name = "bench", description = "Generates checkpoints of a requested size and measures each method end to end.")
+@Command(name = "bench", description = "Generates checkpoints of a requested size and measures each method end to end; the figures are kept for plan's time estimate (~/.amalgam/bench-figures.json, or $AMALGAM_BENCH_FIGURES).")
 final class BenchCommand implements Callable<Integer> {
     @Option(names = "--size", defaultValue = "1G", converter = Sizes.class,
             description = "size of each generated model (default: ${DEFAULT-VALUE})")
@@ -115,6 +115,8 @@ final class BenchCommand implements Callable<Integer> {
                         inputBytes / 1e9 / warm, elements / warm, ExecutorMemory.peak() / 1e6, heapPeak() / 1e6,
                         lastReport.path("bytes_read_statistics").asLong() / (double) inputBytes,
                         iterations == 0 ? "-" : Integer.toString(iterations));
+                BenchFigures.record(new BenchFigures.Figure(method, inputBytes / 1e9 / warm, sc.master(), inputBytes / 1e9,
+                        null));
                 SampleCheckpoints.delete(hadoop, root + "/out-" + method);
             }
         }

@@ -24,8 +24,13 @@ final class SparkOptions {
                     + "(default: spark.amalgam.gpu.memoryLimit, else 80%% of the GPU)")
     String gpuMemoryLimit;
 
+    /** The Spark configuration a run with these options gets, without starting Spark. */
+    org.apache.spark.SparkConf conf() {
+        return SparkSetup.conf(master, memoryLimit, gpu, gpuMemoryLimit);
+    }
+
     JavaSparkContext start() {
-        org.apache.spark.SparkConf conf = SparkSetup.conf(master, memoryLimit, gpu, gpuMemoryLimit);
+        org.apache.spark.SparkConf conf = conf();
         if (conf.get("spark.master", "").startsWith("local") && Boolean.parseBoolean(
                 System.getProperty("amalgam.warmup", "true"))) {
             // In local mode this JVM runs the tasks: compile their loops while Spark starts.

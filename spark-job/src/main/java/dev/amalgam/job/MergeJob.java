@@ -26,6 +26,7 @@ import dev.amalgam.stats.StatisticsResult;
 import dev.amalgam.stats.PassListener;
 import dev.amalgam.stats.StatisticsStage;
 import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.SparkConf;
 import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
@@ -75,21 +76,28 @@ public final class MergeJob {
 
     /** Parses the config, reads every header, plans, and fingerprints the inputs; reads no tensor data. */
     public Inspection inspect(MergeRequest request) {
+        return inspect(sc.hadoopConfiguration(), sc.getConf(), request);
+    }
+
+    /**
+     * The same without a running Spark application ({@code amalgam plan}): {@code conf} gives the
+     * memory settings the plan is checked against, {@code hadoop} the file systems.
+     */
+    public static Inspection inspect(Configuration hadoop, SparkConf conf, MergeRequest request) {
         long started = System.nanoTime();
-        Configuration hadoop = sc.hadoopConfiguration();
         MergeConfig config = MergeConfigParser.parse(request.configFile(), readConfig(hadoop, request.configFile()));
         if (request.randomSeed() != null) {
             config = new MergeConfig(config.mergeMethod(), config.baseModel(), config.models(), config.parameters(),
                     config.dtype(), config.outDtype(), config.tokenizerSource(), request.randomSeed(), config.source());
         }
-        ResourceCheck.Settings settings = ResourceSettings.of(sc.getConf());
+        ResourceCheck.Settings settings = ResourceSettings.of(conf);
         Planner.Planned planned = new Planner(new CheckpointReader(hadoop), settings).plan(request.configFile(), config,
                 request.planOptions());
         List<String> resources = ResourceCheck.problems(planned.plan(), settings);
         if (!resources.isEmpty()) {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, resources);
         }
-        logBackendGap(planned.plan());
+        logBackendGap(conf, planned.plan());
         String tokenizerSource = tokenizerSource(config, planned);
         checkTokenizerSource(hadoop, request.configFile(), config, tokenizerSource);
         String fingerprint = MergeFingerprint.of(hadoop, config.source(), planned.plan(), planned,
@@ -265,8 +273,8 @@ public final class MergeJob {
     }
 
     /** Says once, before any task, when GPU executors will run this merge on their CPUs. */
-    private void logBackendGap(MergePlan plan) {
-        if ("off".equalsIgnoreCase(sc.getConf().get(ExecutorKernels.MODE_KEY, "auto").trim())) {
+    private static void logBackendGap(SparkConf conf, MergePlan plan) {
+        if ("off".equalsIgnoreCase(conf.get(ExecutorKernels.MODE_KEY, "auto").trim())) {
             return;
         }
         java.util.Set<dev.amalgam.kernels.Primitive> missing = java.util.EnumSet.copyOf(plan.primitives());

@@ -10,7 +10,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /** Reads, from the Spark configuration, the settings {@link ResourceCheck} checks a plan against. */
-final class ResourceSettings {
+public final class ResourceSettings {
     private static final Pattern LOCAL = Pattern.compile("local(?:-cluster)?(?:\\[(\\*|\\d+)(?:,\\s*\\d+)?])?");
 
     private ResourceSettings() {
@@ -31,7 +31,7 @@ final class ResourceSettings {
         return Math.max(0, overhead - JVM_NATIVE);
     }
 
-    static ResourceCheck.Settings of(SparkConf conf) {
+    public static ResourceCheck.Settings of(SparkConf conf) {
         String master = conf.get("spark.master", "local[*]");
         boolean local = master.startsWith("local") && !master.startsWith("local-cluster");
         int taskCpus = Math.max(1, conf.getInt("spark.task.cpus", 1));
