@@ -1,32 +1,53 @@
 package dev.amalgam.commit;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.amalgam.config.MergeConfig;
 import dev.amalgam.config.ModelSpec;
+import dev.amalgam.config.ParameterResolver;
 import dev.amalgam.config.ParameterValue;
 import dev.amalgam.method.MergeMethod;
 import dev.amalgam.method.MergeMethods;
 import dev.amalgam.method.Parameter;
 import dev.amalgam.method.ParameterTable;
 import dev.amalgam.plan.MergePlan;
+import org.yaml.snakeyaml.DumperOptions;
+import org.yaml.snakeyaml.Yaml;
 
-/** The model card (README.md) of a merged checkpoint: how it was made, with the config. */
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * The model card (README.md) of a merged checkpoint: the front matter model hubs read for merges
+ * (base_model listing the inputs, library_name, tags), how it was made, the per-layer figures of
+ * the run report, and the config as it ran.
+ */
 public final class ModelCard {
+    /** Layers are grouped so the table stays short on deep models. */
+    static final int MAX_ROWS = 16;
+
     private ModelCard() {
     }
 
-    public static String render(MergeConfig config, MergePlan plan) {
+    /** @param report the run report (amalgam-report.json), whose per-tensor figures the card summarizes */
+    public static String render(MergeConfig config, MergePlan plan, JsonNode report) {
+        MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
         StringBuilder card = new StringBuilder();
-        card.append("---\nlibrary_name: transformers\ntags:\n- merge\n- amalgam\n---\n\n");
+        card.append("---\n").append(frontMatter(config, method)).append("---\n\n");
         card.append("# Merged model\n\n");
         card.append("Made with Amalgam by `").append(config.mergeMethod()).append("`");
         if (config.baseModel() != null) {
             card.append(" over the base model `").append(config.baseModel()).append('`');
         }
-        card.append(".\n\n## Models\n\n");
+        card.append(". The run report, with every tensor's figures, is [amalgam-report.json](amalgam-report.json).\n\n");
+        card.append("## Models\n\n");
         for (ModelSpec m : config.models()) {
             card.append("- `").append(m.model()).append("`\n");
         }
-        MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
         card.append("\n## Settings\n\n");
         card.append("- method: ").append(method.name()).append(" (").append(method.summary()).append(")\n");
         for (Parameter p : ParameterTable.of(method).globals()) {
@@ -37,8 +58,84 @@ public final class ModelCard {
         card.append("- random seed: ").append(plan.settings().seed()).append('\n');
         card.append("- tensors: ").append(plan.tensors().length).append(", shards: ").append(plan.shards().length)
                 .append(", output bytes: ").append(plan.outputBytes()).append('\n');
+        card.append(layerTable(report));
         card.append("\n## Configuration\n\n```yaml\n").append(config.source().strip()).append("\n```\n");
         return card.toString();
+    }
+
+    /** What hubs read: the inputs as base_model (as the widely used tool lists them), library and tags. */
+    static String frontMatter(MergeConfig config, MergeMethod method) {
+        LinkedHashSet<String> inputs = new LinkedHashSet<>();
+        if (config.baseModel() != null) {
+            inputs.add(config.baseModel());
+        }
+        config.models().forEach(m -> inputs.add(m.model()));
+        Map<String, Object> front = new LinkedHashMap<>();
+        front.put("base_model", new ArrayList<>(inputs));
+        front.put("library_name", "transformers");
+        front.put("tags", List.of("merge", "amalgam", method.name()));
+        DumperOptions options = new DumperOptions();
+        options.setDefaultFlowStyle(DumperOptions.FlowStyle.BLOCK);
+        options.setIndicatorIndent(0);
+        return new Yaml(options).dump(front);
+    }
+
+    /**
+     * Per layer (or group of layers): each model's kept density and delta norm, and the
+     * sign-conflict fraction, from the report's per-tensor figures weighted by elements.
+     */
+    static String layerTable(JsonNode report) {
+        TreeMap<Integer, double[]> layers = new TreeMap<>();
+        int models = -1;
+        for (JsonNode t : report.path("tensors")) {
+            int layer = ParameterResolver.layerOf(t.path("name").asText());
+            JsonNode per = t.path("models");
+            if (layer < 0 || !per.isArray() || !t.has("sign_conflict_fraction")) {
+                continue;
+            }
+            models = per.size();
+            double elements = 1;
+            for (JsonNode d : t.path("shape")) {
+                elements *= d.asDouble();
+            }
+            // [elements, conflicts, kept_0.., squares_0..]
+            double[] sums = layers.computeIfAbsent(layer, l -> new double[2 + 2 * per.size()]);
+            sums[0] += elements;
+            sums[1] += t.path("sign_conflict_fraction").asDouble() * elements;
+            for (int i = 0; i < per.size(); i++) {
+                sums[2 + i] += per.get(i).path("kept_density").asDouble() * elements;
+                double norm = per.get(i).path("delta_l2_norm").asDouble();
+                sums[2 + per.size() + i] += norm * norm;
+            }
+        }
+        if (layers.isEmpty()) {
+            return "";
+        }
+        int group = (layers.lastKey() + MAX_ROWS) / MAX_ROWS;
+        StringBuilder table = new StringBuilder("\n## Per layer\n\n| layers | sign conflicts |");
+        for (int i = 0; i < models; i++) {
+            table.append(" model ").append(i + 1).append(" kept | model ").append(i + 1).append(" delta L2 |");
+        }
+        table.append("\n|---|---|").append("---|---|".repeat(models)).append('\n');
+        TreeMap<Integer, double[]> rows = new TreeMap<>();
+        for (Map.Entry<Integer, double[]> e : layers.entrySet()) {
+            double[] row = rows.computeIfAbsent(e.getKey() / group, g -> new double[e.getValue().length]);
+            for (int i = 0; i < row.length; i++) {
+                row[i] += e.getValue()[i];
+            }
+        }
+        for (Map.Entry<Integer, double[]> e : rows.entrySet()) {
+            int first = e.getKey() * group;
+            int last = Math.min(layers.lastKey(), first + group - 1);
+            double[] r = e.getValue();
+            table.append("| ").append(first == last ? String.valueOf(first) : first + "-" + last).append(" | ")
+                    .append(String.format(Locale.ROOT, "%.3f", r[1] / r[0])).append(" |");
+            for (int i = 0; i < models; i++) {
+                table.append(String.format(Locale.ROOT, " %.3f | %.4g |", r[2 + i] / r[0], Math.sqrt(r[2 + models + i])));
+            }
+            table.append('\n');
+        }
+        return table.toString();
     }
 
     /** A parameter as the config gave it: a value, a layer gradient, or a filter list. */

@@ -229,7 +229,6 @@ public final class MergeJob {
                 plan.quantized() && !plan.quantizedOutput());
         List<String> tokenizer = SideFiles.copyTokenizer(committer, inspection.tokenizerSource());
         committer.writeFile("amalgam-config.yml", config.source().getBytes(StandardCharsets.UTF_8));
-        committer.writeFile("README.md", ModelCard.render(config, plan).getBytes(StandardCharsets.UTF_8));
         timings.put("commit", seconds(t));
         ObjectNode report = RunReport.build(request, config, planned, reports, nonFinite, progress,
                 statisticsRead.value(),
@@ -238,6 +237,7 @@ public final class MergeJob {
                         saved.isPresent()), tokenizer);
         committer.writeFile("amalgam-report.json",
                 new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(report));
+        committer.writeFile("README.md", ModelCard.render(config, plan, report).getBytes(StandardCharsets.UTF_8));
         committer.publish();
         planB.destroy();
         statsB.destroy();
