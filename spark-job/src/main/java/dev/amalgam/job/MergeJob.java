@@ -6,6 +6,7 @@ import dev.amalgam.AmalgamException;
 import dev.amalgam.staging.ChunkManifest;
 import dev.amalgam.commit.DestinationLock;
 import dev.amalgam.commit.ModelCard;
+import dev.amalgam.commit.TensorTable;
 import dev.amalgam.commit.OutputCommitter;
 import dev.amalgam.staging.OutputTarget;
 import dev.amalgam.commit.ShardAssemblyStage;
@@ -238,6 +239,7 @@ public final class MergeJob {
         committer.writeFile("amalgam-report.json",
                 new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(report));
         committer.writeFile("README.md", ModelCard.render(config, plan, report).getBytes(StandardCharsets.UTF_8));
+        TensorTable.write(sc, report, committer.staging().toString());
         committer.publish();
         planB.destroy();
         statsB.destroy();
