@@ -38,7 +38,8 @@ final class ReportSummary {
         if (iterations > 0) {
             s.append(String.format("  iterations: at most %d on any tensor (per tensor in the report)%n", iterations));
         }
-        s.append("  report: ").append(result.destination()).append("/amalgam-report.json");
+        s.append("  report: ").append(result.destination()).append("/amalgam-report.json, with charts: ")
+                .append(result.destination()).append("/").append(dev.amalgam.commit.HtmlReport.FILE);
         return s.toString();
     }
 }

@@ -3,7 +3,6 @@ package dev.amalgam.commit;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.amalgam.config.MergeConfig;
 import dev.amalgam.config.ModelSpec;
-import dev.amalgam.config.ParameterResolver;
 import dev.amalgam.config.ParameterValue;
 import dev.amalgam.method.MergeMethod;
 import dev.amalgam.method.MergeMethods;
@@ -19,7 +18,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.TreeMap;
 
 /**
  * The model card (README.md) of a merged checkpoint: the front matter model hubs read for merges
@@ -80,58 +78,24 @@ public final class ModelCard {
         return new Yaml(options).dump(front);
     }
 
-    /**
-     * Per layer (or group of layers): each model's kept density and delta norm, and the
-     * sign-conflict fraction, from the report's per-tensor figures weighted by elements.
-     */
+    /** Per layer (or group of layers): each model's kept density and delta norm, and the sign-conflict fraction. */
     static String layerTable(JsonNode report) {
-        TreeMap<Integer, double[]> layers = new TreeMap<>();
-        int models = -1;
-        for (JsonNode t : report.path("tensors")) {
-            int layer = ParameterResolver.layerOf(t.path("name").asText());
-            JsonNode per = t.path("models");
-            if (layer < 0 || !per.isArray() || !t.has("sign_conflict_fraction")) {
-                continue;
-            }
-            models = per.size();
-            double elements = 1;
-            for (JsonNode d : t.path("shape")) {
-                elements *= d.asDouble();
-            }
-            // [elements, conflicts, kept_0.., squares_0..]
-            double[] sums = layers.computeIfAbsent(layer, l -> new double[2 + 2 * per.size()]);
-            sums[0] += elements;
-            sums[1] += t.path("sign_conflict_fraction").asDouble() * elements;
-            for (int i = 0; i < per.size(); i++) {
-                sums[2 + i] += per.get(i).path("kept_density").asDouble() * elements;
-                double norm = per.get(i).path("delta_l2_norm").asDouble();
-                sums[2 + per.size() + i] += norm * norm;
-            }
-        }
-        if (layers.isEmpty()) {
+        LayerFigures figures = LayerFigures.of(report);
+        if (figures.isEmpty()) {
             return "";
         }
-        int group = (layers.lastKey() + MAX_ROWS) / MAX_ROWS;
+        int models = figures.models();
         StringBuilder table = new StringBuilder("\n## Per layer\n\n| layers | sign conflicts |");
         for (int i = 0; i < models; i++) {
             table.append(" model ").append(i + 1).append(" kept | model ").append(i + 1).append(" delta L2 |");
         }
         table.append("\n|---|---|").append("---|---|".repeat(models)).append('\n');
-        TreeMap<Integer, double[]> rows = new TreeMap<>();
-        for (Map.Entry<Integer, double[]> e : layers.entrySet()) {
-            double[] row = rows.computeIfAbsent(e.getKey() / group, g -> new double[e.getValue().length]);
-            for (int i = 0; i < row.length; i++) {
-                row[i] += e.getValue()[i];
-            }
-        }
-        for (Map.Entry<Integer, double[]> e : rows.entrySet()) {
-            int first = e.getKey() * group;
-            int last = Math.min(layers.lastKey(), first + group - 1);
-            double[] r = e.getValue();
-            table.append("| ").append(first == last ? String.valueOf(first) : first + "-" + last).append(" | ")
-                    .append(String.format(Locale.ROOT, "%.3f", r[1] / r[0])).append(" |");
+        for (LayerFigures.Row r : figures.rows(MAX_ROWS)) {
+            table.append("| ").append(r.firstLayer() == r.lastLayer() ? String.valueOf(r.firstLayer())
+                    : r.firstLayer() + "-" + r.lastLayer()).append(" | ")
+                    .append(String.format(Locale.ROOT, "%.3f", r.signConflicts())).append(" |");
             for (int i = 0; i < models; i++) {
-                table.append(String.format(Locale.ROOT, " %.3f | %.4g |", r[2 + i] / r[0], Math.sqrt(r[2 + models + i])));
+                table.append(String.format(Locale.ROOT, " %.3f | %.4g |", r.kept()[i], r.deltaNorm()[i]));
             }
             table.append('\n');
         }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.amalgam.AmalgamException;
 import dev.amalgam.staging.ChunkManifest;
 import dev.amalgam.commit.DestinationLock;
+import dev.amalgam.commit.HtmlReport;
 import dev.amalgam.commit.ModelCard;
 import dev.amalgam.commit.TensorTable;
 import dev.amalgam.commit.OutputCommitter;
@@ -239,6 +240,7 @@ public final class MergeJob {
         committer.writeFile("amalgam-report.json",
                 new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(report));
         committer.writeFile("README.md", ModelCard.render(config, plan, report).getBytes(StandardCharsets.UTF_8));
+        committer.writeFile(HtmlReport.FILE, HtmlReport.render(report, config.source()).getBytes(StandardCharsets.UTF_8));
         TensorTable.write(sc, report, committer.staging().toString());
         committer.publish();
         planB.destroy();
