@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "amalgam", mixinStandardHelpOptions = true, version = "amalgam 0.1.0",
         description = "Merges large-language-model checkpoints on Spark.",
-        subcommands = {MergeCommand.class, PlanCommand.class, NightlyCommand.class, InspectCommand.class, MethodsCommand.class, DemoCommand.class,
+        subcommands = {MergeCommand.class, PlanCommand.class, DiffCommand.class, NightlyCommand.class, InspectCommand.class, MethodsCommand.class, DemoCommand.class,
                 BenchCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:success", "1:unexpected failure", "2:bad merge config or command line",
@@ -33,7 +33,7 @@ public final class AmalgamCli implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "name a command: merge, plan, nightly, inspect, methods, demo or bench");
+        throw new CommandLine.ParameterException(spec.commandLine(), "name a command: merge, plan, diff, nightly, inspect, methods, demo or bench");
     }
 
     public static int execute(String... args) {

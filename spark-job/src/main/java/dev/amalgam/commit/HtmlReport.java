@@ -4,17 +4,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import org.jfree.chart.ChartFactory;
 import org.jfree.chart.JFreeChart;
 import org.jfree.chart.axis.NumberAxis;
-import org.jfree.chart.plot.CategoryPlot;
 import org.jfree.chart.plot.XYPlot;
 import org.jfree.chart.renderer.xy.XYLineAndShapeRenderer;
 import org.jfree.chart.plot.PlotOrientation;
 import org.jfree.data.category.DefaultCategoryDataset;
 import org.jfree.data.xy.XYSeries;
 import org.jfree.data.xy.XYSeriesCollection;
-import org.jfree.svg.SVGGraphics2D;
 
-import java.awt.Color;
-import java.awt.Rectangle;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -27,8 +23,6 @@ import java.util.Map;
  */
 public final class HtmlReport {
     public static final String FILE = "amalgam-report.html";
-    private static final int WIDTH = 760;
-    private static final int HEIGHT = 320;
 
     private HtmlReport() {
     }
@@ -36,12 +30,12 @@ public final class HtmlReport {
     public static String render(JsonNode report, String config) {
         StringBuilder html = new StringBuilder();
         html.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
-                .append("<title>Amalgam merge report: ").append(escape(report.path("merge_method").asText()))
+                .append("<title>Amalgam merge report: ").append(Charts.escape(report.path("merge_method").asText()))
                 .append("</title><style>body{font-family:sans-serif;margin:2em;max-width:")
-                .append(WIDTH + 40).append("px}table{border-collapse:collapse}td,th{border:1px solid #ccc;")
+                .append(Charts.WIDTH + 40).append("px}table{border-collapse:collapse}td,th{border:1px solid #ccc;")
                 .append("padding:2px 8px;text-align:left}pre{background:#f4f4f4;padding:1em;overflow:auto}")
                 .append("figure{margin:1.5em 0}</style></head><body>\n");
-        html.append("<h1>").append(escape(report.path("merge_method").asText())).append(" merge</h1>\n<table>");
+        html.append("<h1>").append(Charts.escape(report.path("merge_method").asText())).append(" merge</h1>\n<table>");
         row(html, "destination", report.path("destination").asText());
         row(html, "models", join(report.path("models")));
         if (report.has("base_model")) {
@@ -57,11 +51,11 @@ public final class HtmlReport {
         if (!layers.isEmpty()) {
             html.append("<h2>Per layer</h2>\n");
             List<LayerFigures.Row> rows = layers.rows();
-            html.append(figure("kept-density", perLayer("Kept density per layer", "kept fraction", rows, layers.models(),
+            html.append(Charts.figure("kept-density", perLayer("Kept density per layer", "kept fraction", rows, layers.models(),
                     r -> r.kept())));
-            html.append(figure("sign-conflicts", perLayer("Sign-conflict fraction per layer", "fraction", rows, 1,
+            html.append(Charts.figure("sign-conflicts", perLayer("Sign-conflict fraction per layer", "fraction", rows, 1,
                     r -> new double[]{r.signConflicts()})));
-            html.append(figure("delta-norms", perLayer("Delta L2 norm per layer", "L2 norm", rows, layers.models(),
+            html.append(Charts.figure("delta-norms", perLayer("Delta L2 norm per layer", "L2 norm", rows, layers.models(),
                     r -> r.deltaNorm())));
         } else {
             html.append("<p>No per-layer figures: this method has no base model, so there are no deltas.</p>\n");
@@ -73,7 +67,7 @@ public final class HtmlReport {
             Map.Entry<String, JsonNode> e = it.next();
             time.addValue(e.getValue().asDouble(), "seconds", e.getKey());
         }
-        html.append(figure("timings", styled(ChartFactory.createBarChart("Time per stage", "stage", "seconds", time,
+        html.append(Charts.figure("timings", Charts.styled(ChartFactory.createBarChart("Time per stage", "stage", "seconds", time,
                 PlotOrientation.HORIZONTAL, false, false, false))));
         double input = report.path("input_bytes").asDouble();
         double unit = input >= 1e9 ? 1e9 : input >= 1e6 ? 1e6 : 1e3;
@@ -82,17 +76,17 @@ public final class HtmlReport {
         for (String key : new String[]{"input_bytes", "bytes_read_merge", "bytes_read_statistics", "bytes_written"}) {
             bytes.addValue(report.path(key).asDouble() / unit, unitName, key.replace('_', ' '));
         }
-        html.append(figure("bytes", styled(ChartFactory.createBarChart("Bytes read against the input size", "",
+        html.append(Charts.figure("bytes", Charts.styled(ChartFactory.createBarChart("Bytes read against the input size", "",
                 unitName, bytes, PlotOrientation.HORIZONTAL, false, false, false))));
         DefaultCategoryDataset kernels = new DefaultCategoryDataset();
         for (Iterator<Map.Entry<String, JsonNode>> it = report.path("kernels").fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
             kernels.addValue(e.getValue().asDouble(), "chunks", e.getKey());
         }
-        html.append(figure("backends", styled(ChartFactory.createBarChart("Chunks per kernel backend", "backend",
+        html.append(Charts.figure("backends", Charts.styled(ChartFactory.createBarChart("Chunks per kernel backend", "backend",
                 "chunks", kernels, PlotOrientation.HORIZONTAL, false, false, false))));
 
-        html.append("<h2>Config</h2>\n<pre>").append(escape(config.strip())).append("</pre>\n");
+        html.append("<h2>Config</h2>\n<pre>").append(Charts.escape(config.strip())).append("</pre>\n");
         html.append("<p>The figures of every tensor are in <a href=\"amalgam-report.json\">amalgam-report.json</a> ")
                 .append("and <code>amalgam-tensors.parquet</code>.</p>\n</body></html>\n");
         return html.toString();
@@ -118,31 +112,13 @@ public final class HtmlReport {
         if (plot.getRenderer() instanceof XYLineAndShapeRenderer lines) {
             lines.setDefaultShapesVisible(rows.size() <= 40);
         }
-        return styled(chart);
+        return Charts.styled(chart);
     }
 
-    /** White plots with grey grid lines: readable on screen and on paper. */
-    private static JFreeChart styled(JFreeChart chart) {
-        chart.getPlot().setBackgroundPaint(Color.WHITE);
-        if (chart.getPlot() instanceof XYPlot xy) {
-            xy.setDomainGridlinePaint(Color.LIGHT_GRAY);
-            xy.setRangeGridlinePaint(Color.LIGHT_GRAY);
-        } else if (chart.getPlot() instanceof CategoryPlot category) {
-            category.setRangeGridlinePaint(Color.LIGHT_GRAY);
-        }
-        return chart;
-    }
 
-    private static String figure(String id, JFreeChart chart) {
-        SVGGraphics2D g = new SVGGraphics2D(WIDTH, HEIGHT);
-        // Ids inside each SVG (clip paths) are prefixed, so the inlined charts do not share them.
-        g.setDefsKeyPrefix(id);
-        chart.draw(g, new Rectangle(WIDTH, HEIGHT));
-        return "<figure id=\"" + id + "\">" + g.getSVGElement(id + "-svg") + "</figure>\n";
-    }
 
     private static void row(StringBuilder html, String key, String value) {
-        html.append("<tr><th>").append(escape(key)).append("</th><td>").append(escape(value)).append("</td></tr>");
+        html.append("<tr><th>").append(Charts.escape(key)).append("</th><td>").append(Charts.escape(value)).append("</td></tr>");
     }
 
     private static String join(JsonNode array) {
@@ -153,17 +129,4 @@ public final class HtmlReport {
         return b.toString();
     }
 
-    static String escape(String text) {
-        StringBuilder b = new StringBuilder(text.length());
-        for (char c : text.toCharArray()) {
-            switch (c) {
-                case '<' -> b.append("&lt;");
-                case '>' -> b.append("&gt;");
-                case '&' -> b.append("&amp;");
-                case '"' -> b.append("&quot;");
-                default -> b.append(c);
-            }
-        }
-        return b.toString();
-    }
 }

@@ -44,7 +44,7 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
                 ChunkReport.class, OutputTarget.class, BandChunk.class, OrderBands.Band.class,
                 dev.amalgam.format.Quantization.BlockScaled.class, dev.amalgam.format.Quantization.Mxfp4.class,
                 dev.amalgam.plan.OutputQuantization.Weight.class, dev.amalgam.plan.OutputQuantization.Scales.class,
-                dev.amalgam.kernels.Fp8BlockQuantizer.Grid.class};
+                dev.amalgam.kernels.Fp8BlockQuantizer.Grid.class, CheckpointDiff.Chunk.class, CheckpointDiff.Sums.class};
         for (Class<?> r : records) {
             kryo.register(r, new RecordSerializer(r));
         }
