@@ -115,8 +115,8 @@ final class BenchCommand implements Callable<Integer> {
                         inputBytes / 1e9 / warm, elements / warm, ExecutorMemory.peak() / 1e6, heapPeak() / 1e6,
                         lastReport.path("bytes_read_statistics").asLong() / (double) inputBytes,
                         iterations == 0 ? "-" : Integer.toString(iterations));
-                BenchFigures.record(new BenchFigures.Figure(method, inputBytes / 1e9 / warm, sc.master(), inputBytes / 1e9,
-                        null));
+                BenchFigures.record(new BenchFigures.Figure(method, inputBytes / 1e9 / warm, inputBytes / 1e9 / cold,
+                        sc.master(), inputBytes / 1e9, null));
                 SampleCheckpoints.delete(hadoop, root + "/out-" + method);
             }
         }

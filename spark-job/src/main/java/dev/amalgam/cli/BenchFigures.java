@@ -16,8 +16,13 @@ import java.util.Optional;
  * {@code ~/.amalgam/bench-figures.json}.
  */
 final class BenchFigures {
-    /** One method's warm throughput (the median of the runs after the first), and where it was measured. */
-    record Figure(String method, double inputGbPerSecond, String master, double inputGb, String measured) {
+    /**
+     * One method's throughput, warm (the median of the runs after the first: a long merge) and
+     * cold (the first run of a fresh JVM, JIT compilation included: a short merge), and where it
+     * was measured. A cold figure of 0 means none was recorded.
+     */
+    record Figure(String method, double inputGbPerSecond, double coldInputGbPerSecond, String master, double inputGb,
+                  String measured) {
     }
 
     private BenchFigures() {
@@ -40,6 +45,7 @@ final class BenchFigures {
                 ? o : json.createObjectNode();
         ObjectNode entry = root.putObject(f.method());
         entry.put("input_gb_per_s", f.inputGbPerSecond());
+        entry.put("cold_input_gb_per_s", f.coldInputGbPerSecond());
         entry.put("master", f.master());
         entry.put("input_gb", f.inputGb());
         entry.put("measured", f.measured() != null ? f.measured() : Instant.now().toString());
@@ -60,7 +66,8 @@ final class BenchFigures {
             if (!e.path("input_gb_per_s").isNumber() || e.path("input_gb_per_s").asDouble() <= 0) {
                 return Optional.empty();
             }
-            return Optional.of(new Figure(method, e.path("input_gb_per_s").asDouble(), e.path("master").asText("?"),
+            return Optional.of(new Figure(method, e.path("input_gb_per_s").asDouble(),
+                    e.path("cold_input_gb_per_s").asDouble(0), e.path("master").asText("?"),
                     e.path("input_gb").asDouble(), e.path("measured").asText("?")));
         } catch (IOException e) {
             return Optional.empty();

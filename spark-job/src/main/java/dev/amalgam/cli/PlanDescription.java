@@ -90,12 +90,16 @@ final class PlanDescription {
         if (figure.isPresent()) {
             BenchFigures.Figure f = figure.get();
             double seconds = input / 1e9 / f.inputGbPerSecond();
-            out.append(line("estimate", String.format(Locale.ROOT, "%.0f s for the merge, from %s's %.3f GB/s of "
-                            + "input that `bench` measured on this machine (%s, %s; warm median, %.1f GB of input), "
-                            + "scaled to this plan's %s; Spark's start-up (a few seconds locally) and the time "
-                            + "to publish are not included%s", seconds, f.method(), f.inputGbPerSecond(), f.master(),
-                    f.measured(), f.inputGb(), gb(input), f.master().equals(master) ? ""
-                            : "; it was measured on " + f.master() + ", not " + master + ": scale by the cores")));
+            String cold = f.coldInputGbPerSecond() > 0
+                    ? String.format(Locale.ROOT, " to %.0f s", input / 1e9 / f.coldInputGbPerSecond()) : "";
+            out.append(line("estimate", String.format(Locale.ROOT, "%.0f s%s: this plan's %s of input at the %.3f GB/s "
+                            + "%s measured for %s on this machine (%s, %s; %.1f GB of input) with compiled code%s; "
+                            + "Spark's start-up and publishing not included%s", seconds, cold, gb(input),
+                    f.inputGbPerSecond(), "`bench`", f.method(), f.master(), f.measured(), f.inputGb(),
+                    cold.isEmpty() ? "" : String.format(Locale.ROOT, ", and at %.3f GB/s for a first merge in a fresh"
+                            + " JVM (compilation included), which short merges pay", f.coldInputGbPerSecond()),
+                    f.master().equals(master) ? "" : "; it was measured on " + f.master() + ", not " + master
+                            + ": scale by the cores")));
         } else {
             out.append(line("estimate", "none: `bench` has not measured " + method.name() + " on this machine; "
                     + "run `scripts/amalgam bench --methods " + method.name() + " --size 1G` once and plan uses its "

@@ -101,9 +101,9 @@ class PlanCommandTest {
                         dev.amalgam.job.SparkSetup.conf("local[2]", "1g"), MergeRequest.of(f.config("plain.yml",
                                 Files.readString(Path.of(config)).replace("faulty://", "")), null)),
                 dev.amalgam.job.ResourceSettings.of(dev.amalgam.job.SparkSetup.conf("local[2]", "1g")), "local[2]", true,
-                java.util.Optional.of(new BenchFigures.Figure("ties", 0.5, "local[2]", 1.4, "2026-12-03T07:00:00Z")));
-        assertThat(text).contains("from ties's 0.500 GB/s of input that `bench` measured on this machine (local[2], "
-                + "2026-12-03T07:00:00Z");
+                java.util.Optional.of(new BenchFigures.Figure("ties", 0.5, 0.25, "local[2]", 1.4, "2026-12-03T07:00:00Z")));
+        assertThat(text).contains("at the 0.500 GB/s `bench` measured for ties on this machine (local[2], "
+                + "2026-12-03T07:00:00Z").contains("and at 0.250 GB/s for a first merge");
     }
 
     @Test
@@ -111,9 +111,10 @@ class PlanCommandTest {
         System.setProperty("amalgam.bench.figures", temp.resolve("figures/bench.json").toString());
         try {
             assertThat(BenchFigures.of("ties")).isEmpty();
-            BenchFigures.record(new BenchFigures.Figure("ties", 0.7, "local[2]", 1.4, null));
-            BenchFigures.record(new BenchFigures.Figure("linear", 1.3, "local[2]", 0.9, null));
+            BenchFigures.record(new BenchFigures.Figure("ties", 0.7, 0.3, "local[2]", 1.4, null));
+            BenchFigures.record(new BenchFigures.Figure("linear", 1.3, 0.5, "local[2]", 0.9, null));
             assertThat(BenchFigures.of("ties")).hasValueSatisfying(f -> assertThat(f.inputGbPerSecond()).isEqualTo(0.7));
+            assertThat(BenchFigures.of("ties")).hasValueSatisfying(f -> assertThat(f.coldInputGbPerSecond()).isEqualTo(0.3));
             assertThat(BenchFigures.of("linear")).hasValueSatisfying(f -> assertThat(f.master()).isEqualTo("local[2]"));
             assertThat(BenchFigures.of("della")).isEmpty();
         } finally {
