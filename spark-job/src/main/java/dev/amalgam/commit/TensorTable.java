@@ -38,12 +38,17 @@ public final class TensorTable {
 
     /** Writes the table into {@code directory} (the staging directory, published with the shards). */
     public static void write(JavaSparkContext sc, JsonNode report, String directory) {
-        SparkSession spark = SparkSession.builder().config(sc.getConf()).getOrCreate();
         List<Row> rows = rows(report);
-        try (var step = dev.amalgam.executor.SparkWorkNames.start(sc, "tensor table",
-                rows.size() + " rows of " + report.path("tensors").size() + " tensors to " + DIR)) {
-            spark.createDataFrame(rows, SCHEMA).coalesce(1).write().mode(SaveMode.Overwrite)
-                    .parquet(directory + "/" + DIR);
+        writeParquet(sc, rows, SCHEMA, directory + "/" + DIR,
+                "tensor table", rows.size() + " rows of " + report.path("tensors").size() + " tensors to " + DIR);
+    }
+
+    /** Rows as one Parquet file under {@code path} (replaced), written by a named Spark SQL job. */
+    public static void writeParquet(JavaSparkContext sc, List<Row> rows, StructType schema, String path, String step,
+                                    String range) {
+        SparkSession spark = SparkSession.builder().config(sc.getConf()).getOrCreate();
+        try (var named = dev.amalgam.executor.SparkWorkNames.start(sc, step, range)) {
+            spark.createDataFrame(rows, schema).coalesce(1).write().mode(SaveMode.Overwrite).parquet(path);
         }
     }
 

@@ -10,6 +10,7 @@ import dev.amalgam.format.FormatException;
 import dev.amalgam.format.RangeReader;
 import dev.amalgam.format.StoredTensor;
 import dev.amalgam.kernels.ElementCodec;
+import dev.amalgam.plan.PlanOptions;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -54,6 +55,7 @@ public final class CheckpointDiff {
     }
 
     public static Result run(JavaSparkContext sc, String a, String b, String base, int chunkElements) {
+        PlanOptions.checkChunkElements(chunkElements);
         CheckpointReader reader = new CheckpointReader(sc.hadoopConfiguration());
         List<String> problems = new ArrayList<>();
         Checkpoint ca = read(reader, a, problems);
@@ -140,26 +142,38 @@ public final class CheckpointDiff {
         }
     }
 
-    /** On an executor: one chunk's sums, its buffers bounded by the chunk. */
+    /** On an executor: one chunk's sums, in Arrow buffers bounded by the chunk (one raw buffer, one decoded per input). */
     private static Sums compare(Chunk c) {
-        BufferAllocator root = ExecutorMemory.root();
         int inputs = c.base() == null ? 2 : 3;
         StoredTensor[] stored = {c.a(), c.b(), c.base()};
-        float[][] values = new float[inputs][];
-        try (BufferAllocator allocator = root.newChildAllocator("diff", 0, Long.MAX_VALUE);
-             RangeReader reader = new RangeReader(ExecutorHadoop.configuration())) {
-            for (int i = 0; i < inputs; i++) {
-                StoredTensor t = stored[i];
-                long bytes = (long) c.count() * t.dtype().byteSize();
-                try (ArrowBuf raw = allocator.buffer(bytes); ArrowBuf decoded = allocator.buffer(4L * c.count())) {
-                    reader.read(t.file(), t.offset() + c.start() * t.dtype().byteSize(), bytes, raw);
-                    ElementCodec.decode(raw, t.dtype(), decoded, c.count());
-                    values[i] = new float[c.count()];
-                    decoded.nioBuffer(0, 4 * c.count()).order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer()
-                            .get(values[i]);
+        long rawBytes = 0;
+        for (int i = 0; i < inputs; i++) {
+            rawBytes = Math.max(rawBytes, (long) c.count() * stored[i].dtype().byteSize());
+        }
+        ArrowBuf[] decoded = new ArrowBuf[inputs];
+        try (BufferAllocator allocator = ExecutorMemory.root().newChildAllocator("diff", 0, Long.MAX_VALUE);
+             RangeReader reader = new RangeReader(ExecutorHadoop.configuration());
+             ArrowBuf raw = allocator.buffer(rawBytes)) {
+            try {
+                for (int i = 0; i < inputs; i++) {
+                    StoredTensor t = stored[i];
+                    reader.read(t.file(), t.offset() + c.start() * t.dtype().byteSize(),
+                            (long) c.count() * t.dtype().byteSize(), raw);
+                    decoded[i] = allocator.buffer(4L * c.count());
+                    ElementCodec.decode(raw, t.dtype(), decoded[i], c.count());
+                }
+                return sums(c, decoded[0], decoded[1], inputs == 3 ? decoded[2] : null);
+            } finally {
+                for (ArrowBuf d : decoded) {
+                    if (d != null) {
+                        d.close();
+                    }
                 }
             }
         }
+    }
+
+    private static Sums sums(Chunk c, ArrowBuf a, ArrowBuf b, ArrowBuf base) {
         double aa = 0;
         double xx = 0;
         double yy = 0;
@@ -167,21 +181,21 @@ public final class CheckpointDiff {
         double dd = 0;
         double max = 0;
         long differing = 0;
-        float[] a = values[0];
-        float[] b = values[1];
-        float[] base = inputs == 3 ? values[2] : null;
         for (int j = 0; j < c.count(); j++) {
+            long at = 4L * j;
+            float va = a.getFloat(at);
+            float vb = b.getFloat(at);
             // The cosine is of the deltas where there is a base, of the values otherwise.
-            double x = base == null ? a[j] : (double) a[j] - base[j];
-            double y = base == null ? b[j] : (double) b[j] - base[j];
-            double d = (double) a[j] - b[j];
-            aa += (double) a[j] * a[j];
+            double x = base == null ? va : (double) va - base.getFloat(at);
+            double y = base == null ? vb : (double) vb - base.getFloat(at);
+            double d = (double) va - vb;
+            aa += (double) va * va;
             xx += x * x;
             yy += y * y;
             xy += x * y;
             dd += d * d;
             max = Math.max(max, Math.abs(d));
-            differing += Float.floatToIntBits(a[j]) != Float.floatToIntBits(b[j]) ? 1 : 0;
+            differing += Float.floatToIntBits(va) != Float.floatToIntBits(vb) ? 1 : 0;
         }
         return new Sums(c.tensor(), c.start(), new double[]{aa, xx, yy, xy, dd, max}, differing);
     }

@@ -4,16 +4,15 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.amalgam.commit.Charts;
+import dev.amalgam.commit.TensorTable;
+import dev.amalgam.staging.Renames;
 import dev.amalgam.config.ParameterResolver;
-import dev.amalgam.executor.SparkWorkNames;
 import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
-import org.apache.spark.sql.SaveMode;
-import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
 import org.jfree.chart.ChartFactory;
@@ -78,23 +77,33 @@ public final class DiffReport {
         s.append(names.size() > 10 ? ", ... and " + (names.size() - 10) + " more" : "").append('\n');
     }
 
-    /** Writes diff.json, diff.parquet (through Spark SQL) and diff.html into {@code dir}, replacing them. */
+    /**
+     * Writes diff.json, diff.parquet (through Spark SQL) and diff.html into {@code dir}, replacing
+     * them. They are written in a hidden directory inside it and moved into place one by one, so a
+     * failure leaves each of them whole: the new one, or the old one.
+     */
     public static void write(JavaSparkContext sc, CheckpointDiff.Result r, String dir) throws IOException {
         Path out = new Path(dir);
         FileSystem fs = out.getFileSystem(sc.hadoopConfiguration());
-        fs.mkdirs(out);
-        write(fs, new Path(out, JSON), new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(json(r)));
-        write(fs, new Path(out, HTML), html(r).getBytes(StandardCharsets.UTF_8));
-        List<Row> rows = new ArrayList<>();
-        for (CheckpointDiff.TensorDiff t : r.tensors()) {
-            int layer = ParameterResolver.layerOf(t.name());
-            rows.add(RowFactory.create(t.name(), layer < 0 ? null : layer, t.dtypeA(), t.dtypeB(), t.elements(),
-                    t.relativeL2(), t.maxAbsDifference(), t.cosine(), t.differing()));
-        }
-        SparkSession spark = SparkSession.builder().config(sc.getConf()).getOrCreate();
-        try (SparkWorkNames.Step step = SparkWorkNames.start(sc, "diff table", rows.size() + " rows to " + PARQUET)) {
-            spark.createDataFrame(rows, SCHEMA).coalesce(1).write().mode(SaveMode.Overwrite)
-                    .parquet(new Path(out, PARQUET).toString());
+        Path staged = new Path(out, ".amalgam-diff-" + java.util.UUID.randomUUID());
+        fs.mkdirs(staged);
+        try {
+            write(fs, new Path(staged, JSON), new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(json(r)));
+            write(fs, new Path(staged, HTML), html(r).getBytes(StandardCharsets.UTF_8));
+            List<Row> rows = new ArrayList<>();
+            for (CheckpointDiff.TensorDiff t : r.tensors()) {
+                int layer = ParameterResolver.layerOf(t.name());
+                rows.add(RowFactory.create(t.name(), layer < 0 ? null : layer, t.dtypeA(), t.dtypeB(), t.elements(),
+                        t.relativeL2(), t.maxAbsDifference(), t.cosine(), t.differing()));
+            }
+            TensorTable.writeParquet(sc, rows, SCHEMA, new Path(staged, PARQUET).toString(), "diff table",
+                    rows.size() + " rows to " + PARQUET);
+            for (String name : new String[]{JSON, HTML, PARQUET}) {
+                fs.delete(new Path(out, name), true);
+                Renames.move(fs, new Path(staged, name), new Path(out, name));
+            }
+        } finally {
+            fs.delete(staged, true);
         }
     }
 

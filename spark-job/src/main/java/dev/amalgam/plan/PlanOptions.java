@@ -22,13 +22,18 @@ public record PlanOptions(int chunkElements, long shardBytes, boolean wholeTenso
     }
 
     public PlanOptions {
-        if (chunkElements < 1 || chunkElements > MAX_CHUNK_ELEMENTS) {
-            throw new AmalgamException(AmalgamException.Kind.CONFIG, "--chunk-elements " + chunkElements
-                    + " is outside [1, " + MAX_CHUNK_ELEMENTS + "]; a chunk's float32 buffer must stay under 2 GB");
-        }
+        checkChunkElements(chunkElements);
         if (shardBytes < 1) {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, "--out-shard-size must be at least 1 byte, got "
                     + shardBytes);
+        }
+    }
+
+    /** Refuses a --chunk-elements value no command can work with. */
+    public static void checkChunkElements(int chunkElements) {
+        if (chunkElements < 1 || chunkElements > MAX_CHUNK_ELEMENTS) {
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, "--chunk-elements " + chunkElements
+                    + " is outside [1, " + MAX_CHUNK_ELEMENTS + "]; a chunk's float32 buffer must stay under 2 GB");
         }
     }
 }

@@ -42,7 +42,8 @@ public final class Renames {
     public static void move(FileSystem fs, Path from, Path to) throws IOException {
         if ("file".equals(fs.getUri().getScheme())) {
             try {
-                Files.move(Paths.get(from.toUri()), Paths.get(to.toUri()), StandardCopyOption.ATOMIC_MOVE);
+                Files.move(Paths.get(fs.makeQualified(from).toUri()), Paths.get(fs.makeQualified(to).toUri()),
+                        StandardCopyOption.ATOMIC_MOVE);
                 return;
             } catch (FileSystemException e) {
                 throw new IOException("cannot rename " + from + " to " + to + ": " + reason(e), e);

@@ -151,5 +151,15 @@ class CheckpointDiffTest {
         long rows = org.apache.spark.sql.SparkSession.builder().config(TestSpark.context().getConf()).getOrCreate()
                 .read().parquet(out.resolve(DiffReport.PARQUET).toString()).count();
         assertEquals(1, rows, "one row per compared tensor");
+        try (var left = Files.list(out)) {
+            assertThat(left.map(p -> p.getFileName().toString()))
+                    .containsExactlyInAnyOrder(DiffReport.JSON, DiffReport.HTML, DiffReport.PARQUET);
+        }
+    }
+
+    @Test
+    void aChunkSizeNoTaskCanUseIsRefusedNamingTheOption() {
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> CheckpointDiff.run(TestSpark.context(), a, b, null, 0))
+                .isInstanceOf(dev.amalgam.AmalgamException.class).hasMessageContaining("--chunk-elements 0 is outside [1, ");
     }
 }
