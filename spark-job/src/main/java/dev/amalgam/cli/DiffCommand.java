@@ -41,7 +41,12 @@ final class DiffCommand implements Callable<Integer> {
         try (JavaSparkContext sc = spark.start()) {
             CheckpointDiff.Result result = CheckpointDiff.run(sc, a, b, base, chunkElements);
             System.out.print(DiffReport.summary(result));
-            DiffReport.write(sc, result, out);
+            try {
+                DiffReport.write(sc, result, out);
+            } catch (java.io.IOException | RuntimeException e) {
+                throw new dev.amalgam.AmalgamException(dev.amalgam.AmalgamException.Kind.OUTPUT, out
+                        + ": cannot write the diff there (" + e.getMessage() + "); choose another --out", e);
+            }
             System.out.println("  written: " + out + "/" + DiffReport.JSON + ", " + DiffReport.PARQUET + ", "
                     + DiffReport.HTML);
         }

@@ -158,6 +158,18 @@ class CheckpointDiffTest {
     }
 
     @Test
+    void anOutputDirectoryThatCannotBeWrittenExitsFourNamingIt() throws Exception {
+        Path blocked = temp.resolve("not-a-directory");
+        Files.writeString(blocked, "a file where the output directory would go");
+        dev.amalgam.testing.CliProcess.Run run = dev.amalgam.testing.CliProcess.run(temp, "diff", a, b,
+                "--out", blocked.toString());
+        assertEquals(4, run.exitCode(), run.stderr());
+        assertThat(run.stderr()).contains(blocked + ": cannot write the diff there").contains("choose another --out")
+                .doesNotContain("\tat ");
+        assertEquals("a file where the output directory would go", Files.readString(blocked));
+    }
+
+    @Test
     void aChunkSizeNoTaskCanUseIsRefusedNamingTheOption() {
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> CheckpointDiff.run(TestSpark.context(), a, b, null, 0))
                 .isInstanceOf(dev.amalgam.AmalgamException.class).hasMessageContaining("--chunk-elements 0 is outside [1, ");
