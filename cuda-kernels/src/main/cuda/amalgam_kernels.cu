@@ -227,6 +227,25 @@ extern "C" __global__ void amalgam_square_tiles(const float* d, int n, double* t
     tiles[t] = s;
 }
 
+// One thread per tile: the dot product of two models' deltas, (x - base) . (y - base), over
+// its tile in element order, for the run report's cosine similarities only.
+extern "C" __global__ void amalgam_delta_dot_tiles(const float* x, const float* y, const float* base, int n,
+                                                   double* tiles) {
+    i64 t = amalgam_index();
+    i64 from = t * AMALGAM_SUM_TILE;
+    if (from >= n) {
+        return;
+    }
+    i64 to = from + AMALGAM_SUM_TILE < n ? from + AMALGAM_SUM_TILE : n;
+    double s = 0.0;
+    for (i64 j = from; j < to; j++) {
+        double a = (double) __fsub_rn(x[j], base[j]);
+        double b = (double) __fsub_rn(y[j], base[j]);
+        s = __dadd_rn(s, __dmul_rn(a, b));
+    }
+    tiles[t] = s;
+}
+
 extern "C" __global__ void amalgam_histogram_high(const float* d, int n, u64* histogram) {
     i64 i = amalgam_index();
     if (i < n) {
@@ -576,6 +595,14 @@ extern "C" __global__ void amalgam_column_dots(const float* a, const float* b, i
 }
 
 // nearswap: w = clamp(t / max(|b - x|, 1e-6), 0, 1), out = w x + (1 - w) b.
+// passthrough: out = x (scaled == 0: the very bits, signed zeros and NaN payloads kept) or x * factor.
+extern "C" __global__ void amalgam_scale(const float* x, float factor, int scaled, int n, float* out) {
+    i64 i = amalgam_index();
+    if (i < n) {
+        out[i] = scaled ? __fmul_rn(x[i], factor) : x[i];
+    }
+}
+
 extern "C" __global__ void amalgam_nearswap(const float* x, const float* base, float t, int n, float* out) {
     i64 i = amalgam_index();
     if (i >= n) {

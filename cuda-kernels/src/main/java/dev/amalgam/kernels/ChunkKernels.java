@@ -124,6 +124,14 @@ public interface ChunkKernels extends AutoCloseable {
         throw unsupported(Primitive.COMBINE_COLUMNS);
     }
 
+    /**
+     * Model 0's values as they are ({@code factor} null: the output is the input, signed zeros
+     * and NaN payloads included) or each times {@code factor} ({@link Primitive#SCALE}).
+     */
+    default void scale(Float factor, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.SCALE);
+    }
+
     /** nearswap of model 0 towards the base ({@link Primitive#NEARSWAP}). */
     default void nearswap(float t, int count, ChunkMetrics metrics) {
         throw unsupported(Primitive.NEARSWAP);

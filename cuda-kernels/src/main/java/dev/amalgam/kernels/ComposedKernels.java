@@ -178,9 +178,26 @@ public final class ComposedKernels {
         }
     }
 
-    /** Adds {@code sum (x_i - b)^2} per model into {@code squares}, for the run report. */
-    public static void deltaSquares(ArrowBuf base, ArrowBuf[] models, int count, double[] squares) {
-        for (int i = 0; i < models.length; i++) {
+    /** {@code out = x}, or {@code x * factor} when a factor is given (passthrough's {@code scale}). */
+    public static void scale(ArrowBuf x, Float factor, int count, ArrowBuf out) {
+        if (factor == null) {
+            out.setBytes(0, x, 0, (long) count << 2);
+            return;
+        }
+        float f = factor;
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            out.setFloat(at, x.getFloat(at) * f);
+        }
+    }
+
+    /**
+     * Adds {@code sum (x_i - b)^2} per model into {@code squares} and {@code sum (x_i - b)(x_j - b)}
+     * per pair into {@code dots} ({@link ChunkMetrics#pair}), for the run report.
+     */
+    public static void deltaFigures(ArrowBuf base, ArrowBuf[] models, int count, double[] squares, double[] dots) {
+        int m = models.length;
+        for (int i = 0; i < m; i++) {
             double s = 0.0;
             for (int j = 0; j < count; j++) {
                 long at = (long) j << 2;
@@ -188,6 +205,15 @@ public final class ComposedKernels {
                 s += d * d;
             }
             squares[i] += s;
+            for (int k = i + 1; k < m; k++) {
+                double dot = 0.0;
+                for (int j = 0; j < count; j++) {
+                    long at = (long) j << 2;
+                    float b = base.getFloat(at);
+                    dot += (double) (models[i].getFloat(at) - b) * (models[k].getFloat(at) - b);
+                }
+                dots[ChunkMetrics.pair(i, k, m)] += dot;
+            }
         }
     }
 

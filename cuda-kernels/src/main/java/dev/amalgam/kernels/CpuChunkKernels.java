@@ -266,6 +266,15 @@ final class CpuChunkKernels implements ChunkKernels {
     }
 
     @Override
+    public void scale(Float factor, int count, ChunkMetrics metrics) {
+        held = null;
+        selection = false;
+        ComposedKernels.scale(values[0], factor, count, out);
+        metrics.elements += count;
+        metrics.kept[0] += count;
+    }
+
+    @Override
     public void nearswap(float t, int count, ChunkMetrics metrics) {
         held = null;
         selection = false;
@@ -322,8 +331,8 @@ final class CpuChunkKernels implements ChunkKernels {
             }
         }
         if (values[models] != null) {
-            ComposedKernels.deltaSquares(values[models], java.util.Arrays.copyOf(values, models), count,
-                    metrics.deltaSquares);
+            ComposedKernels.deltaFigures(values[models], java.util.Arrays.copyOf(values, models), count,
+                    metrics.deltaSquares, metrics.deltaDots);
         }
     }
 

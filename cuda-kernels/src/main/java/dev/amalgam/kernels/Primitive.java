@@ -18,6 +18,8 @@ public enum Primitive {
     TASK_VECTOR,
     /** Weighted sum of the models. */
     LINEAR,
+    /** One model's values as they are, or times a factor: passthrough. */
+    SCALE,
     /** Exact signed sums of products over a chunk (norms, dot products, sums). */
     DOT,
     /** Counts of non-zero entries of an operand. */

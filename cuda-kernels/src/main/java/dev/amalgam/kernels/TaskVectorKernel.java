@@ -39,11 +39,17 @@ public final class TaskVectorKernel {
                       ChunkMetrics metrics, KernelScratch scratch) {
         int m = models.length;
         int from = simd ? SimdKernels.bound(count) : 0;
+        // Every delta whole, before any is sparsified: the report's norms and agreement between models.
+        if (from > 0) {
+            SimdKernels.toDeltas(models, base, count, metrics.deltaSquares, metrics.deltaDots);
+        }
         for (int i = 0; i < m; i++) {
-            if (from > 0) {
-                metrics.deltaSquares[i] += SimdKernels.toDelta(models[i], base, count);
-            }
             metrics.deltaSquares[i] += toDelta(models[i], base, from, count);
+            for (int j = 0; j < i; j++) {
+                metrics.deltaDots[ChunkMetrics.pair(j, i, m)] += dot(models[j], models[i], from, count);
+            }
+        }
+        for (int i = 0; i < m; i++) {
             KeepRule keep = terms[i].keep();
             if (keep instanceof KeepRule.TopK topK) {
                 metrics.kept[i] += topK.apply(simd, models[i], count);
@@ -73,6 +79,16 @@ public final class TaskVectorKernel {
             mergeAny(base, models, from, count, terms, consensus, normalize, lambda, out, metrics);
         }
         metrics.elements += count;
+    }
+
+    /** The dot product of two deltas over [from, count), report only. */
+    static double dot(ArrowBuf a, ArrowBuf b, int from, int count) {
+        double s = 0.0;
+        for (int j = from; j < count; j++) {
+            long at = (long) j << 2;
+            s += (double) a.getFloat(at) * b.getFloat(at);
+        }
+        return s;
     }
 
     private static double toDelta(ArrowBuf x, ArrowBuf base, int from, int count) {

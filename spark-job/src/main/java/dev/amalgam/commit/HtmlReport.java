@@ -17,7 +17,7 @@ import java.util.Map;
 
 /**
  * The run report as one self-contained HTML page ({@value #FILE}): per-layer charts of kept
- * density, sign conflicts and delta norms, time per stage, bytes read against the input, the
+ * density, sign conflicts, delta norms and the cosine similarity between the models' deltas, time per stage, bytes read against the input, the
  * kernels' backends and the config. Charts are drawn by JFreeChart into SVG on the driver and
  * inlined, so the page has no script and loads nothing: it opens from disk, offline, anywhere.
  */
@@ -51,12 +51,24 @@ public final class HtmlReport {
         if (!layers.isEmpty()) {
             html.append("<h2>Per layer</h2>\n");
             List<LayerFigures.Row> rows = layers.rows();
-            html.append(Charts.figure("kept-density", perLayer("Kept density per layer", "kept fraction", rows, layers.models(),
+            List<String> models = new java.util.ArrayList<>();
+            List<String> pairs = new java.util.ArrayList<>();
+            for (int i = 0; i < layers.models(); i++) {
+                models.add("model " + (i + 1));
+                for (int j = i + 1; j < layers.models(); j++) {
+                    pairs.add("models " + (i + 1) + " and " + (j + 1));
+                }
+            }
+            html.append(Charts.figure("kept-density", perLayer("Kept density per layer", "kept fraction", rows, models,
                     r -> r.kept())));
-            html.append(Charts.figure("sign-conflicts", perLayer("Sign-conflict fraction per layer", "fraction", rows, 1,
-                    r -> new double[]{r.signConflicts()})));
-            html.append(Charts.figure("delta-norms", perLayer("Delta L2 norm per layer", "L2 norm", rows, layers.models(),
+            html.append(Charts.figure("sign-conflicts", perLayer("Sign-conflict fraction per layer", "fraction", rows,
+                    List.of("sign conflicts"), r -> new double[]{r.signConflicts()})));
+            html.append(Charts.figure("delta-norms", perLayer("Delta L2 norm per layer", "L2 norm", rows, models,
                     r -> r.deltaNorm())));
+            if (!pairs.isEmpty()) {
+                html.append(Charts.figure("delta-cosines", perLayer("Cosine similarity between the models' deltas per layer",
+                        "cosine", rows, pairs, r -> r.cosine())));
+            }
         } else {
             html.append("<p>No per-layer figures: this method has no base model, so there are no deltas.</p>\n");
         }
@@ -96,17 +108,20 @@ public final class HtmlReport {
         double[] of(LayerFigures.Row row);
     }
 
-    private static JFreeChart perLayer(String title, String axis, List<LayerFigures.Row> rows, int series, Values values) {
+    private static JFreeChart perLayer(String title, String axis, List<LayerFigures.Row> rows, List<String> series,
+                                       Values values) {
         XYSeriesCollection data = new XYSeriesCollection();
-        for (int s = 0; s < series; s++) {
-            XYSeries line = new XYSeries(series == 1 ? title : "model " + (s + 1));
+        for (int s = 0; s < series.size(); s++) {
+            XYSeries line = new XYSeries(series.get(s));
             for (LayerFigures.Row r : rows) {
-                line.add(r.firstLayer(), values.of(r)[s]);
+                double v = values.of(r)[s];
+                // A gap where the figure is undefined (a layer whose deltas are all zero).
+                line.add(r.firstLayer(), Double.isNaN(v) ? null : v);
             }
             data.addSeries(line);
         }
         JFreeChart chart = ChartFactory.createXYLineChart(title, "layer", axis, data, PlotOrientation.VERTICAL,
-                series > 1, false, false);
+                series.size() > 1, false, false);
         XYPlot plot = chart.getXYPlot();
         plot.getDomainAxis().setStandardTickUnits(NumberAxis.createIntegerTickUnits());
         if (plot.getRenderer() instanceof XYLineAndShapeRenderer lines) {

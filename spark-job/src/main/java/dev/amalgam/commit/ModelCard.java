@@ -2,7 +2,6 @@ package dev.amalgam.commit;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.amalgam.config.MergeConfig;
-import dev.amalgam.config.ModelSpec;
 import dev.amalgam.config.ParameterValue;
 import dev.amalgam.method.MergeMethod;
 import dev.amalgam.method.MergeMethods;
@@ -14,7 +13,6 @@ import org.yaml.snakeyaml.Yaml;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -43,8 +41,10 @@ public final class ModelCard {
         }
         card.append(". The run report, with every tensor's figures, is [amalgam-report.json](amalgam-report.json).\n\n");
         card.append("## Models\n\n");
-        for (ModelSpec m : config.models()) {
-            card.append("- `").append(m.model()).append("`\n");
+        for (String m : config.referencedModels()) {
+            if (!m.equals(config.baseModel())) {
+                card.append("- `").append(m).append("`\n");
+            }
         }
         card.append("\n## Settings\n\n");
         card.append("- method: ").append(method.name()).append(" (").append(method.summary()).append(")\n");
@@ -63,13 +63,8 @@ public final class ModelCard {
 
     /** What hubs read: the inputs as base_model (as the widely used tool lists them), library and tags. */
     static String frontMatter(MergeConfig config, MergeMethod method) {
-        LinkedHashSet<String> inputs = new LinkedHashSet<>();
-        if (config.baseModel() != null) {
-            inputs.add(config.baseModel());
-        }
-        config.models().forEach(m -> inputs.add(m.model()));
         Map<String, Object> front = new LinkedHashMap<>();
-        front.put("base_model", new ArrayList<>(inputs));
+        front.put("base_model", new ArrayList<>(config.referencedModels()));
         front.put("library_name", "transformers");
         front.put("tags", List.of("merge", "amalgam", method.name()));
         DumperOptions options = new DumperOptions();

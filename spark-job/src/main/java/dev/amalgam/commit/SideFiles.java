@@ -25,10 +25,11 @@ public final class SideFiles {
     /**
      * Copies config.json from {@code reference}, with torch_dtype set to the output dtype when
      * there is one, and without {@code quantization_config} when the inputs were dequantized (the
-     * output holds plain floats, and a loader that saw the setting would look for scales).
+     * output holds plain floats, and a loader that saw the setting would look for scales), and
+     * with the layer counts of the output when slices renumbered its layers ({@code layerOrigins}).
      */
     public static boolean writeConfig(OutputCommitter committer, Configuration hadoop, String reference, Dtype outDtype,
-                                      boolean dequantized) throws IOException {
+                                      boolean dequantized, int[] layerOrigins) throws IOException {
         Path source = new Path(reference, "config.json");
         FileSystem fs = source.getFileSystem(hadoop);
         if (!fs.exists(source)) {
@@ -44,6 +45,9 @@ public final class SideFiles {
         }
         if (root instanceof ObjectNode object && dequantized) {
             object.remove("quantization_config");
+        }
+        if (root instanceof ObjectNode object && layerOrigins != null) {
+            LayerCounts.patch(object, layerOrigins);
         }
         committer.writeFile("config.json", json.writerWithDefaultPrettyPrinter().writeValueAsBytes(root));
         return true;

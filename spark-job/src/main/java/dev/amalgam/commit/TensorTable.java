@@ -31,6 +31,7 @@ public final class TensorTable {
             .add("model", DataTypes.StringType, true)
             .add("kept_density", DataTypes.DoubleType, true)
             .add("delta_l2_norm", DataTypes.DoubleType, true)
+            .add("delta_cosine", DataTypes.createArrayType(DataTypes.DoubleType, true), true)
             .add("sign_conflict_fraction", DataTypes.DoubleType, true);
 
     private TensorTable() {
@@ -65,19 +66,25 @@ public final class TensorTable {
             Object[] tensor = {name, layer < 0 ? null : layer, elements, t.path("dtype").asText(), t.path("shard").asText()};
             JsonNode per = t.path("models");
             if (!per.isArray() || per.isEmpty()) {
-                rows.add(row(tensor, null, null, null, null, null));
+                rows.add(row(tensor, null, null, null, null, null, null));
                 continue;
             }
             Double conflicts = t.path("sign_conflict_fraction").isNumber() ? t.path("sign_conflict_fraction").asDouble() : null;
             for (int i = 0; i < per.size(); i++) {
+                List<Double> cosines = new ArrayList<>();
+                for (JsonNode c : per.get(i).path("delta_cosine")) {
+                    cosines.add(c.isNumber() ? c.asDouble() : null);
+                }
                 rows.add(row(tensor, i, models.path(i).asText(null), per.get(i).path("kept_density").asDouble(),
-                        per.get(i).path("delta_l2_norm").asDouble(), conflicts));
+                        per.get(i).path("delta_l2_norm").asDouble(), cosines, conflicts));
             }
         }
         return rows;
     }
 
-    private static Row row(Object[] tensor, Integer index, String model, Double kept, Double norm, Double conflicts) {
-        return RowFactory.create(tensor[0], tensor[1], tensor[2], tensor[3], tensor[4], index, model, kept, norm, conflicts);
+    private static Row row(Object[] tensor, Integer index, String model, Double kept, Double norm, List<Double> cosines,
+                           Double conflicts) {
+        return RowFactory.create(tensor[0], tensor[1], tensor[2], tensor[3], tensor[4], index, model, kept, norm,
+                cosines == null ? null : scala.jdk.javaapi.CollectionConverters.asScala(cosines).toSeq(), conflicts);
     }
 }

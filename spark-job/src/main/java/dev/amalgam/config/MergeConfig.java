@@ -12,12 +12,25 @@ import java.util.Optional;
  *
  * @param baseModel null when the config names none
  * @param outDtype null: {@code dtype} if given, else each tensor keeps the base model's dtype
+ * @param models empty when the config gives {@code slices}
+ * @param slices empty when the config gives {@code models}
  * @param tokenizerSource null: the base model's tokenizer files (if any) are copied
  * @param source the YAML text as given, kept for the model card
  */
-public record MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models,
+public record MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models, List<SliceSpec> slices,
                           Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype,
                           String tokenizerSource, Long randomSeed, String source) {
+
+    /** Every model the config names: the base, then the models or the slices' sources, each once, in order. */
+    public List<String> referencedModels() {
+        java.util.LinkedHashSet<String> all = new java.util.LinkedHashSet<>();
+        if (baseModel != null) {
+            all.add(baseModel);
+        }
+        models.forEach(m -> all.add(m.model()));
+        slices.forEach(s -> s.sources().forEach(m -> all.add(m.model())));
+        return List.copyOf(all);
+    }
 
     /**
      * The dtype tensors are written in: {@code out_dtype}, else {@code dtype} (as the widely used

@@ -19,7 +19,7 @@ import java.util.Set;
 public final class MergeConfigParser {
     private static final Set<String> TOP_KEYS = Set.of("merge_method", "base_model", "models", "parameters",
             "dtype", "out_dtype", "tokenizer_source", "random_seed", "slices", "tokenizer", "chat_template", "name");
-    private static final Set<String> NOT_YET = Set.of("slices", "tokenizer", "chat_template");
+    private static final Set<String> NOT_YET = Set.of("tokenizer", "chat_template");
 
     private MergeConfigParser() {
     }
@@ -38,8 +38,7 @@ public final class MergeConfigParser {
             if (!TOP_KEYS.contains(key)) {
                 problems.add(file + ": unknown key '" + key + "' (known: " + String.join(", ", sorted(TOP_KEYS)) + ")");
             } else if (NOT_YET.contains(key)) {
-                problems.add(file + ": '" + key + "' is not supported yet; remove it"
-                        + (key.equals("slices") ? " and list whole models under 'models'" : ""));
+                problems.add(file + ": '" + key + "' is not supported yet; remove it");
             }
         });
         String method = text(root, "merge_method", file, problems);
@@ -48,14 +47,18 @@ public final class MergeConfigParser {
         }
         String base = text(root, "base_model", file, problems);
         List<ModelSpec> models = new ArrayList<>();
+        List<SliceSpec> slices = new ArrayList<>();
         JsonNode modelsNode = root.get("models");
-        if (modelsNode == null || !modelsNode.isArray() || modelsNode.isEmpty()) {
-            if (!root.has("slices")) {
-                problems.add(file + ": 'models' must be a non-empty list of {model: PATH, parameters: {...}}");
-            }
+        if (root.has("slices") && root.has("models")) {
+            problems.add(file + ": give either 'models' or 'slices', not both (slices name their models in 'sources')");
+        } else if (root.has("slices")) {
+            slices(file, root.get("slices"), slices, problems);
+        } else if (modelsNode == null || !modelsNode.isArray() || modelsNode.isEmpty()) {
+            problems.add(file + ": 'models' must be a non-empty list of {model: PATH, parameters: {...}}"
+                    + " (or give 'slices')");
         } else {
             for (int i = 0; i < modelsNode.size(); i++) {
-                ModelSpec spec = model(file, i, modelsNode.get(i), problems);
+                ModelSpec spec = model(file, "models[" + i + "]", modelsNode.get(i), false, problems);
                 if (spec != null) {
                     models.add(spec);
                 }
@@ -81,21 +84,59 @@ public final class MergeConfigParser {
         if (!problems.isEmpty()) {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, problems);
         }
-        return new MergeConfig(method, base, List.copyOf(models), parameters, dtype, outDtype, tokenizer, seed, yaml);
+        return new MergeConfig(method, base, List.copyOf(models), List.copyOf(slices), parameters, dtype, outDtype,
+                tokenizer, seed, yaml);
     }
 
-    private static ModelSpec model(String file, int index, JsonNode node, List<String> problems) {
-        String where = file + ": models[" + index + "]";
-        if (node.isTextual()) {
+    private static void slices(String file, JsonNode node, List<SliceSpec> slices, List<String> problems) {
+        if (node == null || !node.isArray() || node.isEmpty()) {
+            problems.add(file + ": 'slices' must be a non-empty list of {sources: [{model: PATH, layer_range: [FROM, TO]}]}");
+            return;
+        }
+        for (int s = 0; s < node.size(); s++) {
+            String key = "slices[" + s + "]";
+            JsonNode slice = node.get(s);
+            if (!slice.isObject()) {
+                problems.add(file + ": " + key + " must be a mapping with 'sources' and optionally 'parameters'");
+                continue;
+            }
+            slice.fieldNames().forEachRemaining(k -> {
+                if (!k.equals("sources") && !k.equals("parameters")) {
+                    problems.add(file + ": " + key + ": unknown key '" + k + "' (known: sources, parameters)");
+                }
+            });
+            JsonNode sources = slice.get("sources");
+            if (sources == null || !sources.isArray() || sources.isEmpty()) {
+                problems.add(file + ": " + key + ".sources must be a non-empty list of {model: PATH, layer_range: [FROM, TO]}");
+                continue;
+            }
+            List<ModelSpec> specs = new ArrayList<>();
+            for (int i = 0; i < sources.size(); i++) {
+                ModelSpec spec = model(file, key + ".sources[" + i + "]", sources.get(i), true, problems);
+                if (spec != null) {
+                    specs.add(spec);
+                }
+            }
+            Map<String, ParameterValue> parameters = slice.has("parameters")
+                    ? parameters(file, key + ".parameters", slice.get("parameters"), problems) : Map.of();
+            slices.add(new SliceSpec(List.copyOf(specs), parameters));
+        }
+    }
+
+    /** A model entry or a slice's source; {@code rangeRequired} for sources, which must say their layers. */
+    private static ModelSpec model(String file, String key, JsonNode node, boolean rangeRequired, List<String> problems) {
+        String where = file + ": " + key;
+        if (node.isTextual() && !rangeRequired) {
             return new ModelSpec(node.asText(), Map.of());
         }
         if (!node.isObject()) {
-            problems.add(where + " must be a mapping with 'model' and 'parameters'");
+            problems.add(where + " must be a mapping with 'model'" + (rangeRequired ? ", 'layer_range'" : "")
+                    + " and 'parameters'");
             return null;
         }
-        node.fieldNames().forEachRemaining(key -> {
-            if (!key.equals("model") && !key.equals("parameters")) {
-                problems.add(where + ": unknown key '" + key + "' (known: model, parameters)");
+        node.fieldNames().forEachRemaining(k -> {
+            if (!k.equals("model") && !k.equals("parameters") && !k.equals("layer_range")) {
+                problems.add(where + ": unknown key '" + k + "' (known: model, layer_range, parameters)");
             }
         });
         JsonNode model = node.get("model");
@@ -103,9 +144,32 @@ public final class MergeConfigParser {
             problems.add(where + ": 'model' must be a checkpoint directory path");
             return null;
         }
+        LayerRange range = null;
+        if (node.has("layer_range")) {
+            range = layerRange(where, node.get("layer_range"), problems);
+        } else if (rangeRequired) {
+            problems.add(where + ": 'layer_range' is required in a slice: [FROM, TO], the layers FROM to TO - 1 of "
+                    + model.asText());
+        }
         Map<String, ParameterValue> parameters = node.has("parameters")
-                ? parameters(file, "models[" + index + "].parameters", node.get("parameters"), problems) : Map.of();
-        return new ModelSpec(model.asText(), parameters);
+                ? parameters(file, key + ".parameters", node.get("parameters"), problems) : Map.of();
+        return new ModelSpec(model.asText(), parameters, range);
+    }
+
+    private static LayerRange layerRange(String where, JsonNode node, List<String> problems) {
+        if (!node.isArray() || node.size() != 2 || !node.get(0).isIntegralNumber() || !node.get(1).isIntegralNumber()
+                || !node.get(0).canConvertToInt() || !node.get(1).canConvertToInt()) {
+            problems.add(where + ": 'layer_range' must be [FROM, TO], two whole numbers (layers FROM to TO - 1); got " + node);
+            return null;
+        }
+        int from = node.get(0).asInt();
+        int to = node.get(1).asInt();
+        if (from < 0 || to <= from) {
+            problems.add(where + ": 'layer_range' " + node + " holds no layers; give [FROM, TO] with 0 <= FROM < TO "
+                    + "(TO is one past the last layer taken)");
+            return null;
+        }
+        return new LayerRange(from, to);
     }
 
     private static Map<String, ParameterValue> parameters(String file, String key, JsonNode node, List<String> problems) {

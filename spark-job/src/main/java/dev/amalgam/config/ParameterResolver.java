@@ -24,22 +24,28 @@ public final class ParameterResolver {
 
     /** The value for {@code tensorName}: a Double or Boolean, or null when no filter entry matches. */
     public Object resolve(ParameterValue value, String tensorName) {
+        return resolve(value, tensorName, position(tensorName));
+    }
+
+    /** The same with gradients read at {@code t} (0 to 1), where slices give each layer its place. */
+    public static Object resolve(ParameterValue value, String tensorName, double t) {
         if (value instanceof ParameterValue.Scalar s) {
             return s.value();
         }
         if (value instanceof ParameterValue.Gradient g) {
-            return interpolate(g.points(), position(tensorName));
+            return interpolate(g.points(), t);
         }
         for (ParameterValue.FilterEntry entry : ((ParameterValue.Filtered) value).entries()) {
             String f = entry.filter();
             if (f.isEmpty() || f.equals("*") || tensorName.contains(f)) {
-                return resolve(entry.value(), tensorName);
+                return resolve(entry.value(), tensorName, t);
             }
         }
         return null;
     }
 
-    private double position(String tensorName) {
+    /** Where a tensor of a {@code models} merge reads gradients: its layer over the layer stack, 0 outside it. */
+    public double position(String tensorName) {
         int layer = layerOf(tensorName);
         if (layer < 0 || layerCount <= 1) {
             return 0.0;

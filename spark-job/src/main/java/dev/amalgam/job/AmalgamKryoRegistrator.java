@@ -71,5 +71,7 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
         kryo.register(byte[].class);
         kryo.register(String[].class);
         kryo.register(Object[].class);
+        // The tensor table's delta_cosine column; Spark registers its other SQL types itself.
+        kryo.register(org.apache.spark.sql.types.ArrayType.class);
     }
 }

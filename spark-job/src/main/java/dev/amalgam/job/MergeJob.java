@@ -89,7 +89,8 @@ public final class MergeJob {
         long started = System.nanoTime();
         MergeConfig config = MergeConfigParser.parse(request.configFile(), readConfig(hadoop, request.configFile()));
         if (request.randomSeed() != null) {
-            config = new MergeConfig(config.mergeMethod(), config.baseModel(), config.models(), config.parameters(),
+            config = new MergeConfig(config.mergeMethod(), config.baseModel(), config.models(), config.slices(),
+                    config.parameters(),
                     config.dtype(), config.outDtype(), config.tokenizerSource(), request.randomSeed(), config.source());
         }
         ResourceCheck.Settings settings = ResourceSettings.of(conf);
@@ -228,7 +229,7 @@ public final class MergeJob {
         // FP8 output keeps the inputs' quantization_config (same format and blocks) and torch_dtype.
         SideFiles.writeConfig(committer, hadoop, planned.reference().directory(),
                 uniformOut != null && uniformOut.writable() ? uniformOut : null,
-                plan.quantized() && !plan.quantizedOutput());
+                plan.quantized() && !plan.quantizedOutput(), planned.layerOrigins());
         List<String> tokenizer = SideFiles.copyTokenizer(committer, inspection.tokenizerSource());
         committer.writeFile("amalgam-config.yml", config.source().getBytes(StandardCharsets.UTF_8));
         timings.put("commit", seconds(t));
@@ -258,7 +259,7 @@ public final class MergeJob {
             return;
         }
         List<String> inputNames = new ArrayList<>();
-        planned.models().forEach(c -> inputNames.add(c.directory()));
+        inputNames.addAll(planned.modelNames());
         inputNames.add(planned.reference().directory());
         List<String> lines = counts.lines(inputNames);
         if (request.nonFinite() == NonFinitePolicy.WARN) {

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.amalgam.config.MergeConfig;
 import dev.amalgam.format.Checkpoint;
+import dev.amalgam.kernels.ChunkMetrics;
 import dev.amalgam.merge.ChunkReport;
 import dev.amalgam.merge.MergeStage;
 import dev.amalgam.plan.MergePlan;
@@ -74,9 +75,7 @@ final class RunReport {
         ArrayNode tok = root.putArray("tokenizer_files");
         tokenizerFiles.forEach(tok::add);
         ArrayNode models = root.putArray("models");
-        for (Checkpoint c : planned.models()) {
-            models.add(c.directory());
-        }
+        planned.modelNames().forEach(models::add);
         if (plan.tensors().length > 0 && plan.tensors()[0].base() != null) {
             root.put("base_model", planned.reference().directory());
         }
@@ -96,6 +95,7 @@ final class RunReport {
         int m = plan.modelCount();
         long[][] kept = new long[plan.tensors().length][m];
         double[][] squares = new double[plan.tensors().length][m];
+        double[][] dots = new double[plan.tensors().length][ChunkMetrics.pairs(m)];
         long[] conflicts = new long[plan.tensors().length];
         int[] iterations = new int[plan.tensors().length];
         List<ChunkReport> ordered = chunks.stream().sorted(Comparator.comparingInt(ChunkReport::chunk)).toList();
@@ -103,6 +103,9 @@ final class RunReport {
             for (int i = 0; i < m; i++) {
                 kept[r.tensor()][i] += r.kept()[i];
                 squares[r.tensor()][i] += r.deltaSquares()[i];
+            }
+            for (int p = 0; p < r.deltaDots().length; p++) {
+                dots[r.tensor()][p] += r.deltaDots()[p];
             }
             conflicts[r.tensor()] += r.signConflicts();
             iterations[r.tensor()] = Math.max(iterations[r.tensor()], r.iterations());
@@ -143,6 +146,15 @@ final class RunReport {
                     ObjectNode pm = per.addObject();
                     pm.put("kept_density", kept[tensor.index()][i] / elements);
                     pm.put("delta_l2_norm", Math.sqrt(squares[tensor.index()][i]));
+                    ArrayNode cosines = pm.putArray("delta_cosine");
+                    for (int j = 0; j < m; j++) {
+                        double cosine = cosine(squares[tensor.index()], dots[tensor.index()], i, j);
+                        if (Double.isNaN(cosine)) {
+                            cosines.addNull();
+                        } else {
+                            cosines.add(cosine);
+                        }
+                    }
                     List<Parameter> perModel = ParameterTable.of(planned.method()).perModel();
                     for (int p = 0; p < perModel.size(); p++) {
                         pm.put(perModel.get(p).name(), tensor.parameters().models()[i][p]);
@@ -151,5 +163,21 @@ final class RunReport {
             }
         }
         return root;
+    }
+
+    /**
+     * The cosine similarity of models {@code i} and {@code j}'s deltas from their squares and
+     * pairwise dots: 1 for a model with itself, NaN where a delta is zero (no direction).
+     */
+    static double cosine(double[] squares, double[] dots, int i, int j) {
+        if (squares[i] <= 0 || squares[j] <= 0) {
+            return Double.NaN;
+        }
+        if (i == j) {
+            return 1.0;
+        }
+        double dot = dots[ChunkMetrics.pair(Math.min(i, j), Math.max(i, j), squares.length)];
+        // Summed in float lanes per block: clamp the last bits that could step outside [-1, 1].
+        return Math.max(-1.0, Math.min(1.0, dot / Math.sqrt(squares[i] * squares[j])));
     }
 }

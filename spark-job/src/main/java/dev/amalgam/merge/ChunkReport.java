@@ -17,15 +17,16 @@ import java.io.UncheckedIOException;
  * @param kernels the backend that merged it ("cpu", "cuda:0 ..."); sums of squares differ in
  *                their last bits between backends (they are added in another order), the merged
  *                bytes do not
+ * @param deltaDots the dot product of each pair of models' deltas, in {@code ChunkMetrics.pair} order
  * @param nonFiniteIn NaN and infinite values the chunk's inputs held, per model, the base last
  * @param nonFiniteOut NaN and infinite values the merged chunk holds
  */
-public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSquares, long signConflicts,
+public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSquares, double[] deltaDots, long signConflicts,
                           long elements, int iterations, int attempt, boolean reused, String kernels,
                           long[] nonFiniteIn, long nonFiniteOut) {
 
     public ChunkReport reusedBy(int attemptNumber) {
-        return new ChunkReport(chunk, tensor, kept, deltaSquares, signConflicts, elements, iterations, attemptNumber, true,
+        return new ChunkReport(chunk, tensor, kept, deltaSquares, deltaDots, signConflicts, elements, iterations, attemptNumber, true,
                 kernels, nonFiniteIn, nonFiniteOut);
     }
 
@@ -62,6 +63,10 @@ public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSqua
                 out.writeLong(n);
             }
             out.writeLong(nonFiniteOut);
+            out.writeInt(deltaDots.length);
+            for (double d : deltaDots) {
+                out.writeDouble(d);
+            }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -88,7 +93,12 @@ public record ChunkReport(int chunk, int tensor, long[] kept, double[] deltaSqua
                 nonFiniteIn[i] = in.readLong();
             }
             long nonFiniteOut = in.readLong();
-            return new ChunkReport(chunk, tensor, kept, squares, conflicts, elements, iterations, 0, false, kernels,
+            // A record without the dots (an older version's) ends here: EOFException, merged again.
+            double[] dots = new double[in.readInt()];
+            for (int i = 0; i < dots.length; i++) {
+                dots[i] = in.readDouble();
+            }
+            return new ChunkReport(chunk, tensor, kept, squares, dots, conflicts, elements, iterations, 0, false, kernels,
                     nonFiniteIn, nonFiniteOut);
         } catch (IOException e) {
             throw new UncheckedIOException("unreadable chunk report", e);

@@ -179,7 +179,7 @@ public final class MergeStage {
             long nonFiniteOut = NonFinite.count(encoded, f.scales() == null ? f.tensor().outDtype() : Dtype.F32,
                     f.chunk().count());
             ChunkReport report = new ChunkReport(f.chunk().index(), f.tensor().index(), m.kept, m.deltaSquares,
-                    m.signConflicts, m.elements, m.iterations, attempt, false, kernels, f.nonFiniteIn(), nonFiniteOut);
+                    m.deltaDots, m.signConflicts, m.elements, m.iterations, attempt, false, kernels, f.nonFiniteIn(), nonFiniteOut);
             List<ChunkReport> reports = new ArrayList<>(2);
             if (f.scales() == null) {
                 write(sink, manifest, task, f.tensor(), f.chunk(), encoded, f.outBytes(), report);
@@ -194,7 +194,7 @@ public final class MergeStage {
                 write(sink, manifest, task, f.tensor(), f.chunk(), bytes, f.outBytes(), report);
                 int models = m.kept.length;
                 ChunkReport scalesReport = new ChunkReport(s.chunk().index(), s.tensor().index(), new long[models],
-                        new double[models], 0, 0, 0, attempt, false, kernels, new long[models + 1], 0);
+                        new double[models], new double[ChunkMetrics.pairs(models)], 0, 0, 0, attempt, false, kernels, new long[models + 1], 0);
                 write(sink, manifest, task, s.tensor(), s.chunk(), scales, s.bytes(), scalesReport);
                 reports.add(scalesReport);
             }

@@ -15,11 +15,12 @@ public final class MergeMethods {
      * Methods the widely used single-node tool has and Amalgam does not yet: a config naming one
      * is told so, not that the name is unknown.
      */
-    public static final Set<String> NOT_YET = Set.of("passthrough");
+    public static final Set<String> NOT_YET = Set.of();
 
 
     static {
         register(new LinearMethod());
+        register(new PassthroughMethod());
         register(new TaskVectorMethod("task_arithmetic", "sum of weighted deltas", Consensus.NONE, Sparsifier.NONE,
                 false, false));
         register(new TaskVectorMethod("ties", "magnitude top-k per delta, sign consensus", Consensus.SUM,

@@ -89,7 +89,7 @@ public final class MergeFingerprint {
     private static Iterable<Checkpoint> checkpoints(Planner.Planned planned) {
         Set<Checkpoint> all = new LinkedHashSet<>();
         all.add(planned.reference());
-        all.addAll(planned.models());
+        all.addAll(planned.inputs());
         return all;
     }
 

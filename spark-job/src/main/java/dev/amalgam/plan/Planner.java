@@ -7,10 +7,12 @@ import dev.amalgam.method.ParameterTable;
 import dev.amalgam.method.TensorParameters;
 
 import dev.amalgam.AmalgamException;
+import dev.amalgam.config.LayerRange;
 import dev.amalgam.config.MergeConfig;
 import dev.amalgam.config.ModelSpec;
 import dev.amalgam.config.ParameterResolver;
 import dev.amalgam.config.ParameterValue;
+import dev.amalgam.config.SliceSpec;
 import dev.amalgam.format.Checkpoint;
 import dev.amalgam.format.CheckpointReader;
 import dev.amalgam.format.FormatException;
@@ -25,6 +27,7 @@ import dev.amalgam.method.MergeMethods;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -54,8 +57,17 @@ public final class Planner {
         this.resources = resources;
     }
 
-    /** A plan and the checkpoints it was made from (for side files and the report). */
-    public record Planned(MergePlan plan, MergeMethod method, Checkpoint reference, List<Checkpoint> models) {
+    /**
+     * A plan and the checkpoints it was made from (for side files and the report).
+     *
+     * @param models       per model slot, the (first) checkpoint it reads
+     * @param inputs       every checkpoint read, each once
+     * @param modelNames   per model slot, the checkpoints it reads ("a | b" when slices read several)
+     * @param layerOrigins per output layer, the reference's layer it follows when slices renumber
+     *                     layers (for config.json), else null
+     */
+    public record Planned(MergePlan plan, MergeMethod method, Checkpoint reference, List<Checkpoint> models,
+                          List<Checkpoint> inputs, List<String> modelNames, int[] layerOrigins) {
     }
 
     public Planned plan(String configFile, MergeConfig config, PlanOptions options) {
@@ -71,6 +83,7 @@ public final class Planner {
         boolean hasBase = inputs.base() != Inputs.Base.NONE && config.baseModel() != null;
         List<String> configProblems = new ArrayList<>();
         checkParameterNames(configFile, config, method, configProblems);
+        boolean sliced = !config.slices().isEmpty() || config.models().stream().anyMatch(m -> m.layerRange() != null);
         List<ModelSpec> specs = new ArrayList<>();
         for (ModelSpec spec : config.models()) {
             if (hasBase && samePath(spec.model(), config.baseModel())) {
@@ -82,50 +95,102 @@ public final class Planner {
             }
             specs.add(spec);
         }
-        configProblems.addAll(method.checkInputs(configFile, hasBase, specs.size()));
+        if (!sliced) {
+            configProblems.addAll(method.checkInputs(configFile, hasBase, specs.size()));
+        } else {
+            for (int s = 0; s < config.slices().size(); s++) {
+                long others = config.slices().get(s).sources().stream()
+                        .filter(src -> !hasBase || !samePath(src.model(), config.baseModel())).count();
+                for (String problem : method.checkInputs(configFile, hasBase, (int) others)) {
+                    configProblems.add(problem.replace("the config gives", "slices[" + s + "] gives")
+                            .replace("change 'models'", "change slices[" + s + "].sources"));
+                }
+            }
+        }
         if (!configProblems.isEmpty()) {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, configProblems);
         }
         MethodSettings settings = settings(config, method, hasBase);
 
         List<String> inputProblems = new ArrayList<>();
-        Checkpoint base = hasBase ? read(config.baseModel(), inputProblems) : null;
-        List<Checkpoint> models = new ArrayList<>();
-        for (ModelSpec spec : specs) {
-            models.add(read(spec.model(), inputProblems));
+        Map<String, Checkpoint> read = new LinkedHashMap<>();
+        for (String path : config.referencedModels()) {
+            if (!hasBase && samePath(path, config.baseModel())) {
+                continue; // a base the method does not take is no input
+            }
+            Checkpoint c = read(path, inputProblems);
+            if (c != null) {
+                read.put(strip(path), c);
+            }
         }
         if (!inputProblems.isEmpty()) {
             throw new AmalgamException(AmalgamException.Kind.INPUT, inputProblems);
         }
-        Checkpoint reference = base != null ? base : models.get(0);
-        checkSameTensors(reference, models, inputProblems);
-        if (!inputProblems.isEmpty()) {
-            throw new AmalgamException(AmalgamException.Kind.INPUT, limit(inputProblems));
+        java.util.function.Function<String, Checkpoint> checkpoint = path -> read.get(strip(path));
+        Checkpoint base = hasBase ? checkpoint.apply(config.baseModel()) : null;
+        List<Checkpoint> models = new ArrayList<>();
+        for (ModelSpec spec : specs) {
+            models.add(checkpoint.apply(spec.model()));
         }
+        Checkpoint reference;
+        OutputLayout.Layout layout;
+        if (sliced) {
+            List<SliceSpec> slices = config.slices();
+            if (slices.isEmpty()) {
+                // models with layer ranges: one slice; a model (or the base) without one gives all its layers.
+                List<ModelSpec> sources = new ArrayList<>();
+                if (hasBase && specs.size() == config.models().size()) {
+                    sources.add(new ModelSpec(config.baseModel(), Map.of(),
+                            new LayerRange(0, Math.max(1, OutputLayout.layerCount(base)))));
+                }
+                for (ModelSpec m : config.models()) {
+                    sources.add(m.layerRange() != null ? m : new ModelSpec(m.model(), m.parameters(),
+                            new LayerRange(0, Math.max(1, OutputLayout.layerCount(checkpoint.apply(m.model()))))));
+                }
+                slices = List.of(new SliceSpec(sources, Map.of()));
+            }
+            layout = OutputLayout.ofSlices(configFile, config, slices, hasBase ? config.baseModel() : null, checkpoint,
+                    inputProblems);
+            if (!inputProblems.isEmpty()) {
+                throw new AmalgamException(AmalgamException.Kind.INPUT, limit(inputProblems));
+            }
+            SliceSpec first = slices.get(0);
+            ModelSpec firstSource = first.sources().stream()
+                    .filter(src -> hasBase && samePath(src.model(), config.baseModel())).findFirst()
+                    .orElse(first.sources().get(0));
+            reference = checkpoint.apply(hasBase ? config.baseModel() : firstSource.model());
+            models = new ArrayList<>();
+            for (String slot : layout.slotNames()) {
+                models.add(checkpoint.apply(slot.split(" \\| ")[0]));
+            }
+        } else {
+            reference = base != null ? base : models.get(0);
+            checkSameTensors(reference, models, inputProblems);
+            if (!inputProblems.isEmpty()) {
+                throw new AmalgamException(AmalgamException.Kind.INPUT, limit(inputProblems));
+            }
+            layout = OutputLayout.ofModels(config, specs, base, models, reference);
+        }
+        int modelCount = layout.slotNames().size();
 
-        int layers = reference.tensors().stream().mapToInt(t -> ParameterResolver.layerOf(t.name())).max().orElse(-1) + 1;
-        ParameterResolver resolver = new ParameterResolver(layers);
         ParameterTable table = ParameterTable.of(method);
         List<TensorPlan> tensors = new ArrayList<>();
         Set<String> valueProblems = new LinkedHashSet<>();
-        List<Map<String, StoredTensor>> byName = models.stream().map(Checkpoint::byName).toList();
         Dtype uniformOut = config.effectiveOutDtype();
-        for (StoredTensor ref : reference.tensors()) {
-            StoredTensor[] stored = new StoredTensor[models.size()];
-            double[][] perModel = new double[models.size()][];
-            for (int i = 0; i < models.size(); i++) {
-                stored[i] = byName.get(i).get(ref.name());
+        for (OutputLayout.Output o : layout.outputs()) {
+            StoredTensor ref = o.reference();
+            double[][] perModel = new double[modelCount][];
+            for (int i = 0; i < modelCount; i++) {
                 perModel[i] = new double[table.perModel().size()];
                 for (int p = 0; p < perModel[i].length; p++) {
-                    Parameter parameter = table.perModel().get(p);
-                    perModel[i][p] = resolve(configFile, parameter, "models[" + i + "] (" + specs.get(i).model() + ")",
-                            resolver, ref.name(), valueProblems, specs.get(i).parameters(), config.parameters());
+                    perModel[i][p] = resolve(configFile, table.perModel().get(p), o.owners()[i], o.t(),
+                            o.models()[i].name(), valueProblems, o.modelSources().get(i));
                 }
             }
             double[] globals = new double[table.globals().size()];
             for (int g = 0; g < globals.length; g++) {
-                globals[g] = resolve(configFile, table.globals().get(g), "parameters", resolver, ref.name(),
-                        valueProblems, config.parameters());
+                globals[g] = resolve(configFile, table.globals().get(g), "parameters", o.t(), o.name(),
+                        valueProblems, o.globalSources());
             }
             long[] shape = ref.shape();
             int cols = shape.length == 0 ? 1 : (int) Math.max(1, shape[shape.length - 1]);
@@ -142,8 +207,8 @@ public final class Planner {
             }
             OutputQuantization q = out.writable() ? null
                     : new OutputQuantization.Weight(-1, grid(fp8Blocks(ref), shape, cols));
-            TensorPlan t = new TensorPlan(tensors.size(), ref.name(), shape, ref.elements(), cols, out,
-                    base != null ? ref : null, stored, new TensorParameters(globals, perModel), 0, 0, q);
+            TensorPlan t = new TensorPlan(tensors.size(), o.name(), shape, ref.elements(), cols, out,
+                    o.base(), o.models(), new TensorParameters(globals, perModel), 0, 0, q);
             tensors.add(t);
         }
         if (uniformOut != null && !uniformOut.writable() && tensors.stream().noneMatch(t -> t.outQuantization() != null)) {
@@ -165,11 +230,12 @@ public final class Planner {
         ShardPlan[] shards = layoutShards(withScales(tensors), options.shardBytes(), placed);
         linkScales(placed);
         int wholeLimit = resources == null || !options.wholeTensorStatistics() ? 0
-                : ResourceCheck.largestChunk(resources, models.size(), base != null,
+                : ResourceCheck.largestChunk(resources, modelCount, hasBase,
                 uniformOut != null && !uniformOut.writable());
         ChunkPlan[] chunks = chunk(placed, options.chunkElements(), wholeLimit, method);
-        MergePlan plan = new MergePlan(settings, models.size(), placed.toArray(TensorPlan[]::new), chunks, shards);
-        return new Planned(plan, method, reference, models);
+        MergePlan plan = new MergePlan(settings, modelCount, placed.toArray(TensorPlan[]::new), chunks, shards);
+        return new Planned(plan, method, reference, models, List.copyOf(read.values()), layout.slotNames(),
+                layout.layerOrigins());
     }
 
     private Checkpoint read(String directory, List<String> problems) {
@@ -202,18 +268,41 @@ public final class Planner {
             }
         });
         for (int i = 0; i < config.models().size(); i++) {
-            String prefix = file + ": models[" + i + "].parameters.";
-            config.models().get(i).parameters().forEach((name, value) -> {
+            checkModelParameters(file, "models[" + i + "].parameters.", config.models().get(i).parameters(), table,
+                    method.name(), takes, problems);
+        }
+        for (int s = 0; s < config.slices().size(); s++) {
+            SliceSpec slice = config.slices().get(s);
+            String key = "slices[" + s + "].parameters.";
+            slice.parameters().forEach((name, value) -> {
                 Parameter p = table.find(name);
                 if (p == null) {
-                    problems.add(prefix + name + " is not a parameter of " + method.name() + takes);
-                } else if (p.scope() == Parameter.Scope.GLOBAL) {
-                    problems.add(prefix + name + " is a global parameter; move it to the top-level 'parameters'");
+                    problems.add(file + ": " + key + name + " is not a parameter of " + method.name() + takes);
                 } else {
-                    checkForm(file, prefix.substring(file.length() + 2) + name, p, value, problems);
+                    checkForm(file, key + name, p, value, problems);
                 }
             });
+            for (int i = 0; i < slice.sources().size(); i++) {
+                checkModelParameters(file, "slices[" + s + "].sources[" + i + "].parameters.",
+                        slice.sources().get(i).parameters(), table, method.name(), takes, problems);
+            }
         }
+    }
+
+    private static void checkModelParameters(String file, String key, Map<String, ParameterValue> parameters,
+                                             ParameterTable table, String method, String takes,
+                                             List<String> problems) {
+        parameters.forEach((name, value) -> {
+            Parameter p = table.find(name);
+            if (p == null) {
+                problems.add(file + ": " + key + name + " is not a parameter of " + method + takes);
+            } else if (p.scope() == Parameter.Scope.GLOBAL) {
+                problems.add(file + ": " + key + name + " is a global parameter; move it to the top-level 'parameters'"
+                        + (key.startsWith("slices") ? " or the slice's" : ""));
+            } else {
+                checkForm(file, key + name, p, value, problems);
+            }
+        });
     }
 
     /** Whether a value's form suits the declaration: gradients and filters only where it varies, the right type. */
@@ -252,15 +341,14 @@ public final class Planner {
      * Problems (missing, out of range) are collected; the tensor is named only where the value
      * varies by tensor, so a wrong scalar is reported once.
      */
-    @SafeVarargs
-    private static double resolve(String file, Parameter parameter, String owner, ParameterResolver resolver,
-                                  String tensor, Set<String> problems, Map<String, ParameterValue>... sources) {
+    private static double resolve(String file, Parameter parameter, String owner, double t, String tensor,
+                                  Set<String> problems, List<Map<String, ParameterValue>> sources) {
         Object v = null;
         boolean varies = false;
         for (Map<String, ParameterValue> source : sources) {
             ParameterValue given = source.get(parameter.name());
             if (given != null) {
-                v = resolver.resolve(given, tensor);
+                v = ParameterResolver.resolve(given, tensor, t);
                 // A value that depends on the tensor (or a filter list that missed it) names the tensor.
                 varies |= !(given instanceof ParameterValue.Scalar);
                 if (v != null) {

@@ -71,10 +71,11 @@ class HtmlReportInBrowserTest {
         assertThat(html).doesNotContain("<script").doesNotContain("src=\"http").doesNotContain("href=\"http");
 
         String[] dom = run(browser, temp, "--dump-dom", page.toUri().toString());
-        for (String chart : new String[]{"kept-density", "sign-conflicts", "delta-norms", "timings", "bytes", "backends"}) {
+        for (String chart : new String[]{"kept-density", "sign-conflicts", "delta-norms", "delta-cosines", "timings", "bytes",
+                "backends"}) {
             assertThat(dom[0]).contains("<figure id=\"" + chart + "\"><svg");
         }
-        assertEquals(6, dom[0].split("<svg", -1).length - 1, "six charts");
+        assertEquals(7, dom[0].split("<svg", -1).length - 1, "seven charts");
         assertThat(dom[0]).contains("Kept density per layer").contains("model 2").contains("merge_method: ties");
         assertThat(dom[1]).doesNotContain("Uncaught").doesNotContain("ERR_FILE_NOT_FOUND").doesNotContain(":ERROR:CONSOLE");
 

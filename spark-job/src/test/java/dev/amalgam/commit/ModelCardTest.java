@@ -51,7 +51,7 @@ class ModelCardTest {
     void pathsThatAreNotPlainYamlScalarsAreQuotedInTheFrontMatter() {
         var config = new dev.amalgam.config.MergeConfig("linear", null, List.of(
                 new dev.amalgam.config.ModelSpec("hdfs://nn:8020/models/a: b", Map.of()),
-                new dev.amalgam.config.ModelSpec("#not-a-comment", Map.of())), Map.of(), null, null, null, null, "");
+                new dev.amalgam.config.ModelSpec("#not-a-comment", Map.of())), List.of(), Map.of(), null, null, null, null, "");
         String front = ModelCard.frontMatter(config, dev.amalgam.method.MergeMethods.byName("linear").orElseThrow());
         Map<String, Object> parsed = new Yaml().load(front);
         assertThat(parsed.get("base_model")).isEqualTo(List.of("hdfs://nn:8020/models/a: b", "#not-a-comment"));

@@ -46,6 +46,9 @@ class TensorTableTest {
                 + "' AND model_index = 1").first();
         assertEquals(first.get("models").get(1).get("kept_density").asDouble(), row.<Double>getAs("kept_density"));
         assertEquals(first.get("models").get(1).get("delta_l2_norm").asDouble(), row.<Double>getAs("delta_l2_norm"));
+        List<Double> cosines = row.getList(row.fieldIndex("delta_cosine"));
+        assertEquals(first.get("models").get(1).get("delta_cosine").get(0).asDouble(), cosines.get(0));
+        assertEquals(1.0, cosines.get(1));
         assertEquals(f.models.get(1), row.<String>getAs("model"));
         assertEquals(first.get("shard").asText(), row.<String>getAs("shard"));
     }
@@ -58,6 +61,6 @@ class TensorTableTest {
         List<Row> rows = TensorTable.rows(report);
         assertEquals(1, rows.size());
         assertEquals(org.apache.spark.sql.RowFactory.create("model.layers.3.w", 3, 6L, "BF16", "model.safetensors",
-                null, null, null, null, null), rows.get(0));
+                null, null, null, null, null, null), rows.get(0));
     }
 }

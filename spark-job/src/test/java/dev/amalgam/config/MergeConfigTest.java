@@ -51,9 +51,70 @@ class MergeConfigTest {
     }
 
     @Test
-    void slicesAreRefusedAsNotSupportedYet() {
-        assertThat(refused("merge_method: passthrough\nslices: []\n").getMessage())
-                .contains("'slices' is not supported yet");
+    void slicesParseWithTheirSourcesRangesAndParameters() {
+        MergeConfig c = MergeConfigParser.parse("slices.yml", """
+                merge_method: linear
+                slices:
+                  - sources:
+                      - model: /data/a
+                        layer_range: [0, 16]
+                        parameters: {weight: 0.3}
+                      - model: /data/b
+                        layer_range: [4, 20]
+                    parameters: {weight: [0, 1]}
+                  - sources:
+                      - {model: /data/a, layer_range: [16, 32]}
+                parameters: {normalize: true}
+                """);
+        assertThat(c.models()).isEmpty();
+        assertEquals(2, c.slices().size());
+        assertEquals(new LayerRange(4, 20), c.slices().get(0).sources().get(1).layerRange());
+        assertThat(c.slices().get(0).parameters().get("weight")).isInstanceOf(ParameterValue.Gradient.class);
+        assertEquals(new ParameterValue.Scalar(0.3), c.slices().get(0).sources().get(0).parameters().get("weight"));
+        assertEquals(java.util.List.of("/data/a", "/data/b"), c.referencedModels());
+    }
+
+    @Test
+    void modelsMayGiveLayerRangesToo() {
+        MergeConfig c = MergeConfigParser.parse("m.yml", "merge_method: linear\nmodels:\n"
+                + "  - {model: /a, layer_range: [2, 5]}\n  - /b\n");
+        assertEquals(new LayerRange(2, 5), c.models().get(0).layerRange());
+        assertNull(c.models().get(1).layerRange());
+    }
+
+    @Test
+    void malformedSlicesNameTheSliceTheKeyAndTheFix() {
+        AmalgamException e = refused("""
+                merge_method: passthrough
+                slices:
+                  - sources: [{model: /a}]
+                  - sources: [{model: /a, layer_range: [5, 5]}]
+                  - sources: [{model: /a, layer_range: [0, 2.5]}]
+                  - {sources: [], residual_weight: 1}
+                """);
+        assertThat(e.problems()).hasSize(5);
+        assertThat(e.getMessage())
+                .contains("slices[0].sources[0]: 'layer_range' is required in a slice")
+                .contains("slices[1].sources[0]: 'layer_range' [5,5] holds no layers; give [FROM, TO] with 0 <= FROM < TO")
+                .contains("slices[2].sources[0]: 'layer_range' must be [FROM, TO], two whole numbers")
+                .contains("slices[3]: unknown key 'residual_weight'")
+                .contains("slices[3].sources must be a non-empty list");
+    }
+
+    @Test
+    void everyExampleConfigParses() throws Exception {
+        try (var files = java.nio.file.Files.list(java.nio.file.Path.of("../conf/examples"))) {
+            for (java.nio.file.Path p : files.filter(f -> f.toString().endsWith(".yml")).toList()) {
+                MergeConfig c = MergeConfigParser.parse(p.toString(), java.nio.file.Files.readString(p));
+                assertThat(c.referencedModels()).as(p.toString()).isNotEmpty();
+            }
+        }
+    }
+
+    @Test
+    void modelsAndSlicesTogetherAreRefused() {
+        assertThat(refused("merge_method: linear\nmodels: [/a]\nslices: [{sources: [{model: /a, layer_range: [0, 1]}]}]\n")
+                .getMessage()).contains("give either 'models' or 'slices', not both");
     }
 
     @Test

@@ -4,12 +4,14 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.amalgam.kernels.Dtype;
 import dev.amalgam.testing.MergeFixture;
+import dev.amalgam.testing.Tensors;
 import dev.amalgam.testing.TestSpark;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
+import java.util.Map;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -74,6 +76,32 @@ class RunReportTest {
             assertEquals(Math.floor(0.4 * n) / n, kept, 1e-12, "exact top-k in " + t.path("name").asText());
             assertThat(t.path("sign_conflict_fraction").asDouble()).isBetween(0.0, 1.0);
             assertThat(t.path("models").get(1).path("delta_l2_norm").asDouble()).isPositive();
+        }
+    }
+
+    @Test
+    void cosinesBetweenTheModelsDeltasAreThoseOfTheWholeUnsparsifiedDeltas() throws Exception {
+        JsonNode report = merge("ties", "cosines");
+        Map<String, float[]> base = Tensors.all(f.base);
+        Map<String, float[]> first = Tensors.all(f.models.get(0));
+        Map<String, float[]> second = Tensors.all(f.models.get(1));
+        for (JsonNode t : report.path("tensors")) {
+            String name = t.path("name").asText();
+            double dot = 0;
+            double a = 0;
+            double b = 0;
+            for (int j = 0; j < base.get(name).length; j++) {
+                double d0 = first.get(name)[j] - base.get(name)[j];
+                double d1 = second.get(name)[j] - base.get(name)[j];
+                dot += d0 * d1;
+                a += d0 * d0;
+                b += d1 * d1;
+            }
+            double expected = dot / Math.sqrt(a * b);
+            JsonNode models = t.path("models");
+            assertEquals(expected, models.get(0).path("delta_cosine").get(1).asDouble(), 1e-5, name);
+            assertEquals(expected, models.get(1).path("delta_cosine").get(0).asDouble(), 1e-5, name);
+            assertEquals(1.0, models.get(0).path("delta_cosine").get(0).asDouble(), name);
         }
     }
 }

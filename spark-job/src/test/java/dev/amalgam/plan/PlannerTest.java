@@ -320,11 +320,10 @@ class PlannerTest {
     }
 
     @Test
-    void methodsTheOtherToolHasAndWeDoNotYetSaySo() {
-        for (String m : List.of("passthrough")) {
-            assertThat(refused("merge_method: " + m + "\nmodels: [a]\n").getMessage())
-                    .contains("merge_method '" + m + "' is not supported yet").doesNotContain("unknown");
-        }
+    void passthroughTakesExactlyOneModel() {
+        String yaml = "merge_method: passthrough\nmodels:\n  - model: " + f.models.get(0) + "\n  - model: "
+                + f.models.get(1) + "\n";
+        assertThat(refused(yaml).getMessage()).contains("merge_method passthrough takes exactly 1 model");
     }
 
     @Test

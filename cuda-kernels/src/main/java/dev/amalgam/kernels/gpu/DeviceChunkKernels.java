@@ -45,11 +45,16 @@ public final class DeviceChunkKernels implements ChunkKernels {
     public static long deviceBytes(int maxCount, int models, boolean hasBase) {
         int slots = models + (hasBase ? 1 : 0);
         long floats = (long) maxCount * 4;
-        long tiles = (ceilDiv(maxCount, Kernel.RANK_TILE) * 2L + (long) models * ceilDiv(maxCount, Kernel.SUM_TILE)) * 8;
+        long tiles = (ceilDiv(maxCount, Kernel.RANK_TILE) * 2L + (long) figureRows(models) * ceilDiv(maxCount, Kernel.SUM_TILE)) * 8;
         long counters = ((long) (models + 1) * Kernel.LANES + (long) Kernel.LANES * 256 + 1) * 8
                 + (long) MagnitudeHistogram.BINS * 8 + (long) (models + 1) * 16
                 + (long) Kernel.DOT_BINS * Kernel.LANES * 8 + 16 + (long) Math.max(2 * models, 1) * Kernel.LANES * 8;
         return SETS * (slots * floats * 2 + 3 * floats + tiles + counters + slots * scaleCapacity(maxCount));
+    }
+
+    /** Rows of report tiles: each model's delta squares, then each pair's delta dot product. */
+    private static int figureRows(int models) {
+        return models + ChunkMetrics.pairs(models);
     }
 
     /**
@@ -387,6 +392,8 @@ public final class DeviceChunkKernels implements ChunkKernels {
         }
         int sumTiles = ceilDiv(count, Kernel.SUM_TILE);
         device.zero(s.kept, (long) (models + 1) * Kernel.LANES * 8, s.stream);
+        // From the inputs, before the loop below turns them into sparsified deltas.
+        launchDeltaDots(s, count, sumTiles);
         float plainDiv = 0.0f;
         for (int i = 0; i < models; i++) {
             long values = s.values[i];
@@ -645,6 +652,19 @@ public final class DeviceChunkKernels implements ChunkKernels {
     }
 
     @Override
+    public void scale(Float factor, int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.held = null;
+        s.expect(metrics, count, null);
+        if (count == 0) {
+            return;
+        }
+        device.launch(Kernel.SCALE, count, s.stream, new KernelArgs().pointer(s.values[0])
+                .f32(factor == null ? 1.0f : factor).bool(factor != null).i32(count).pointer(s.out));
+        metrics.kept[0] += count;
+    }
+
+    @Override
     public void nearswap(float t, int count, ChunkMetrics metrics) {
         BufferSet s = set();
         s.expectObserved(metrics, count);
@@ -734,7 +754,20 @@ public final class DeviceChunkKernels implements ChunkKernels {
             device.launch(Kernel.SQUARE_TILES, sumTiles, s.stream,
                     new KernelArgs().pointer(s.delta).i32(count).pointer(s.squares + (long) i * sumTiles * 8));
         }
+        launchDeltaDots(s, count, sumTiles);
         s.squareTiles = sumTiles;
+    }
+
+    /** Each pair's delta dot product per tile, in the rows after the models' squares. */
+    private void launchDeltaDots(BufferSet s, int count, int sumTiles) {
+        for (int i = 0; i < models; i++) {
+            for (int j = i + 1; j < models; j++) {
+                long row = models + ChunkMetrics.pair(i, j, models);
+                device.launch(Kernel.DELTA_DOT_TILES, sumTiles, s.stream, new KernelArgs().pointer(s.values[i])
+                        .pointer(s.values[j]).pointer(s.values[models]).i32(count)
+                        .pointer(s.squares + row * sumTiles * 8));
+            }
+        }
     }
 
     @Override
@@ -751,9 +784,9 @@ public final class DeviceChunkKernels implements ChunkKernels {
             device.download(s.encodedHost, s.spare, bytes, s.stream);
             if (s.terms != null) {
                 device.download(s.countersHost, s.kept, (long) (models + 1) * Kernel.LANES * 8, s.stream);
-                device.download(s.squaresHost, s.squares, (long) models * s.squareTiles * 8, s.stream);
+                device.download(s.squaresHost, s.squares, (long) figureRows(models) * s.squareTiles * 8, s.stream);
             } else if (s.observed && slots > models) {
-                device.download(s.squaresHost, s.squares, (long) models * s.squareTiles * 8, s.stream);
+                device.download(s.squaresHost, s.squares, (long) figureRows(models) * s.squareTiles * 8, s.stream);
             }
         }
         s.pending = true;
@@ -875,7 +908,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
             int sumTiles = ceilDiv(maxCount, Kernel.SUM_TILE);
             lowPrefix = deviceBuffer((long) rankTiles * 8);
             highPrefix = deviceBuffer((long) rankTiles * 8);
-            squares = deviceBuffer((long) models * sumTiles * 8);
+            squares = deviceBuffer((long) figureRows(models) * sumTiles * 8);
             kept = deviceBuffer((long) (models + 1) * Kernel.LANES * 8);
             bins = deviceBuffer((long) Kernel.LANES * 256 * 8 + 8);
             histogram = deviceBuffer((long) MagnitudeHistogram.BINS * 8);
@@ -886,7 +919,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
             histogramHost = hostBuffer(Math.max((long) MagnitudeHistogram.BINS * 8,
                     Math.max((long) rankTiles * 8, (long) Kernel.LANES * 256 * 8 + 8)));
             countersHost = hostBuffer((long) (models + 1) * Kernel.LANES * 8);
-            squaresHost = hostBuffer(Math.max(8, (long) models * sumTiles * 8));
+            squaresHost = hostBuffer(Math.max(8, (long) figureRows(models) * sumTiles * 8));
             paramsHost = hostBuffer((long) (models + 1) * 24);
         }
 
@@ -929,6 +962,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
                     }
                     metrics.deltaSquares[i] += squaresSum;
                 }
+                addDots();
                 metrics.signConflicts += lanes(models);
             } else if (count > 0 && observed) {
                 for (int i = 0; i < models; i++) {
@@ -939,11 +973,24 @@ public final class DeviceChunkKernels implements ChunkKernels {
                     }
                     metrics.deltaSquares[i] += squaresSum;
                 }
+                if (slots > models) {
+                    addDots();
+                }
             }
             metrics.elements += count;
             metrics = null;
             terms = null;
             return encodedHost;
+        }
+
+        private void addDots() {
+            for (int p = 0; p < metrics.deltaDots.length; p++) {
+                double sum = 0;
+                for (int t = 0; t < squareTiles; t++) {
+                    sum += squaresHost.getDouble(((long) (models + p) * squareTiles + t) * 8);
+                }
+                metrics.deltaDots[p] += sum;
+            }
         }
 
         private long lanes(int counter) {

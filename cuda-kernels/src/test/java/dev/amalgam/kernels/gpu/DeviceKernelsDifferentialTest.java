@@ -308,8 +308,14 @@ abstract class DeviceKernelsDifferentialTest {
         }
     }
 
-    /** The encoded bytes, kept counts, conflicts and element count of one merged chunk. */
-    private record Merged(byte[] bytes, long[] kept, long conflicts, long elements) {
+    /**
+     * The encoded bytes, kept counts, conflicts and element count of one merged chunk, and the
+     * report's delta squares and pairwise dot products.
+     */
+    private record Merged(byte[] bytes, long[] kept, long conflicts, long elements, double[] squares, double[] dots) {
+        Merged(byte[] bytes, ChunkMetrics m) {
+            this(bytes, m.kept, m.signConflicts, m.elements, m.deltaSquares, m.deltaDots);
+        }
     }
 
     private static Merged merged(ChunkKernels k, Chunk c, Dtype out, java.util.function.Consumer<ChunkMetrics> merge) {
@@ -318,7 +324,7 @@ abstract class DeviceKernelsDifferentialTest {
         ArrowBuf encoded = k.encodeOut(out, c.count()).await();
         byte[] bytes = new byte[c.count() * out.byteSize()];
         encoded.getBytes(0, bytes);
-        return new Merged(bytes, metrics.kept, metrics.signConflicts, metrics.elements);
+        return new Merged(bytes, metrics);
     }
 
     private static void assertMerged(Merged cpu, Merged gpu, String what) {
@@ -326,6 +332,16 @@ abstract class DeviceKernelsDifferentialTest {
         assertArrayEquals(cpu.kept(), gpu.kept(), "kept counts, " + what);
         assertEquals(cpu.conflicts(), gpu.conflicts(), "sign conflicts, " + what);
         assertEquals(cpu.elements(), gpu.elements(), "elements, " + what);
+        // Report figures are summed in another order on the device: equal to float rounding.
+        int m = cpu.squares().length;
+        for (int i = 0; i < m; i++) {
+            assertEquals(cpu.squares()[i], gpu.squares()[i], 1e-5 * cpu.squares()[i] + 1e-30, "squares, " + what);
+            for (int j = i + 1; j < m; j++) {
+                int p = ChunkMetrics.pair(i, j, m);
+                double scale = Math.sqrt(cpu.squares()[i] * cpu.squares()[j]);
+                assertEquals(cpu.dots()[p], gpu.dots()[p], 1e-5 * scale + 1e-30, "dot " + i + "." + j + ", " + what);
+            }
+        }
     }
 
     @ParameterizedTest(name = "{0} x {1}")
@@ -354,8 +370,8 @@ abstract class DeviceKernelsDifferentialTest {
             p1.await().getBytes(0, b1);
             byte[] b2 = new byte[count * 2];
             p2.await().getBytes(0, b2);
-            assertMerged(cpuFirst, new Merged(b1, m1.kept, m1.signConflicts, m1.elements), "first chunk");
-            assertMerged(cpuSecond, new Merged(b2, m2.kept, m2.signConflicts, m2.elements), "second chunk");
+            assertMerged(cpuFirst, new Merged(b1, m1), "first chunk");
+            assertMerged(cpuSecond, new Merged(b2, m2), "second chunk");
         }
     }
 
@@ -445,6 +461,33 @@ abstract class DeviceKernelsDifferentialTest {
             Operand[] terms = plusBase ? new Operand[]{D0, D1} : new Operand[]{V0, V1};
             same(c, k -> merged(k, c, Dtype.F32, m -> k.combineRows(terms, coefficients, cols, plusBase, c.count(), m)),
                     (a, b) -> assertMerged(a, b, "per-row, base " + plusBase));
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void passthroughCopiesTheVeryBitsOrScalesThem(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 1, 41);
+        byte[] x = c.stored()[0];
+        int width = dtype.byteSize();
+        // A negative zero and a NaN with a payload, which a sum starting from +0 would change.
+        long[] special = switch (dtype) {
+            case F32 -> new long[]{0x80000000L, 0x7fc01234L};
+            case BF16 -> new long[]{0x8000L, 0x7fc1L};
+            default -> new long[]{0x8000L, 0x7e01L};
+        };
+        for (int k = 0; k < special.length && k < count; k++) {
+            for (int b = 0; b < width; b++) {
+                x[k * width + b] = (byte) (special[k] >>> (8 * b));
+            }
+        }
+        same(c, k -> merged(k, c, dtype, m -> k.scale(null, c.count(), m)), (a, b) -> {
+            assertMerged(a, b, "passthrough");
+            assertArrayEquals(x, a.bytes(), "passthrough without a scale writes the input's bytes");
+        });
+        for (Float factor : new Float[]{0.5f, -1.37f, 3.0f}) {
+            same(c, k -> merged(k, c, Dtype.F32, m -> k.scale(factor, c.count(), m)),
+                    (a, b) -> assertMerged(a, b, "passthrough scale " + factor));
         }
     }
 
