@@ -595,6 +595,35 @@ extern "C" __global__ void amalgam_column_dots(const float* a, const float* b, i
 }
 
 // nearswap: w = clamp(t / max(|b - x|, 1e-6), 0, 1), out = w x + (1 - w) b.
+// LoRA on read: v = round_to(dtype, v + scale * d), d = sum_k b[(p - b_first) * rank + k] * a[k * a_cols + q]
+// in float32 from 0 in ascending k, (p, q) = (row, col) of the element in W as stored, swapped when
+// transposed (fan_in_fan_out); the value as the adapted weight would be stored (LowRankKernel).
+extern "C" __global__ void amalgam_low_rank(float* values, const float* a, const float* b, i64 chunk_start,
+                                            int cols, i64 b_first, float scale, int rank, int a_cols,
+                                            int transposed, int dtype, int n) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    i64 g = chunk_start + i;
+    i64 row = g / cols;
+    i64 col = g % cols;
+    i64 p = transposed ? col : row;
+    i64 q = transposed ? row : col;
+    const float* b_row = b + (p - b_first) * rank;
+    float d = 0.0f;
+    for (int k = 0; k < rank; k++) {
+        d = __fadd_rn(d, __fmul_rn(b_row[k], a[(i64) k * a_cols + q]));
+    }
+    float v = __fadd_rn(values[i], __fmul_rn(scale, d));
+    if (dtype == AMALGAM_DTYPE_BF16) {
+        v = __uint_as_float(((u32) float_to_bfloat16(v)) << 16);
+    } else if (dtype == AMALGAM_DTYPE_F16) {
+        v = half_to_float((u32) float_to_half(v));
+    }
+    values[i] = v;
+}
+
 // passthrough: out = x (scaled == 0: the very bits, signed zeros and NaN payloads kept) or x * factor.
 extern "C" __global__ void amalgam_scale(const float* x, float factor, int scaled, int n, float* out) {
     i64 i = amalgam_index();

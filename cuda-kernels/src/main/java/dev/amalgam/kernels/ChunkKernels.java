@@ -125,6 +125,14 @@ public interface ChunkKernels extends AutoCloseable {
     }
 
     /**
+     * Applies a LoRA adapter to the decoded values of {@code slot} ({@link Primitive#LOW_RANK}; see
+     * {@link LowRankKernel}), before any merge reads them.
+     */
+    default void addLowRank(int slot, LowRankFactors factors, int count, long chunkStart) {
+        throw unsupported(Primitive.LOW_RANK);
+    }
+
+    /**
      * Model 0's values as they are ({@code factor} null: the output is the input, signed zeros
      * and NaN payloads included) or each times {@code factor} ({@link Primitive#SCALE}).
      */

@@ -266,6 +266,12 @@ final class CpuChunkKernels implements ChunkKernels {
     }
 
     @Override
+    public void addLowRank(int slot, LowRankFactors factors, int count, long chunkStart) {
+        held = null;
+        LowRankKernel.apply(values[slot], factors, count, chunkStart);
+    }
+
+    @Override
     public void scale(Float factor, int count, ChunkMetrics metrics) {
         held = null;
         selection = false;

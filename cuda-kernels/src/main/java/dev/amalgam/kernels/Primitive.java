@@ -20,6 +20,8 @@ public enum Primitive {
     LINEAR,
     /** One model's values as they are, or times a factor: passthrough. */
     SCALE,
+    /** A LoRA adapter applied to a decoded input as it is read: {@code W + s * B A}, rounded to its dtype. */
+    LOW_RANK,
     /** Exact signed sums of products over a chunk (norms, dot products, sums). */
     DOT,
     /** Counts of non-zero entries of an operand. */

@@ -1,11 +1,14 @@
 package dev.amalgam.executor;
 
+import dev.amalgam.format.LowRank;
 import dev.amalgam.format.Quantization;
 import dev.amalgam.format.RangeReader;
 import dev.amalgam.format.StoredTensor;
 import dev.amalgam.kernels.BlockScales;
 import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.Dtype;
+import dev.amalgam.kernels.ElementCodec;
+import dev.amalgam.kernels.LowRankFactors;
 import dev.amalgam.kernels.KernelBackend;
 import dev.amalgam.kernels.NonFinite;
 import dev.amalgam.plan.ChunkPlan;
@@ -60,7 +63,8 @@ public final class ChunkLoader implements AutoCloseable {
         if (tensor.base() != null) {
             readDecoded(tensor.base(), chunk, modelCount);
         }
-        for (int i = 0; i < modelCount; i++) {
+        // A copied tensor reads one slot whatever the plan's model count.
+        for (int i = 0; i < tensor.models().length; i++) {
             if (needed == null || needed[i]) {
                 readDecoded(tensor.models()[i], chunk, i);
             }
@@ -77,6 +81,70 @@ public final class ChunkLoader implements AutoCloseable {
         reader.read(input.file(), input.offset() + chunk.start() * dtype.byteSize(), length, kernels.input(slot));
         nonFinite[slot] = NonFinite.count(kernels.input(slot), dtype, chunk.count());
         kernels.decode(slot, dtype, chunk.count());
+        if (input.lowRank() != null && chunk.count() > 0) {
+            applyLowRank(input, chunk, slot);
+        }
+    }
+
+    /**
+     * A LoRA-adapted weight: the chunk's rows of {@code B} (all of it when the weight is stored
+     * transposed) and all of {@code A}, kept for the task's next chunk of the same weight.
+     */
+    private void applyLowRank(StoredTensor w, ChunkPlan chunk, int slot) {
+        LowRank lr = w.lowRank();
+        int cols = (int) w.shape()[1];
+        int rank = lr.rank();
+        float[] a = whole(lr.a());
+        float[] b;
+        long bFirst = 0;
+        if (lr.fanInFanOut()) {
+            b = whole(lr.b());
+        } else {
+            long first = chunk.start() / cols;
+            long last = (chunk.start() + chunk.count() - 1) / cols;
+            int bytes = lr.b().dtype().byteSize();
+            b = floats(reader.readBytes(lr.b().file(), lr.b().offset() + first * rank * bytes,
+                    (int) ((last - first + 1) * rank * bytes)), lr.b().dtype());
+            bFirst = first;
+        }
+        kernels.addLowRank(slot, new LowRankFactors(a, rank, (int) lr.a().shape()[1], b, bFirst, lr.scale(),
+                lr.fanInFanOut(), cols, w.dtype()), chunk.count(), chunk.start());
+    }
+
+    private String factorKey;
+    private float[] factor;
+    private String otherFactorKey;
+    private float[] otherFactor;
+
+    /** A factor whole: the last two read are kept (A, and B when transposed). */
+    private float[] whole(StoredTensor t) {
+        String key = t.file() + "@" + t.offset();
+        if (key.equals(factorKey)) {
+            return factor;
+        }
+        if (key.equals(otherFactorKey)) {
+            return otherFactor;
+        }
+        float[] values = floats(reader.readBytes(t.file(), t.offset(), Math.toIntExact(t.dataBytes())), t.dtype());
+        otherFactorKey = factorKey;
+        otherFactor = factor;
+        factorKey = key;
+        factor = values;
+        return values;
+    }
+
+    private static float[] floats(byte[] bytes, Dtype dtype) {
+        java.nio.ByteBuffer in = java.nio.ByteBuffer.wrap(bytes).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        float[] out = new float[bytes.length / dtype.byteSize()];
+        for (int j = 0; j < out.length; j++) {
+            out[j] = switch (dtype) {
+                case F32 -> in.getFloat();
+                case BF16 -> ElementCodec.bfloat16ToFloat(in.getShort());
+                case F16 -> ElementCodec.halfToFloat(in.getShort());
+                default -> throw new IllegalArgumentException(dtype + " factors");
+            };
+        }
+        return out;
     }
 
     /**

@@ -48,6 +48,10 @@ public final class CheckpointReader {
         }
         try {
             FileSystem fs = dir.getFileSystem(hadoop);
+            int plus = directory.lastIndexOf('+');
+            if (plus > 0 && plus < directory.length() - 1 && !fs.exists(dir)) {
+                return readAdapted(directory, directory.substring(0, plus), directory.substring(plus + 1));
+            }
             if (!fs.exists(dir) || !fs.getFileStatus(dir).isDirectory()) {
                 throw new FormatException(List.of(directory + ": not a directory (expected a checkpoint directory "
                         + "holding " + SINGLE_FILE + " or " + INDEX_FILE + ")"));
@@ -77,6 +81,41 @@ public final class CheckpointReader {
         } catch (IOException | IllegalArgumentException e) {
             throw new FormatException(List.of(directory + ": cannot be read: " + e.getMessage()));
         }
+    }
+
+    /**
+     * {@code BASE+ADAPTER}, as the widely used tool writes a model with a LoRA adapter applied:
+     * the base's tensors, those the adapter targets read as {@code W + s * B A}.
+     */
+    private Checkpoint readAdapted(String name, String baseDir, String adapterDir) throws IOException {
+        Checkpoint base = read(baseDir);
+        Path dir = new Path(adapterDir);
+        FileSystem fs = dir.getFileSystem(hadoop);
+        if (!fs.exists(dir) || !fs.getFileStatus(dir).isDirectory()) {
+            throw new FormatException(List.of(name + ": the adapter " + adapterDir + " is not a directory (model: "
+                    + "BASE+ADAPTER names a base checkpoint and a PEFT LoRA adapter directory)"));
+        }
+        List<String> problems = new ArrayList<>();
+        LoraAdapters.Settings settings = LoraAdapters.settings(fs, dir, problems);
+        Path weights = new Path(dir, LoraAdapters.WEIGHTS);
+        if (!fs.exists(weights)) {
+            problems.add(adapterDir + ": holds no " + LoraAdapters.WEIGHTS + " (the adapter's factors, as PEFT saves them)");
+        } else if (!LocalFiles.regularFile(fs, weights)) {
+            problems.add(weights + ": is not a regular file (a FIFO, device or directory is never opened)");
+        }
+        if (!problems.isEmpty()) {
+            throw new FormatException(problems);
+        }
+        List<StoredTensor> factors = new ArrayList<>();
+        readShard(fs, weights, factors);
+        List<StoredTensor> tensors = LoraAdapters.apply(adapterDir, settings, base.tensors(), factors, problems);
+        if (!problems.isEmpty()) {
+            throw new FormatException(problems);
+        }
+        List<String> files = new ArrayList<>(base.shardFiles());
+        files.add(weights.toString());
+        List<String> sideFiles = new ArrayList<>(base.sideFiles());
+        return new Checkpoint(name, files, tensors, sideFiles, baseDir);
     }
 
     /** The tensors as a model sees them: block-quantized pairs joined with their scales. */

@@ -8,10 +8,19 @@ import dev.amalgam.kernels.Dtype;
  * the tensor's as a model sees it (an MXFP4 tensor's unpacked shape).
  */
 public record StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape,
-                           Quantization quantization) {
+                           Quantization quantization, LowRank lowRank) {
 
     public StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape) {
-        this(name, file, offset, dtype, shape, null);
+        this(name, file, offset, dtype, shape, null, null);
+    }
+
+    public StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape, Quantization quantization) {
+        this(name, file, offset, dtype, shape, quantization, null);
+    }
+
+    /** The same tensor with a LoRA adapter applied on read. */
+    public StoredTensor withLowRank(LowRank adapter) {
+        return new StoredTensor(name, file, offset, dtype, shape, quantization, adapter);
     }
 
     public long elements() {
@@ -23,13 +32,14 @@ public record StoredTensor(String name, String file, long offset, Dtype dtype, l
         return quantization instanceof Quantization.Mxfp4 ? elements() / 2 : elements() * dtype.byteSize();
     }
 
-    /** Bytes read to decode the whole tensor: its values and its scales. */
+    /** Bytes read to decode the whole tensor: its values, its scales, and its adapter's factors. */
     public long byteLength() {
-        return dataBytes() + (quantization == null ? 0 : quantization.scales().byteLength());
+        return dataBytes() + (quantization == null ? 0 : quantization.scales().byteLength())
+                + (lowRank == null ? 0 : lowRank.a().byteLength() + lowRank.b().byteLength());
     }
 
     /** The same tensor read with {@code q}. */
     public StoredTensor withQuantization(String name, long[] shape, Quantization q) {
-        return new StoredTensor(name, file, offset, dtype, shape, q);
+        return new StoredTensor(name, file, offset, dtype, shape, q, lowRank);
     }
 }

@@ -44,7 +44,8 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
                 ChunkReport.class, OutputTarget.class, BandChunk.class, OrderBands.Band.class,
                 dev.amalgam.format.Quantization.BlockScaled.class, dev.amalgam.format.Quantization.Mxfp4.class,
                 dev.amalgam.plan.OutputQuantization.Weight.class, dev.amalgam.plan.OutputQuantization.Scales.class,
-                dev.amalgam.kernels.Fp8BlockQuantizer.Grid.class, CheckpointDiff.Chunk.class, CheckpointDiff.Sums.class};
+                dev.amalgam.kernels.Fp8BlockQuantizer.Grid.class, CheckpointDiff.Chunk.class, CheckpointDiff.Sums.class,
+                dev.amalgam.format.LowRank.class};
         for (Class<?> r : records) {
             kryo.register(r, new RecordSerializer(r));
         }

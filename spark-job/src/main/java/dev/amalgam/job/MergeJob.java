@@ -227,7 +227,7 @@ public final class MergeJob {
         committer.writeIndex(plan);
         Dtype uniformOut = config.effectiveOutDtype();
         // FP8 output keeps the inputs' quantization_config (same format and blocks) and torch_dtype.
-        SideFiles.writeConfig(committer, hadoop, planned.reference().directory(),
+        SideFiles.writeConfig(committer, hadoop, planned.reference().sideFileDirectory(),
                 uniformOut != null && uniformOut.writable() ? uniformOut : null,
                 plan.quantized() && !plan.quantizedOutput(), planned.layerOrigins());
         List<String> tokenizer = SideFiles.copyTokenizer(committer, inspection.tokenizerSource());
@@ -302,7 +302,7 @@ public final class MergeJob {
     private static String tokenizerSource(MergeConfig config, Planner.Planned planned) {
         String source = config.tokenizerSource();
         if (source == null || source.equals("base")) {
-            return planned.reference().directory();
+            return planned.reference().sideFileDirectory();
         }
         return source;
     }

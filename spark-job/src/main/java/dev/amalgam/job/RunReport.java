@@ -155,7 +155,7 @@ final class RunReport {
                             cosines.add(cosine);
                         }
                     }
-                    List<Parameter> perModel = ParameterTable.of(planned.method()).perModel();
+                    List<Parameter> perModel = tensor.copy() ? List.of() : ParameterTable.of(planned.method()).perModel();
                     for (int p = 0; p < perModel.size(); p++) {
                         pm.put(perModel.get(p).name(), tensor.parameters().models()[i][p]);
                     }

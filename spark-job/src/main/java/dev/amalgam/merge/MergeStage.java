@@ -3,7 +3,6 @@ package dev.amalgam.merge;
 import dev.amalgam.executor.SparkWorkNames;
 
 import dev.amalgam.method.MergeMethod;
-import dev.amalgam.method.MergeMethods;
 import dev.amalgam.executor.ExecutorKernels;
 import dev.amalgam.executor.ChunkLoader;
 import dev.amalgam.executor.ChunkFailedException;
@@ -90,7 +89,6 @@ public final class MergeStage {
         return sc.parallelize(new ArrayList<>(chunks), slices).mapPartitions(it -> {
             MergePlan p = planB.value();
             StatisticsResult stats = statsB.value();
-            MergeMethod method = MergeMethods.byName(p.settings().method()).orElseThrow();
             int[] firstChunk = p.firstChunks();
             Configuration hadoop = ExecutorHadoop.configuration();
             TaskContext task = TaskContext.get();
@@ -127,6 +125,7 @@ public final class MergeStage {
                         }
                     }
                     long readBefore = loader.bytesRead();
+                    MergeMethod method = p.methodOf(tensor);
                     ChunkMetrics metrics = new ChunkMetrics(p.modelCount());
                     try {
                         loader.load(tensor, chunk, null);

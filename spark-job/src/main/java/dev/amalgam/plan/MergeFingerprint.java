@@ -63,10 +63,13 @@ public final class MergeFingerprint {
                 }
                 for (StoredTensor t : checkpoint.tensors()) {
                     line(digest, "tensor " + t.name() + " " + t.dtype() + " " + Arrays.toString(t.shape()) + " "
-                            + t.file() + "@" + t.offset() + (t.quantization() == null ? "" : " " + quantization(t)));
+                            + t.file() + "@" + t.offset() + (t.quantization() == null ? "" : " " + quantization(t))
+                            + (t.lowRank() == null ? "" : " lora " + t.lowRank().a().file() + "@" + t.lowRank().a().offset()
+                            + " " + t.lowRank().b().offset() + " x" + t.lowRank().scale()
+                            + (t.lowRank().fanInFanOut() ? " transposed" : "")));
                 }
                 for (String side : checkpoint.sideFiles()) {
-                    file(digest, hadoop, new Path(checkpoint.directory(), side), contentChecksums);
+                    file(digest, hadoop, new Path(checkpoint.sideFileDirectory(), side), contentChecksums);
                 }
             }
             for (String directory : sideFileSources) {

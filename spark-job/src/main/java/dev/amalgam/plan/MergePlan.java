@@ -19,12 +19,33 @@ public record MergePlan(MethodSettings settings, int modelCount, TensorPlan[] te
         }
     }
 
-    /** The kernel primitives the plan's method needs (a backend without them is not used). */
+    /** The method that merges {@code tensor}: the plan's, or passthrough for a copied tensor. */
+    public dev.amalgam.method.MergeMethod methodOf(TensorPlan tensor) {
+        return MergeMethods.byName(tensor.copy() ? "passthrough" : settings.method()).orElseThrow();
+    }
+
+    /** The kernel primitives the plan's methods need (a backend without them is not used). */
     public java.util.Set<dev.amalgam.kernels.Primitive> primitives() {
         java.util.Set<dev.amalgam.kernels.Primitive> needed = java.util.EnumSet.copyOf(
                 MergeMethods.byName(settings.method()).orElseThrow().primitives());
+        for (TensorPlan t : tensors) {
+            if (t.copy()) {
+                needed.addAll(methodOf(t).primitives());
+                break;
+            }
+        }
         if (quantized()) {
             needed.add(dev.amalgam.kernels.Primitive.DEQUANTIZE);
+        }
+        for (TensorPlan t : tensors) {
+            for (dev.amalgam.format.StoredTensor m : t.models()) {
+                if (m.lowRank() != null) {
+                    needed.add(dev.amalgam.kernels.Primitive.LOW_RANK);
+                }
+            }
+            if (t.base() != null && t.base().lowRank() != null) {
+                needed.add(dev.amalgam.kernels.Primitive.LOW_RANK);
+            }
         }
         return needed;
     }

@@ -38,10 +38,11 @@ final class OutputLayout {
      * @param modelSources  per slot, the parameter maps in precedence order (source, slice, global)
      * @param globalSources the global parameters' maps in precedence order (slice, global)
      * @param owners        per slot, how messages name the model ("models[0] (path)")
+     * @param copy          one source's tensor copied (its slice has one source): {@code models} holds it
      */
     record Output(String name, StoredTensor base, StoredTensor[] models, double t,
                   List<List<Map<String, ParameterValue>>> modelSources, List<Map<String, ParameterValue>> globalSources,
-                  String[] owners) {
+                  String[] owners, boolean copy) {
 
         /** The input whose dtype and layout the output follows: the base's, else the first model's. */
         StoredTensor reference() {
@@ -102,7 +103,7 @@ final class OutputLayout {
                 stored[i] = byName.get(i).get(ref.name());
             }
             outputs.add(new Output(ref.name(), base != null ? ref : null, stored, layers.position(ref.name()), sources,
-                    List.of(config.parameters()), owners));
+                    List.of(config.parameters()), owners, false));
         }
         List<String> names = specs.stream().map(ModelSpec::model).toList();
         return new Layout(outputs, names, null);
@@ -113,17 +114,26 @@ final class OutputLayout {
      * layer ranges, taken as one slice). Problems are collected, each naming the slice and the fix.
      *
      * @param base the base model's path when the method takes one, else null
+     * @param copyLoneSources whether a slice with one source is copied (any method but passthrough,
+     *                        whose slices all have one source and are merged by it)
      */
     static Layout ofSlices(String file, MergeConfig config, List<SliceSpec> slices, String base,
-                           Function<String, Checkpoint> checkpoints, List<String> problems) {
+                           boolean copyLoneSources, Function<String, Checkpoint> checkpoints, List<String> problems) {
         int slots = -1;
         int firstWithSlots = -1;
         List<List<ModelSpec>> models = new ArrayList<>();
         List<ModelSpec> bases = new ArrayList<>();
+        boolean[] copied = new boolean[slices.size()];
         for (int s = 0; s < slices.size(); s++) {
             String where = file + ": slices[" + s + "]";
             List<ModelSpec> mine = new ArrayList<>();
             ModelSpec baseSource = null;
+            if (copyLoneSources && slices.get(s).sources().size() == 1) {
+                copied[s] = true;
+                models.add(List.of(slices.get(s).sources().get(0)));
+                bases.add(null);
+                continue;
+            }
             Map<String, Integer> seen = new LinkedHashMap<>();
             List<ModelSpec> sources = slices.get(s).sources();
             for (int i = 0; i < sources.size(); i++) {
@@ -168,6 +178,9 @@ final class OutputLayout {
             models.add(mine);
             bases.add(baseSource);
         }
+        if (slots < 0) {
+            slots = 1; // every slice is copied: one slot
+        }
         if (!problems.isEmpty()) {
             return null;
         }
@@ -210,7 +223,7 @@ final class OutputLayout {
                         continue;
                     }
                     Output o = output(file, config, slice, s, t.name(), t.name(), baseSrc, srcs, 0.0, checkpoints,
-                            problems, true);
+                            problems, true, copied[s]);
                     if (o != null) {
                         (s == 0 ? outputs : post).add(o);
                     }
@@ -227,7 +240,7 @@ final class OutputLayout {
                     }
                     String outName = renumbered(tensor.name(), layer);
                     Output o = output(file, config, slice, s, outName, tensor.name(), baseSrc, srcs, t, checkpoints,
-                            problems, false);
+                            problems, false, copied[s]);
                     if (o != null) {
                         outputs.add(o);
                     }
@@ -239,7 +252,9 @@ final class OutputLayout {
         for (int i = 0; i < slots; i++) {
             java.util.LinkedHashSet<String> names = new java.util.LinkedHashSet<>();
             for (List<ModelSpec> m : models) {
-                names.add(m.get(i).model());
+                if (i < m.size()) {
+                    names.add(m.get(i).model()); // a copied slice fills slot 0 only
+                }
             }
             slotNames.add(String.join(" | ", names));
         }
@@ -254,7 +269,7 @@ final class OutputLayout {
     private static Output output(String file, MergeConfig config, SliceSpec slice, int s, String outName,
                                  String firstName, ModelSpec baseSrc, List<ModelSpec> srcs, double t,
                                  Function<String, Checkpoint> checkpoints, List<String> problems,
-                                 boolean outsideLayers) {
+                                 boolean outsideLayers, boolean copy) {
         ModelSpec first = baseSrc != null ? baseSrc : srcs.get(0);
         int offset = outsideLayers ? 0 : ParameterResolver.layerOf(firstName) - first.layerRange().from();
         StoredTensor firstTensor = checkpoints.apply(first.model()).byName().get(firstName);
@@ -277,7 +292,7 @@ final class OutputLayout {
             }
         }
         return new Output(outName, baseTensor, stored, t, modelSources, List.of(slice.parameters(), config.parameters()),
-                owners);
+                owners, copy);
     }
 
     private static StoredTensor input(String file, int s, ModelSpec src, String firstName, StoredTensor firstTensor,

@@ -39,6 +39,7 @@ import java.util.Set;
  */
 public final class Planner {
     private static final int MAX_REPORTED = 30;
+    private static final MergeMethod PASSTHROUGH = MergeMethods.byName("passthrough").orElseThrow();
 
     private final CheckpointReader reader;
     private final ResourceCheck.Settings resources;
@@ -99,6 +100,9 @@ public final class Planner {
             configProblems.addAll(method.checkInputs(configFile, hasBase, specs.size()));
         } else {
             for (int s = 0; s < config.slices().size(); s++) {
+                if (copies(method, config.slices().get(s))) {
+                    continue; // one source: copied, whatever the method takes
+                }
                 long others = config.slices().get(s).sources().stream()
                         .filter(src -> !hasBase || !samePath(src.model(), config.baseModel())).count();
                 for (String problem : method.checkInputs(configFile, hasBase, (int) others)) {
@@ -149,8 +153,8 @@ public final class Planner {
                 }
                 slices = List.of(new SliceSpec(sources, Map.of()));
             }
-            layout = OutputLayout.ofSlices(configFile, config, slices, hasBase ? config.baseModel() : null, checkpoint,
-                    inputProblems);
+            layout = OutputLayout.ofSlices(configFile, config, slices, hasBase ? config.baseModel() : null,
+                    !method.name().equals(PASSTHROUGH.name()), checkpoint, inputProblems);
             if (!inputProblems.isEmpty()) {
                 throw new AmalgamException(AmalgamException.Kind.INPUT, limit(inputProblems));
             }
@@ -179,15 +183,19 @@ public final class Planner {
         Dtype uniformOut = config.effectiveOutDtype();
         for (OutputLayout.Output o : layout.outputs()) {
             StoredTensor ref = o.reference();
-            double[][] perModel = new double[modelCount][];
-            for (int i = 0; i < modelCount; i++) {
+            // A copied tensor carries passthrough's parameters: scale 1.
+            double[][] perModel = new double[o.copy() ? 1 : modelCount][];
+            if (o.copy()) {
+                perModel[0] = new double[]{1.0};
+            }
+            for (int i = 0; i < modelCount && !o.copy(); i++) {
                 perModel[i] = new double[table.perModel().size()];
                 for (int p = 0; p < perModel[i].length; p++) {
                     perModel[i][p] = resolve(configFile, table.perModel().get(p), o.owners()[i], o.t(),
                             o.models()[i].name(), valueProblems, o.modelSources().get(i));
                 }
             }
-            double[] globals = new double[table.globals().size()];
+            double[] globals = new double[o.copy() ? 0 : table.globals().size()];
             for (int g = 0; g < globals.length; g++) {
                 globals[g] = resolve(configFile, table.globals().get(g), "parameters", o.t(), o.name(),
                         valueProblems, o.globalSources());
@@ -208,7 +216,7 @@ public final class Planner {
             OutputQuantization q = out.writable() ? null
                     : new OutputQuantization.Weight(-1, grid(fp8Blocks(ref), shape, cols));
             TensorPlan t = new TensorPlan(tensors.size(), o.name(), shape, ref.elements(), cols, out,
-                    o.base(), o.models(), new TensorParameters(globals, perModel), 0, 0, q);
+                    o.base(), o.models(), new TensorParameters(globals, perModel), 0, 0, q, o.copy());
             tensors.add(t);
         }
         if (uniformOut != null && !uniformOut.writable() && tensors.stream().noneMatch(t -> t.outQuantization() != null)) {
@@ -219,7 +227,9 @@ public final class Planner {
         if (valueProblems.isEmpty()) {
             // Method checks read resolved values, so they run once every value resolved.
             for (TensorPlan t : tensors) {
-                valueProblems.addAll(method.check(t));
+                if (!t.copy()) {
+                    valueProblems.addAll(method.check(t));
+                }
             }
         }
         if (!valueProblems.isEmpty()) {
@@ -245,6 +255,11 @@ public final class Planner {
             problems.addAll(e.problems());
             return null;
         }
+    }
+
+    /** Whether a slice is copied rather than merged: one source, under a method other than passthrough. */
+    private static boolean copies(MergeMethod method, SliceSpec slice) {
+        return slice.sources().size() == 1 && !method.name().equals(PASSTHROUGH.name());
     }
 
     private static boolean samePath(String a, String b) {
@@ -447,7 +462,7 @@ public final class Planner {
                 TensorPlan weight = t.outQuantization() instanceof OutputQuantization.Scales sc
                         ? tensors.get(sc.weightTensor()) : t;
                 OutputQuantization.Weight w = (OutputQuantization.Weight) weight.outQuantization();
-                long size = chunkSize(weight, chunkElements, wholeLimit, method);
+                long size = chunkSize(weight, chunkElements, wholeLimit, weight.copy() ? PASSTHROUGH : method);
                 int ordinal = 0;
                 for (long[] rows : gridRowRuns(w.grid(), weight.elements(), size)) {
                     long start = t.derived() ? rows[0] * w.grid().gridCols()
@@ -459,7 +474,7 @@ public final class Planner {
                 }
                 continue;
             }
-            long size = chunkSize(t, chunkElements, wholeLimit, method);
+            long size = chunkSize(t, chunkElements, wholeLimit, t.copy() ? PASSTHROUGH : method);
             int ordinal = 0;
             for (long start = 0; start < t.elements(); start += size) {
                 int count = (int) Math.min(size, t.elements() - start);

@@ -16,14 +16,25 @@ import dev.amalgam.kernels.Dtype;
  * @param shard index of the output shard
  * @param outOffset absolute byte offset of the tensor's data in the shard file
  * @param outQuantization null for plain floats; else an FP8 weight or the scales of one
+ * @param copy            one input's values written as they are (a slice with one source), by
+ *                        {@code passthrough} whatever the plan's method; its parameters are
+ *                        passthrough's ({@code scale} 1)
  */
 public record TensorPlan(int index, String name, long[] shape, long elements, int cols, Dtype outDtype,
                          StoredTensor base, StoredTensor[] models, TensorParameters parameters,
-                         int shard, long outOffset, OutputQuantization outQuantization) implements MethodTensor {
+                         int shard, long outOffset, OutputQuantization outQuantization, boolean copy)
+        implements MethodTensor {
 
     public TensorPlan(int index, String name, long[] shape, long elements, int cols, Dtype outDtype,
                       StoredTensor base, StoredTensor[] models, TensorParameters parameters, int shard, long outOffset) {
-        this(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset, null);
+        this(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset, null, false);
+    }
+
+    public TensorPlan(int index, String name, long[] shape, long elements, int cols, Dtype outDtype,
+                      StoredTensor base, StoredTensor[] models, TensorParameters parameters, int shard, long outOffset,
+                      OutputQuantization outQuantization) {
+        this(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset, outQuantization,
+                false);
     }
 
     /** Whether this is another tensor's block scales, written by that tensor's chunks (no inputs, no work). */
@@ -33,7 +44,8 @@ public record TensorPlan(int index, String name, long[] shape, long elements, in
 
     /** The same tensor at another place in the plan and output, with {@code q}. */
     TensorPlan placed(int index, int shard, long outOffset, OutputQuantization q) {
-        return new TensorPlan(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset, q);
+        return new TensorPlan(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset, q,
+                copy);
     }
 
     @Override

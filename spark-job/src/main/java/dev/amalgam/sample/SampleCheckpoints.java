@@ -2,6 +2,7 @@ package dev.amalgam.sample;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.amalgam.format.CheckpointReader;
 import dev.amalgam.format.CheckpointWriter;
 import dev.amalgam.format.LocalFiles;
 import dev.amalgam.kernels.Dtype;
@@ -87,6 +88,52 @@ public final class SampleCheckpoints {
             models.add(dir);
         }
         return models;
+    }
+
+    /**
+     * Writes a PEFT LoRA adapter for checkpoints of {@code shape} into {@code dir}: factors of
+     * {@code rank} for the attention and MLP modules named in {@code targets} ("q_proj", "down_proj"...)
+     * of every layer, with random values (B non-zero, as after training), and its adapter_config.json.
+     */
+    public static void writeAdapter(Configuration hadoop, String dir, Shape shape, Dtype dtype, int rank, double alpha,
+                                    boolean rsLora, List<String> targets, long seed) throws IOException {
+        List<CheckpointWriter.Spec> specs = new ArrayList<>();
+        for (CheckpointWriter.Spec w : shape.tensors(dtype)) {
+            String module = w.name().substring(0, w.name().length() - ".weight".length());
+            String last = module.substring(module.lastIndexOf('.') + 1);
+            if (w.shape().length != 2 || !targets.contains(last) || !module.contains(".layers.")) {
+                continue;
+            }
+            specs.add(new CheckpointWriter.Spec("base_model.model." + module + ".lora_A.weight", dtype,
+                    new long[]{rank, w.shape()[1]}));
+            specs.add(new CheckpointWriter.Spec("base_model.model." + module + ".lora_B.weight", dtype,
+                    new long[]{w.shape()[0], rank}));
+        }
+        CheckpointWriter.write(hadoop, dir, specs, Long.MAX_VALUE, spec -> {
+            ByteBuffer out = ByteBuffer.allocate((int) spec.bytes()).order(ByteOrder.LITTLE_ENDIAN);
+            SplittableRandom random = new SplittableRandom(seed * 17 + spec.name().hashCode());
+            float spread = spec.name().contains("lora_B") ? 0.01f : 1.0f;
+            for (long i = 0; i < spec.bytes() / spec.dtype().byteSize(); i++) {
+                float value = (float) random.nextGaussian() * spread;
+                switch (spec.dtype()) {
+                    case F32 -> out.putFloat(value);
+                    case BF16 -> out.putShort(ElementCodec.floatToBfloat16(value));
+                    default -> out.putShort(ElementCodec.floatToHalf(value));
+                }
+            }
+            return out.flip();
+        });
+        Path single = new Path(dir, CheckpointReader.SINGLE_FILE);
+        single.getFileSystem(hadoop).rename(single, new Path(dir, "adapter_model.safetensors"));
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode config = json.createObjectNode();
+        config.put("peft_type", "LORA");
+        config.put("r", rank);
+        config.put("lora_alpha", alpha);
+        config.put("use_rslora", rsLora);
+        config.put("fan_in_fan_out", false);
+        targets.forEach(config.putArray("target_modules")::add);
+        write(hadoop, dir + "/adapter_config.json", json.writerWithDefaultPrettyPrinter().writeValueAsString(config));
     }
 
     /** Base weights, or base plus a quantized delta for fine-tune {@code model} (>= 1). */

@@ -111,8 +111,8 @@ public final class StatisticsStage {
             boolean any = false;
             boolean orders = false;
             for (TensorPlan t : plan.tensors()) {
-                if (!multiChunk[t.index()] || t.derived()) {
-                    continue;
+                if (!multiChunk[t.index()] || t.derived() || t.copy()) {
+                    continue; // a copied tensor is passthrough's, which asks for nothing
                 }
                 List<StatisticRequest> requests = method.statistics(t, round, result.view(t.index(), -1));
                 if (!requests.isEmpty()) {

@@ -79,6 +79,21 @@ class GpuMergeJobTest {
         assertTrue(device.launches() > 0);
     }
 
+    @ParameterizedTest(name = "LoRA inputs on {0}, emulated device")
+    @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})
+    void loraInputsOnTheEmulatedGpuWriteTheCpuBytes(Dtype dtype) throws Exception {
+        MergeFixture f = fixtures.get(dtype);
+        String adapter = f.root + "/adapter";
+        dev.amalgam.sample.SampleCheckpoints.writeAdapter(new org.apache.hadoop.conf.Configuration(), adapter,
+                MergeFixture.SHAPE, dtype, 3, 6.0, false, List.of("q_proj", "up_proj", "down_proj"), 9);
+        String config = f.config("lora-ties.yml", "merge_method: ties\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.base + "+" + adapter + "\n    parameters: {weight: 0.6, density: 0.5}\n"
+                + "  - model: " + f.models.get(0) + "+" + adapter + "\n    parameters: {weight: 0.4, density: 0.7}\n");
+        EmulatedDevice device = new EmulatedDevice();
+        compare("lora-ties", config, dtype, device, "emulated");
+        assertTrue(device.launches() > 0);
+    }
+
     @Test
     void aMethodWhosePrimitivesTheBackendLacksRunsOnTheCpu() throws Exception {
         MergeFixture f = fixtures.get(Dtype.BF16);

@@ -209,6 +209,55 @@ class SlicesTest {
         assertEquals(a.size(), checked, "as many tensors as a six-layer model");
     }
 
+    /** Layers 0-1 of model-1 copied, then layers 2-5 merged by TIES, then model-2's last layer copied. */
+    private static final String TIES_WITH_COPIES = """
+            merge_method: ties
+            base_model: $R/base
+            slices:
+              - sources: [{model: $R/model-1, layer_range: [0, 2]}]
+              - sources:
+                  - {model: $R/base, layer_range: [2, 5]}
+                  - {model: $R/model-1, layer_range: [2, 5], parameters: {weight: 0.7, density: 0.5}}
+                  - {model: $R/model-2, layer_range: [2, 5], parameters: {weight: 0.4, density: 0.3}}
+              - sources: [{model: $R/model-2, layer_range: [5, 6]}]
+            """;
+
+    @ParameterizedTest
+    @EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})
+    void aSliceWithOneSourceIsCopiedWhileTheOthersAreMergedByTheMethod(Dtype dtype) throws Exception {
+        String out = merge(dtype, "ties-copies", TIES_WITH_COPIES, 1 << 20, 2);
+        String cut = merge(dtype, "ties-copies-cut", TIES_WITH_COPIES, 13, 3);
+        assertEquals(Tensors.shardDigests(out), Tensors.shardDigests(cut), "the same bytes however the work is cut");
+        Map<String, StoredTensor> merged = tensors(out);
+        Map<String, StoredTensor> a = tensors(roots.get(dtype) + "/model-1");
+        Map<String, StoredTensor> b = tensors(roots.get(dtype) + "/model-2");
+        String tiesOnly = merge(dtype, "ties-whole-models", """
+                merge_method: ties
+                base_model: $R/base
+                models:
+                  - {model: $R/model-1, parameters: {weight: 0.7, density: 0.5}}
+                  - {model: $R/model-2, parameters: {weight: 0.4, density: 0.3}}
+                """, 1 << 20, 1);
+        Map<String, StoredTensor> ties = tensors(tiesOnly);
+        assertEquals(6, merged.keySet().stream().mapToInt(ParameterResolver::layerOf).max().orElse(-1) + 1);
+        for (String name : merged.keySet()) {
+            int l = ParameterResolver.layerOf(name);
+            byte[] expected;
+            if (l < 0) {
+                // Embeddings copied from model-1 (the first slice), norm and head from model-2 (the last).
+                expected = Tensors.bytes(name.contains("embed") ? a.get(name) : b.get(name));
+            } else if (l < 2) {
+                expected = Tensors.bytes(a.get(name));
+            } else if (l < 5) {
+                // TIES per tensor needs nothing but the tensor: the whole-model merge's layer is the reference.
+                expected = Tensors.bytes(ties.get(name));
+            } else {
+                expected = Tensors.bytes(b.get(name));
+            }
+            assertArrayEquals(expected, Tensors.bytes(merged.get(name)), name);
+        }
+    }
+
     @Test
     void outputBytesDoNotDependOnChunkingOrPartitions() throws Exception {
         Map<String, String> whole = Tensors.shardDigests(merge(Dtype.BF16, "inv-whole", LINEAR_SLICES, 1 << 20, 1));

@@ -652,6 +652,26 @@ public final class DeviceChunkKernels implements ChunkKernels {
     }
 
     @Override
+    public void addLowRank(int slot, dev.amalgam.kernels.LowRankFactors f, int count, long chunkStart) {
+        BufferSet s = set();
+        s.held = null;
+        if (count == 0) {
+            return;
+        }
+        long aBytes = (long) f.a().length * 4;
+        long bytes = aBytes + (long) f.b().length * 4;
+        // The host buffer may still feed an upload queued for another slot of this chunk.
+        s.stream.synchronize();
+        s.ensureFactors(bytes);
+        s.factorsHost.nioBuffer(0, (int) bytes).order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer()
+                .put(f.a()).put(f.b());
+        device.upload(s.factors, s.factorsHost, bytes, s.stream);
+        device.launch(Kernel.LOW_RANK, count, s.stream, new KernelArgs().pointer(s.values[slot]).pointer(s.factors)
+                .pointer(s.factors + aBytes).i64(chunkStart).i32(f.cols()).i64(f.bFirst()).f32(f.scale())
+                .i32(f.rank()).i32(f.aCols()).bool(f.transposed()).i32(dtypeCode(f.roundTo())).i32(count));
+    }
+
+    @Override
     public void scale(Float factor, int count, ChunkMetrics metrics) {
         BufferSet s = set();
         s.held = null;
@@ -852,6 +872,10 @@ public final class DeviceChunkKernels implements ChunkKernels {
         final ArrowBuf[] scalesHost = new ArrowBuf[slots];
         final long[] scales = new long[slots];
         final List<ArrowBuf> host = new ArrayList<>();
+        /** A LoRA adapter's factors for the chunk (A, then B's rows), grown as adapters need. */
+        ArrowBuf factorsHost;
+        long factors;
+        long factorsCapacity;
         ArrowBuf encodedHost;
         ArrowBuf histogramHost;
         ArrowBuf countersHost;
@@ -890,6 +914,23 @@ public final class DeviceChunkKernels implements ChunkKernels {
                 closeHost();
                 throw e;
             }
+        }
+
+        /** Room for {@code bytes} of factors, on the host and the device; the stream is idle. */
+        void ensureFactors(long bytes) {
+            if (bytes <= factorsCapacity) {
+                return;
+            }
+            long capacity = Math.max(bytes, 2 * factorsCapacity);
+            if (factorsHost != null) {
+                host.remove(factorsHost);
+                factorsHost.close();
+                deviceBuffers.remove((Long) factors);
+                device.free(factors);
+            }
+            factorsHost = hostBuffer(capacity);
+            factors = deviceBuffer(capacity);
+            factorsCapacity = capacity;
         }
 
         private void allocate() {

@@ -12,7 +12,8 @@ public final class GpuBackend implements KernelBackend {
             Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.KEPT_ABS_SUM, Primitive.TASK_VECTOR, Primitive.LINEAR,
             Primitive.DOT, Primitive.COUNT, Primitive.ROW_DOT, Primitive.COMBINE, Primitive.COMBINE_ROWS,
             Primitive.NEARSWAP, Primitive.RAM, Primitive.VARIANCE, Primitive.SELECT, Primitive.SCE, Primitive.IMPORTANCE,
-            Primitive.FUSE, Primitive.COLUMN_DOT, Primitive.COMBINE_COLUMNS, Primitive.DEQUANTIZE, Primitive.SCALE));
+            Primitive.FUSE, Primitive.COLUMN_DOT, Primitive.COMBINE_COLUMNS, Primitive.DEQUANTIZE, Primitive.SCALE,
+            Primitive.LOW_RANK));
 
     private final Device device;
     private final GpuMemoryBudget budget;

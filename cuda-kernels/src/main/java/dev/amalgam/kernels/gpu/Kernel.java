@@ -28,6 +28,7 @@ public enum Kernel {
     COLUMN_DOTS("amalgam_column_dots", "ppiip"),
     NEARSWAP("amalgam_nearswap", "ppfip"),
     SCALE("amalgam_scale", "pfiip"),
+    LOW_RANK("amalgam_low_rank", "ppplilfiiiii"),
     RAM("amalgam_ram", "pipfpiip"),
     RAM_COUNTS("amalgam_ram_counts", "pipfip"),
     VARIANCE("amalgam_variance", "pipip"),

@@ -466,6 +466,38 @@ abstract class DeviceKernelsDifferentialTest {
 
     @ParameterizedTest(name = "{0} x {1}")
     @MethodSource("dtypesAndCounts")
+    void loraAdaptersApplyAsOnTheCpuBeforeTheMerge(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 2, 43);
+        SplittableRandom random = new SplittableRandom(count + 7);
+        int cols = 7;
+        int rank = 3;
+        long start = c.start();
+        long firstRow = start / cols;
+        long lastRow = (start + Math.max(count, 1) - 1) / cols;
+        for (boolean transposed : new boolean[]{false, true}) {
+            // Transposed: rows of W index A's columns and columns index B's rows (all of B is given).
+            int aCols = transposed ? (int) lastRow + 1 : cols;
+            int bRows = transposed ? cols : (int) (lastRow - firstRow + 1);
+            float[] a = new float[rank * aCols];
+            float[] b = new float[bRows * rank];
+            for (int j = 0; j < a.length; j++) {
+                a[j] = (float) random.nextGaussian();
+            }
+            for (int j = 0; j < b.length; j++) {
+                b[j] = (float) random.nextGaussian() * 0.01f;
+            }
+            dev.amalgam.kernels.LowRankFactors f = new dev.amalgam.kernels.LowRankFactors(a, rank, aCols, b,
+                    transposed ? 0 : firstRow, 0.37f, transposed, cols, dtype);
+            same(c, k -> merged(k, c, Dtype.F32, m -> {
+                k.addLowRank(0, f, c.count(), start);
+                k.addLowRank(1, f, c.count(), start);
+                k.mergeLinear(c.count(), new float[]{0.5f, 0.25f}, false, m);
+            }), (x, y) -> assertMerged(x, y, "lora, transposed " + transposed));
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
     void passthroughCopiesTheVeryBitsOrScalesThem(Dtype dtype, int count) {
         Chunk c = chunk(dtype, count, 1, 41);
         byte[] x = c.stored()[0];
