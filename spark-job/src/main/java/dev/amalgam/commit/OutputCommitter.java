@@ -229,7 +229,7 @@ public final class OutputCommitter {
         }
         java.util.Map<String, String> weightMap = new java.util.LinkedHashMap<>();
         for (TensorPlan t : plan.tensors()) {
-            weightMap.put(t.name(), plan.shards()[t.shard()].fileName());
+            weightMap.put(t.outputName(), plan.shards()[t.shard()].fileName());
         }
         writeFile(CheckpointReader.INDEX_FILE, ShardIndex.encode(weightMap, plan.outputBytes()));
     }

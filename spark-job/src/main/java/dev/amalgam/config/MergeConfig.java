@@ -16,10 +16,21 @@ import java.util.Optional;
  * @param slices empty when the config gives {@code models}
  * @param tokenizerSource null: the base model's tokenizer files (if any) are copied
  * @param source the YAML text as given, kept for the model card
+ * @param expertScope {@code expert_scope}: per expert (the default) or the whole fused tensor
  */
 public record MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models, List<SliceSpec> slices,
                           Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype,
-                          String tokenizerSource, Long randomSeed, String source) {
+                          String tokenizerSource, Long randomSeed, String source, ExpertScope expertScope) {
+
+    /** Where the statistics of a fused expert tensor ({@code [experts, ...]}) are taken: per expert, or whole. */
+    public enum ExpertScope { EXPERT, TENSOR }
+
+    public MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models, List<SliceSpec> slices,
+                       Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype, String tokenizerSource,
+                       Long randomSeed, String source) {
+        this(mergeMethod, baseModel, models, slices, parameters, dtype, outDtype, tokenizerSource, randomSeed, source,
+                ExpertScope.EXPERT);
+    }
 
     /** Every model the config names: the base, then the models or the slices' sources, each once, in order. */
     public List<String> referencedModels() {

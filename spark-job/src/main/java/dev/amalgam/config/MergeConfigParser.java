@@ -18,7 +18,8 @@ import java.util.Set;
  */
 public final class MergeConfigParser {
     private static final Set<String> TOP_KEYS = Set.of("merge_method", "base_model", "models", "parameters",
-            "dtype", "out_dtype", "tokenizer_source", "random_seed", "slices", "tokenizer", "chat_template", "name");
+            "dtype", "out_dtype", "tokenizer_source", "random_seed", "slices", "tokenizer", "chat_template", "name",
+            "expert_scope");
     private static final Set<String> NOT_YET = Set.of("tokenizer", "chat_template");
 
     private MergeConfigParser() {
@@ -81,11 +82,21 @@ public final class MergeConfigParser {
                 seed = seedNode.asLong();
             }
         }
+        MergeConfig.ExpertScope scope = MergeConfig.ExpertScope.EXPERT;
+        String scopeName = text(root, "expert_scope", file, problems);
+        if (scopeName != null) {
+            if (scopeName.equals("expert") || scopeName.equals("tensor")) {
+                scope = MergeConfig.ExpertScope.valueOf(scopeName.toUpperCase(java.util.Locale.ROOT));
+            } else {
+                problems.add(file + ": 'expert_scope' is '" + scopeName + "'; use expert (statistics per expert of a "
+                        + "fused [experts, ...] tensor, the default) or tensor (over the whole fused tensor)");
+            }
+        }
         if (!problems.isEmpty()) {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, problems);
         }
         return new MergeConfig(method, base, List.copyOf(models), List.copyOf(slices), parameters, dtype, outDtype,
-                tokenizer, seed, yaml);
+                tokenizer, seed, yaml, scope);
     }
 
     private static void slices(String file, JsonNode node, List<SliceSpec> slices, List<String> problems) {

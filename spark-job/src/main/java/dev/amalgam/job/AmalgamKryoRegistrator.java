@@ -45,7 +45,7 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
                 dev.amalgam.format.Quantization.BlockScaled.class, dev.amalgam.format.Quantization.Mxfp4.class,
                 dev.amalgam.plan.OutputQuantization.Weight.class, dev.amalgam.plan.OutputQuantization.Scales.class,
                 dev.amalgam.kernels.Fp8BlockQuantizer.Grid.class, CheckpointDiff.Chunk.class, CheckpointDiff.Sums.class,
-                dev.amalgam.format.LowRank.class};
+                dev.amalgam.format.LowRank.class, dev.amalgam.plan.TensorPlan.Part.class};
         for (Class<?> r : records) {
             kryo.register(r, new RecordSerializer(r));
         }

@@ -91,7 +91,8 @@ public final class MergeJob {
         if (request.randomSeed() != null) {
             config = new MergeConfig(config.mergeMethod(), config.baseModel(), config.models(), config.slices(),
                     config.parameters(),
-                    config.dtype(), config.outDtype(), config.tokenizerSource(), request.randomSeed(), config.source());
+                    config.dtype(), config.outDtype(), config.tokenizerSource(), request.randomSeed(), config.source(),
+                    config.expertScope());
         }
         ResourceCheck.Settings settings = ResourceSettings.of(conf);
         Planner.Planned planned = new Planner(new CheckpointReader(hadoop), settings).plan(request.configFile(), config,

@@ -236,6 +236,13 @@ public final class Planner {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, limit(new ArrayList<>(valueProblems)));
         }
 
+        if (config.expertScope() == MergeConfig.ExpertScope.EXPERT) {
+            List<TensorPlan> cut = new ArrayList<>();
+            for (TensorPlan t : tensors) {
+                cut.addAll(ExpertParts.fused(t) ? ExpertParts.split(t) : List.of(t));
+            }
+            tensors = cut;
+        }
         List<TensorPlan> placed = new ArrayList<>();
         ShardPlan[] shards = layoutShards(withScales(tensors), options.shardBytes(), placed);
         linkScales(placed);
@@ -426,24 +433,46 @@ public final class Planner {
         }
     }
 
+    /**
+     * Places the output tensors in shards: one header entry per output tensor, the parts of a cut
+     * fused tensor (consecutive in {@code tensors}) side by side inside its entry, in expert order.
+     */
     private static ShardPlan[] layoutShards(List<TensorPlan> tensors, long limit, List<TensorPlan> placed) {
-        List<List<TensorPlan>> groups = ShardLayout.greedy(tensors, TensorPlan::outBytes, limit);
+        List<List<TensorPlan>> outputs = new ArrayList<>();
+        for (TensorPlan t : tensors) {
+            List<TensorPlan> last = outputs.isEmpty() ? null : outputs.get(outputs.size() - 1);
+            if (t.part() != null && t.part().index() > 0 && last != null) {
+                last.add(t);
+            } else {
+                outputs.add(new ArrayList<>(List.of(t)));
+            }
+        }
+        List<List<List<TensorPlan>>> groups = ShardLayout.greedy(outputs,
+                o -> o.stream().mapToLong(TensorPlan::outBytes).sum(), limit);
         ShardPlan[] shards = new ShardPlan[groups.size()];
         for (int s = 0; s < groups.size(); s++) {
             String fileName = ShardLayout.fileName(s, groups.size());
             List<TensorEntry> entries = new ArrayList<>();
             long offset = 0;
-            for (TensorPlan t : groups.get(s)) {
-                entries.add(new TensorEntry(t.name(), t.outDtype(), t.shape(), offset, offset + t.outBytes()));
-                offset += t.outBytes();
+            for (List<TensorPlan> o : groups.get(s)) {
+                TensorPlan t = o.get(0);
+                long bytes = o.stream().mapToLong(TensorPlan::outBytes).sum();
+                long[] shape = t.part() == null ? t.shape() : t.part().wholeShape();
+                entries.add(new TensorEntry(t.outputName(), t.outDtype(), shape, offset, offset + bytes));
+                offset += bytes;
             }
             byte[] header = SafetensorsHeader.encode(entries, Map.of("format", "pt"));
             int first = placed.size();
+            int count = 0;
             for (int i = 0; i < groups.get(s).size(); i++) {
-                TensorPlan t = groups.get(s).get(i);
-                placed.add(t.placed(placed.size(), s, header.length + entries.get(i).begin(), t.outQuantization()));
+                long at = header.length + entries.get(i).begin();
+                for (TensorPlan t : groups.get(s).get(i)) {
+                    placed.add(t.placed(placed.size(), s, at, t.outQuantization()));
+                    at += t.outBytes();
+                    count++;
+                }
             }
-            shards[s] = new ShardPlan(fileName, header, header.length + offset, first, groups.get(s).size());
+            shards[s] = new ShardPlan(fileName, header, header.length + offset, first, count);
         }
         return shards;
     }

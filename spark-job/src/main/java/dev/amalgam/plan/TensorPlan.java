@@ -19,11 +19,29 @@ import dev.amalgam.kernels.Dtype;
  * @param copy            one input's values written as they are (a slice with one source), by
  *                        {@code passthrough} whatever the plan's method; its parameters are
  *                        passthrough's ({@code scale} 1)
+ * @param part            null for a whole output tensor; else which expert of a fused tensor this
+ *                        plan merges ({@code name} is then {@code tensor[e]})
  */
 public record TensorPlan(int index, String name, long[] shape, long elements, int cols, Dtype outDtype,
                          StoredTensor base, StoredTensor[] models, TensorParameters parameters,
-                         int shard, long outOffset, OutputQuantization outQuantization, boolean copy)
+                         int shard, long outOffset, OutputQuantization outQuantization, boolean copy, Part part)
         implements MethodTensor {
+
+    /** One expert's slice of a fused {@code [experts, ...]} output tensor. */
+    public record Part(String tensor, int index, int count, long[] wholeShape) {
+    }
+
+    public TensorPlan(int index, String name, long[] shape, long elements, int cols, Dtype outDtype,
+                      StoredTensor base, StoredTensor[] models, TensorParameters parameters, int shard, long outOffset,
+                      OutputQuantization outQuantization, boolean copy) {
+        this(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset, outQuantization,
+                copy, null);
+    }
+
+    /** The name of the output tensor this plan writes (all or part of). */
+    public String outputName() {
+        return part == null ? name : part.tensor();
+    }
 
     public TensorPlan(int index, String name, long[] shape, long elements, int cols, Dtype outDtype,
                       StoredTensor base, StoredTensor[] models, TensorParameters parameters, int shard, long outOffset) {
@@ -45,7 +63,7 @@ public record TensorPlan(int index, String name, long[] shape, long elements, in
     /** The same tensor at another place in the plan and output, with {@code q}. */
     TensorPlan placed(int index, int shard, long outOffset, OutputQuantization q) {
         return new TensorPlan(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset, q,
-                copy);
+                copy, part);
     }
 
     @Override

@@ -1,0 +1,77 @@
+package dev.amalgam.job;
+
+import dev.amalgam.config.MergeConfigParser;
+import dev.amalgam.kernels.Dtype;
+import dev.amalgam.sample.SampleCheckpoints;
+import dev.amalgam.testing.TestSpark;
+import dev.amalgam.testing.Tensors;
+import org.apache.hadoop.conf.Configuration;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Every config in {@code conf/examples/} runs end to end on generated checkpoints (32 small
+ * layers, so the slices' ranges fit), its model paths replaced by generated ones: a path ending
+ * in {@code base} by the base, the others by fine-tunes in order of appearance, an adapter after
+ * {@code +} by a generated LoRA adapter.
+ */
+class ExampleConfigsRunTest {
+    private static final Pattern PATH = Pattern.compile("((?:hdfs://)?/[A-Za-z0-9_./-]+)");
+
+    @TempDir
+    static Path temp;
+    static List<String> fineTunes;
+
+    @BeforeAll
+    static void generate() throws Exception {
+        SampleCheckpoints.Shape shape = new SampleCheckpoints.Shape(32, 16, 24, 40);
+        fineTunes = SampleCheckpoints.write(new Configuration(), temp.toString(), shape, Dtype.BF16, 3, 21, 40_000);
+        SampleCheckpoints.writeAdapter(new Configuration(), temp + "/adapter", shape, Dtype.BF16, 4, 8.0, false,
+                List.of("q_proj", "v_proj"), 2);
+    }
+
+    static Stream<Path> examples() throws Exception {
+        return Files.list(Path.of("../conf/examples")).filter(p -> p.toString().endsWith(".yml")).sorted();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("examples")
+    void runsOnGeneratedCheckpoints(Path example) throws Exception {
+        String yaml = Files.readString(example);
+        Map<String, String> replaced = new LinkedHashMap<>();
+        StringBuilder out = new StringBuilder();
+        Matcher m = PATH.matcher(yaml);
+        while (m.find()) {
+            String path = m.group(1);
+            int before = m.start() == 0 ? ' ' : yaml.charAt(m.start() - 1);
+            String generated = before == '+' ? temp + "/adapter"
+                    : replaced.computeIfAbsent(path, p -> p.endsWith("base") ? temp + "/base"
+                    : fineTunes.get(replacedFineTunes(replaced) % fineTunes.size()));
+            m.appendReplacement(out, Matcher.quoteReplacement(generated));
+        }
+        m.appendTail(out);
+        Path config = temp.resolve(example.getFileName());
+        Files.writeString(config, out.toString());
+        MergeConfigParser.parse(config.toString(), out.toString());
+        String destination = temp.resolve("out-" + example.getFileName()).toString();
+        new MergeJob(TestSpark.context()).run(MergeRequest.of(config.toString(), destination));
+        assertThat(Tensors.open(destination).tensors()).as(example.toString()).isNotEmpty();
+    }
+
+    private static int replacedFineTunes(Map<String, String> replaced) {
+        return (int) replaced.values().stream().filter(v -> !v.endsWith("/base")).count();
+    }
+}
