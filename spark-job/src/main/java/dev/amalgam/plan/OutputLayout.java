@@ -216,17 +216,17 @@ final class OutputLayout {
             ModelSpec first = baseSrc != null ? baseSrc : srcs.get(0);
             Checkpoint firstCheckpoint = checkpoints.apply(first.model());
             int n = first.layerRange().length();
-            if (s == 0 || s == slices.size() - 1) {
-                // The tensors outside the layer stack: embeddings from the first slice, the rest from the last.
-                for (StoredTensor t : firstCheckpoint.tensors()) {
-                    if (ParameterResolver.layerOf(t.name()) >= 0 || beforeLayers(t.name()) != (s == 0)) {
-                        continue;
-                    }
-                    Output o = output(file, config, slice, s, t.name(), t.name(), baseSrc, srcs, 0.0, checkpoints,
-                            problems, true, copied[s]);
-                    if (o != null) {
-                        (s == 0 ? outputs : post).add(o);
-                    }
+            // The tensors outside the layer stack: embeddings from the first slice, the rest from the
+            // last (one slice gives both).
+            for (StoredTensor t : firstCheckpoint.tensors()) {
+                boolean before = beforeLayers(t.name());
+                if (ParameterResolver.layerOf(t.name()) >= 0 || (before ? s != 0 : s != slices.size() - 1)) {
+                    continue;
+                }
+                Output o = output(file, config, slice, s, t.name(), t.name(), baseSrc, srcs, 0.0, checkpoints,
+                        problems, true, copied[s]);
+                if (o != null) {
+                    (before ? outputs : post).add(o);
                 }
             }
             for (int idx = 0; idx < n; idx++) {

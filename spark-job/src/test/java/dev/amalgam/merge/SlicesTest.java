@@ -278,6 +278,16 @@ class SlicesTest {
                 """, 1 << 20, 1);
         Map<String, StoredTensor> merged = tensors(out);
         assertEquals(3, merged.keySet().stream().mapToInt(ParameterResolver::layerOf).max().orElse(-1) + 1);
+        // One slice is both the first and the last: embeddings, final norm and head all come from it.
+        Map<String, StoredTensor> source = tensors(roots.get(Dtype.F32) + "/model-1");
+        TreeSet<String> expected = new TreeSet<>();
+        for (String name : source.keySet()) {
+            int l = ParameterResolver.layerOf(name);
+            if (l < 3) {
+                expected.add(name);
+            }
+        }
+        assertEquals(expected, new TreeSet<>(merged.keySet()));
         String q = "model.layers.0.self_attn.q_proj.weight";
         float[] x = Tensors.floats(tensors(roots.get(Dtype.F32) + "/model-1").get(layer(q, 1)));
         float[] y = Tensors.floats(tensors(roots.get(Dtype.F32) + "/model-2").get(layer(q, 3)));
