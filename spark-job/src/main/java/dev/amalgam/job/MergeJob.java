@@ -102,8 +102,8 @@ public final class MergeJob {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, resources);
         }
         logBackendGap(conf, planned.plan());
-        String tokenizerSource = tokenizerSource(config, planned);
-        checkTokenizerSource(hadoop, request.configFile(), config, tokenizerSource);
+        String tokenizerSource = checkTokenizerSource(hadoop, request.configFile(), config,
+                tokenizerSource(config, planned));
         String fingerprint = MergeFingerprint.of(hadoop, config.source(), planned.plan(), planned,
                 request.planOptions(), Set.of(tokenizerSource), request.contentChecksums());
         return new Inspection(config, planned, tokenizerSource, fingerprint, seconds(started));
@@ -308,17 +308,36 @@ public final class MergeJob {
         return source;
     }
 
-    private static void checkTokenizerSource(Configuration hadoop, String configFile, MergeConfig config, String source) {
-        if (config.tokenizerSource() == null || config.tokenizerSource().equals("base")) {
-            return;
+    /**
+     * The directory tokenizer files are copied from. A source the config names explicitly
+     * ({@code base} or a model) must hold tokenizer files: a merge that silently wrote none would
+     * not load. {@code BASE+ADAPTER} takes the base's (an adapter has no tokenizer of its own).
+     */
+    private static String checkTokenizerSource(Configuration hadoop, String configFile, MergeConfig config,
+                                               String source) {
+        if (config.tokenizerSource() == null) {
+            return source;
         }
         try {
             Path path = new Path(source);
             FileSystem fs = path.getFileSystem(hadoop);
+            int plus = source.lastIndexOf('+');
+            if (!fs.exists(path) && plus > 0) {
+                return checkTokenizerSource(hadoop, configFile, config, source.substring(0, plus));
+            }
             if (!fs.exists(path) || !fs.getFileStatus(path).isDirectory()) {
                 throw new AmalgamException(AmalgamException.Kind.CONFIG, configFile + ": tokenizer_source '" + source
                         + "' is not a directory; use 'base' or a model directory holding tokenizer files");
             }
+            for (String file : SideFiles.TOKENIZER_FILES) {
+                if (fs.exists(new Path(path, file))) {
+                    return source;
+                }
+            }
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, configFile + ": tokenizer_source '"
+                    + config.tokenizerSource() + "' (" + source + ") holds no tokenizer files (looked for "
+                    + String.join(", ", SideFiles.TOKENIZER_FILES) + "); name a model that has them, or remove "
+                    + "tokenizer_source to write none");
         } catch (IOException e) {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, configFile + ": tokenizer_source '" + source
                     + "' cannot be read: " + e.getMessage());

@@ -149,6 +149,18 @@ class BadInputTest {
     }
 
     @Test
+    void aTokenizerSourceWithoutTokenizerFilesIsAConfigError() throws Exception {
+        java.nio.file.Path bare = temp.resolve("bare-model");
+        java.nio.file.Files.createDirectories(bare);
+        String broken = f.config("tok-bare.yml", "merge_method: task_arithmetic\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n    parameters: {weight: 1.0}\ntokenizer_source: " + bare + "\n");
+        AmalgamException e = refused(broken);
+        assertEquals(AmalgamException.Kind.CONFIG, e.kind());
+        assertThat(e.getMessage()).contains("tokenizer_source '" + bare + "' (" + bare + ") holds no tokenizer files")
+                .contains("tokenizer.json");
+    }
+
+    @Test
     void aFailureInTheMiddleOfTheMergeStagePublishesNothing() {
         String faulty = f.config("faulty.yml", "merge_method: task_arithmetic\nbase_model: faulty://" + f.base
                 + "\nmodels:\n  - model: faulty://" + f.models.get(0) + "\n    parameters: {weight: 1.0}\n"

@@ -147,6 +147,15 @@ class LoraInputsTest {
         assertEquals(Tensors.shardDigests(viaCheckpoint), Tensors.shardDigests(viaAdapter));
     }
 
+    @Test
+    void aTokenizerSourceWithAnAdapterTakesTheBasesTokenizer() throws Exception {
+        MergeFixture f = fixtures.get(Dtype.F32);
+        String out = merge(f, "tokenizer-of-adapted", "merge_method: passthrough\nmodels:\n  - model: " + f.base + "+"
+                + f.root + "/adapter\ntokenizer_source: " + f.base + "+" + f.root + "/adapter\n", 1 << 20);
+        assertArrayEquals(Files.readAllBytes(Path.of(f.base, "tokenizer_config.json")),
+                Files.readAllBytes(Path.of(out, "tokenizer_config.json")));
+    }
+
     private static AmalgamException refused(MergeFixture f, String adapter) {
         String yaml = "merge_method: passthrough\nmodels:\n  - model: " + f.base + "+" + adapter + "\n";
         String config = f.config("bad-adapter.yml", yaml);
