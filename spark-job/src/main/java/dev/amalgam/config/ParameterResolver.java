@@ -8,12 +8,22 @@ import java.util.regex.Pattern;
  * {@code t = layer / (layers - 1)}; tensors outside the layer stack use {@code t = 0}.
  */
 public final class ParameterResolver {
-    private static final Pattern LAYER = Pattern.compile("(?:^|\\.)layers\\.(\\d+)\\.");
+    /** A decoder layer's index in a tensor name: {@code layers.N.}, or {@code h.N.} (GPT-2, BLOOM, Falcon), {@code blocks.N.} (MPT). */
+    private static final Pattern LAYER = Pattern.compile("(?:^|\\.)(?:layers|h|blocks)\\.(\\d+)\\.");
 
     private final int layerCount;
 
     public ParameterResolver(int layerCount) {
         this.layerCount = layerCount;
+    }
+
+    /** {@code tensorName} with its layer index replaced by {@code layer}; the name must have one. */
+    public static String withLayer(String tensorName, int layer) {
+        Matcher m = LAYER.matcher(tensorName);
+        if (!m.find()) {
+            throw new IllegalArgumentException(tensorName + " is not a layer tensor");
+        }
+        return tensorName.substring(0, m.start(1)) + layer + tensorName.substring(m.end(1));
     }
 
     /** The layer index of a tensor name ("model.layers.12.mlp.up_proj.weight" is 12), or -1. */

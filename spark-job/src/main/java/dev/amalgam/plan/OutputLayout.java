@@ -15,8 +15,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * The plan's map from each output tensor to the input tensors it is merged from. With
@@ -27,7 +25,6 @@ import java.util.regex.Pattern;
  * output head), as the widely used tool does.
  */
 final class OutputLayout {
-    private static final Pattern LAYER = Pattern.compile("((?:^|\\.)layers\\.)(\\d+)(\\.)");
 
     /**
      * One output tensor.
@@ -68,11 +65,7 @@ final class OutputLayout {
 
     /** {@code name} with its layer index replaced by {@code layer}. */
     static String renumbered(String name, int layer) {
-        Matcher m = LAYER.matcher(name);
-        if (!m.find()) {
-            throw new IllegalArgumentException(name + " is not a layer tensor");
-        }
-        return name.substring(0, m.start(2)) + layer + name.substring(m.end(2));
+        return ParameterResolver.withLayer(name, layer);
     }
 
     /** Whether a tensor outside the layer stack comes before it (embeddings) rather than after (norm, head). */
@@ -194,7 +187,11 @@ final class OutputLayout {
                 }
                 int layers = layerCount(c);
                 LayerRange r = src.layerRange();
-                if (r.to() > layers) {
+                if (layers == 0) {
+                    problems.add(file + ": slices[" + s + "].sources[" + i + "]: " + src.model() + " has no tensors "
+                            + "named like a decoder layer (layers.N., h.N. or blocks.N.), so layer ranges select "
+                            + "nothing; list it under models: instead");
+                } else if (r.to() > layers) {
                     problems.add(file + ": slices[" + s + "].sources[" + i + "]: layer_range " + r + " goes past the "
                             + layers + " layers of " + src.model() + " (0 to " + (layers - 1) + "); give TO at most "
                             + layers + " (TO is one past the last layer taken)");

@@ -179,5 +179,14 @@ class MergeConfigTest {
         assertEquals(12, ParameterResolver.layerOf("model.layers.12.mlp.up_proj.weight"));
         assertEquals(3, ParameterResolver.layerOf("layers.3.attention.wq.weight"));
         assertEquals(-1, ParameterResolver.layerOf("model.norm.weight"));
+        assertEquals(7, ParameterResolver.layerOf("transformer.h.7.attn.c_attn.weight"));
+        assertEquals(2, ParameterResolver.layerOf("transformer.blocks.2.ffn.up_proj.weight"));
+        assertEquals(-1, ParameterResolver.layerOf("transformer.wte.weight"));
+    }
+
+    @Test
+    void layerIndicesAreRenumberedInPlace() {
+        assertEquals("model.layers.40.mlp.up_proj.weight", ParameterResolver.withLayer("model.layers.12.mlp.up_proj.weight", 40));
+        assertEquals("transformer.h.0.attn.c_attn.bias", ParameterResolver.withLayer("transformer.h.11.attn.c_attn.bias", 0));
     }
 }
