@@ -37,8 +37,11 @@ public record Inputs(Base base, int minModels, int maxModels, boolean baseListed
         return new Inputs(base, minModels, maxModels, baseListed, description);
     }
 
-    /** Problems with the inputs a config names, each with the fix. */
-    public List<String> check(String file, String method, boolean hasBase, int models) {
+    /**
+     * Problems with the inputs a config names, each with the fix; {@code key} is where the config
+     * lists them ({@code models}, or a slice's {@code sources}).
+     */
+    public List<String> check(String file, String method, boolean hasBase, int models, String key) {
         List<String> problems = new ArrayList<>();
         if (base == Base.REQUIRED && !hasBase) {
             problems.add(file + ": merge_method " + method + " needs base_model (the model the others were "
@@ -46,9 +49,9 @@ public record Inputs(Base base, int minModels, int maxModels, boolean baseListed
         }
         if (models < minModels || models > maxModels) {
             String wanted = describe();
-            problems.add(file + ": merge_method " + method + " takes " + wanted + ", but the config gives " + models
+            problems.add(file + ": merge_method " + method + " takes " + wanted + ", but " + (key.equals("models") ? "the config" : key) + " gives " + models
                     + " model" + (models == 1 ? "" : "s") + (base == Base.NONE ? "" : " besides the base")
-                    + "; change 'models'");
+                    + "; change '" + key + "'");
         }
         return problems;
     }

@@ -28,11 +28,11 @@ final class KarcherMethod extends DeclaredMethod {
     }
 
     @Override
-    public List<String> checkInputs(String file, boolean hasBase, int models) {
-        List<String> problems = new ArrayList<>(inputs().check(file, name(), hasBase, models));
+    public List<String> checkInputs(String file, boolean hasBase, int models, String key) {
+        List<String> problems = new ArrayList<>(inputs().check(file, name(), hasBase, models, key));
         if (problems.isEmpty() && models + (hasBase ? 1 : 0) < 2) {
             problems.add(file + ": merge_method karcher averages at least two inputs (the models and base_model if "
-                    + "given), but the config gives one; add a model");
+                    + "given), but " + (key.equals("models") ? "the config" : key) + " gives one; add a model");
         }
         return problems;
     }

@@ -31,8 +31,8 @@ public interface MergeMethod {
     Set<Primitive> primitives();
 
     /** Problems with how many inputs a config gives (models besides the base), each with the fix. */
-    default List<String> checkInputs(String file, boolean hasBase, int models) {
-        return inputs().check(file, name(), hasBase, models);
+    default List<String> checkInputs(String file, boolean hasBase, int models, String key) {
+        return inputs().check(file, name(), hasBase, models, key);
     }
 
     /** Whether chunks must hold whole rows (per-row statistics or keep rules). */

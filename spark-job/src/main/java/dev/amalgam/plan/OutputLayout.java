@@ -48,11 +48,12 @@ final class OutputLayout {
     }
 
     /**
+     * @param slotModels  per model slot, the (first) model path it reads
      * @param slotNames   per model slot, the checkpoint(s) it reads, for the report
      * @param layerOrigins per output layer, the layer of the slice's first source it comes from
      *                     (its config.json entries follow it); null when layers keep their numbers
      */
-    record Layout(List<Output> outputs, List<String> slotNames, int[] layerOrigins) {
+    record Layout(List<Output> outputs, List<String> slotModels, List<String> slotNames, int[] layerOrigins) {
     }
 
     private OutputLayout() {
@@ -99,7 +100,7 @@ final class OutputLayout {
                     List.of(config.parameters()), owners, false));
         }
         List<String> names = specs.stream().map(ModelSpec::model).toList();
-        return new Layout(outputs, names, null);
+        return new Layout(outputs, names, names, null);
     }
 
     /**
@@ -246,6 +247,7 @@ final class OutputLayout {
         }
         outputs.addAll(post);
         List<String> slotNames = new ArrayList<>();
+        List<String> slotModels = new ArrayList<>();
         for (int i = 0; i < slots; i++) {
             java.util.LinkedHashSet<String> names = new java.util.LinkedHashSet<>();
             for (List<ModelSpec> m : models) {
@@ -254,8 +256,9 @@ final class OutputLayout {
                 }
             }
             slotNames.add(String.join(" | ", names));
+            slotModels.add(names.iterator().next());
         }
-        return new Layout(outputs, slotNames, origins.stream().mapToInt(Integer::intValue).toArray());
+        return new Layout(outputs, slotModels, slotNames, origins.stream().mapToInt(Integer::intValue).toArray());
     }
 
     /**

@@ -97,7 +97,7 @@ public final class Planner {
             specs.add(spec);
         }
         if (!sliced) {
-            configProblems.addAll(method.checkInputs(configFile, hasBase, specs.size()));
+            configProblems.addAll(method.checkInputs(configFile, hasBase, specs.size(), "models"));
         } else {
             for (int s = 0; s < config.slices().size(); s++) {
                 if (copies(method, config.slices().get(s))) {
@@ -105,10 +105,7 @@ public final class Planner {
                 }
                 long others = config.slices().get(s).sources().stream()
                         .filter(src -> !hasBase || !samePath(src.model(), config.baseModel())).count();
-                for (String problem : method.checkInputs(configFile, hasBase, (int) others)) {
-                    configProblems.add(problem.replace("the config gives", "slices[" + s + "] gives")
-                            .replace("change 'models'", "change slices[" + s + "].sources"));
-                }
+                configProblems.addAll(method.checkInputs(configFile, hasBase, (int) others, "slices[" + s + "].sources"));
             }
         }
         if (!configProblems.isEmpty()) {
@@ -164,8 +161,8 @@ public final class Planner {
                     .orElse(first.sources().get(0));
             reference = checkpoint.apply(hasBase ? config.baseModel() : firstSource.model());
             models = new ArrayList<>();
-            for (String slot : layout.slotNames()) {
-                models.add(checkpoint.apply(slot.split(" \\| ")[0]));
+            for (String slot : layout.slotModels()) {
+                models.add(checkpoint.apply(slot));
             }
         } else {
             reference = base != null ? base : models.get(0);
@@ -274,7 +271,7 @@ public final class Planner {
     }
 
     private static String strip(String path) {
-        return path.endsWith("/") ? path.substring(0, path.length() - 1) : path;
+        return OutputLayout.strip(path);
     }
 
     private static void checkParameterNames(String file, MergeConfig config, MergeMethod method, List<String> problems) {

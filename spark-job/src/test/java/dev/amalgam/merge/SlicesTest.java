@@ -352,7 +352,7 @@ class SlicesTest {
                   - sources: [{model: $R/model-1, layer_range: [0, 2]}, {model: $R/model-2, layer_range: [0, 2]}]
                 """);
         assertThat(e.getMessage()).contains("merge_method passthrough takes exactly 1 model")
-                .contains("slices[0] gives 2 models");
+                .contains("but slices[0].sources gives 2 models; change 'slices[0].sources'");
     }
 
     @Test
