@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "amalgam", mixinStandardHelpOptions = true, version = "amalgam 0.1.0",
         description = "Merges large-language-model checkpoints on Spark.",
-        subcommands = {MergeCommand.class, PlanCommand.class, DiffCommand.class, NightlyCommand.class, InspectCommand.class, MethodsCommand.class, DemoCommand.class,
+        subcommands = {MergeCommand.class, MoeCommand.class, PlanCommand.class, DiffCommand.class, NightlyCommand.class, InspectCommand.class, MethodsCommand.class, DemoCommand.class,
                 BenchCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:success", "1:unexpected failure", "2:bad merge config or command line",

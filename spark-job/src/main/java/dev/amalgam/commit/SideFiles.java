@@ -30,6 +30,13 @@ public final class SideFiles {
      */
     public static boolean writeConfig(OutputCommitter committer, Configuration hadoop, String reference, Dtype outDtype,
                                       boolean dequantized, int[] layerOrigins) throws IOException {
+        return writeConfig(committer, hadoop, reference, outDtype, dequantized, layerOrigins, null);
+    }
+
+    /** As above, then {@code edits} (an assembled MoE's architecture) applied; null for none. */
+    public static boolean writeConfig(OutputCommitter committer, Configuration hadoop, String reference, Dtype outDtype,
+                                      boolean dequantized, int[] layerOrigins,
+                                      java.util.function.Consumer<ObjectNode> edits) throws IOException {
         Path source = new Path(reference, "config.json");
         FileSystem fs = source.getFileSystem(hadoop);
         if (!fs.exists(source)) {
@@ -48,6 +55,9 @@ public final class SideFiles {
         }
         if (root instanceof ObjectNode object && layerOrigins != null) {
             LayerCounts.patch(object, layerOrigins);
+        }
+        if (root instanceof ObjectNode object && edits != null) {
+            edits.accept(object);
         }
         committer.writeFile("config.json", json.writerWithDefaultPrettyPrinter().writeValueAsBytes(root));
         return true;

@@ -17,10 +17,35 @@ import java.util.Optional;
  * @param tokenizerSource null: the base model's tokenizer files (if any) are copied
  * @param source the YAML text as given, kept for the model card
  * @param expertScope {@code expert_scope}: per expert (the default) or the whole fused tensor
+ * @param moe         a mixture-of-experts assembly ({@code amalgam moe}): its tensors are copied by
+ *                    passthrough from where the assembly says; null for a merge
  */
 public record MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models, List<SliceSpec> slices,
                           Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype,
-                          String tokenizerSource, Long randomSeed, String source, ExpertScope expertScope) {
+                          String tokenizerSource, Long randomSeed, String source, ExpertScope expertScope,
+                          MoeConfig moe) {
+
+    public MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models, List<SliceSpec> slices,
+                       Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype, String tokenizerSource,
+                       Long randomSeed, String source, ExpertScope expertScope) {
+        this(mergeMethod, baseModel, models, slices, parameters, dtype, outDtype, tokenizerSource, randomSeed, source,
+                expertScope, null);
+    }
+
+    /** An MoE assembly as the merge the engine runs: passthrough copies, the base's tokenizer. */
+    public static MergeConfig ofMoe(MoeConfig moe, String source) {
+        return new MergeConfig("passthrough", moe.baseModel(), List.of(), List.of(), Map.of(), moe.dtype(),
+                moe.dtype(), null, moe.randomSeed(), source, ExpertScope.EXPERT, moe);
+    }
+
+    /** The same config with another random seed. */
+    public MergeConfig withRandomSeed(long seed) {
+        MoeConfig m = moe == null ? null : new MoeConfig(moe.baseModel(), moe.experts(), moe.sharedExperts(),
+                moe.expertsPerToken(), moe.gateMode(), moe.architecture(), moe.dtype(), seed, moe.gateVectors(),
+                moe.expertLayout());
+        return new MergeConfig(mergeMethod, baseModel, models, slices, parameters, dtype, outDtype, tokenizerSource,
+                seed, source, expertScope, m);
+    }
 
     /** Where the statistics of a fused expert tensor ({@code [experts, ...]}) are taken: per expert, or whole. */
     public enum ExpertScope { EXPERT, TENSOR }
@@ -40,6 +65,9 @@ public record MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> 
         }
         models.forEach(m -> all.add(m.model()));
         slices.forEach(s -> s.sources().forEach(m -> all.add(m.model())));
+        if (moe != null) {
+            all.addAll(moe.referencedModels());
+        }
         return List.copyOf(all);
     }
 

@@ -34,6 +34,9 @@ public final class MergeConfigParser {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, file + ": expected a YAML mapping with "
                     + "merge_method, models and parameters");
         }
+        if (MoeConfigParser.isMoe(root)) {
+            return MergeConfig.ofMoe(MoeConfigParser.parse(file, root), yaml);
+        }
         List<String> problems = new ArrayList<>();
         root.fieldNames().forEachRemaining(key -> {
             if (!TOP_KEYS.contains(key)) {

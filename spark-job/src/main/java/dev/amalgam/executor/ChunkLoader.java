@@ -78,7 +78,12 @@ public final class ChunkLoader implements AutoCloseable {
         }
         Dtype dtype = input.dtype();
         long length = (long) chunk.count() * dtype.byteSize();
-        reader.read(input.file(), input.offset() + chunk.start() * dtype.byteSize(), length, kernels.input(slot));
+        if (input.isGenerated()) {
+            kernels.input(slot).setBytes(0, input.values(), Math.toIntExact(chunk.start() * dtype.byteSize()),
+                    length);
+        } else {
+            reader.read(input.file(), input.offset() + chunk.start() * dtype.byteSize(), length, kernels.input(slot));
+        }
         nonFinite[slot] = NonFinite.count(kernels.input(slot), dtype, chunk.count());
         kernels.decode(slot, dtype, chunk.count());
         if (input.lowRank() != null && chunk.count() > 0) {

@@ -34,6 +34,43 @@ public final class CheckpointReader {
         this.hadoop = hadoop;
     }
 
+    /** The tensors of one safetensors file (not a checkpoint directory), as its header gives them. */
+    public List<StoredTensor> readFile(String file) {
+        try {
+            Path path = new Path(file);
+            FileSystem fs = path.getFileSystem(hadoop);
+            if (!fs.exists(path) || !LocalFiles.regularFile(fs, path)) {
+                throw new FormatException(List.of(file + ": not found (expected a .safetensors file)"));
+            }
+            List<StoredTensor> tensors = new ArrayList<>();
+            readShard(fs, path, tensors);
+            return tensors;
+        } catch (IOException e) {
+            throw new FormatException(List.of(file + ": cannot be read: " + e.getMessage()));
+        }
+    }
+
+    /** A JSON side file of a checkpoint (config.json), or null when it has none. */
+    public JsonNode sideFile(Checkpoint checkpoint, String name) {
+        Path file = new Path(checkpoint.sideFileDirectory(), name);
+        try {
+            FileSystem fs = file.getFileSystem(hadoop);
+            if (!fs.exists(file)) {
+                return null;
+            }
+            try (InputStream in = fs.open(file)) {
+                return new ObjectMapper().readTree(in);
+            }
+        } catch (IOException e) {
+            throw new FormatException(List.of(file + ": is not valid JSON: " + e.getMessage()));
+        }
+    }
+
+    /** The file system configuration the reader reads through. */
+    public Configuration hadoop() {
+        return hadoop;
+    }
+
     /** Reads and validates every header; all problems of the directory are reported together. */
     public Checkpoint read(String directory) {
         if (directory == null || directory.isBlank()) {

@@ -6,21 +6,46 @@ import dev.amalgam.kernels.Dtype;
  * Where one tensor of a checkpoint lives: file, absolute byte offset, dtype, shape, and for a
  * block-quantized tensor the scales its bytes are read with (null for plain floats). The shape is
  * the tensor's as a model sees it (an MXFP4 tensor's unpacked shape).
+ *
+ * @param values the values themselves (little-endian, in {@code dtype}) when the plan generates them
+ *               (an MoE router, a zero bias), else null; {@code file} then says what made them
  */
 public record StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape,
-                           Quantization quantization, LowRank lowRank) {
+                           Quantization quantization, LowRank lowRank, byte[] values) {
 
     public StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape) {
-        this(name, file, offset, dtype, shape, null, null);
+        this(name, file, offset, dtype, shape, null, null, null);
     }
 
     public StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape, Quantization quantization) {
-        this(name, file, offset, dtype, shape, quantization, null);
+        this(name, file, offset, dtype, shape, quantization, null, null);
+    }
+
+    public StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape, Quantization quantization,
+                        LowRank lowRank) {
+        this(name, file, offset, dtype, shape, quantization, lowRank, null);
+    }
+
+    /**
+     * Values made at planning time, held in the plan: small tensors only (routers are experts x
+     * hidden), since every executor receives the plan.
+     */
+    public static StoredTensor generated(String name, String origin, long[] shape, float[] values) {
+        java.nio.ByteBuffer bytes = java.nio.ByteBuffer.allocate(values.length * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (float v : values) {
+            bytes.putFloat(v);
+        }
+        return new StoredTensor(name, origin, 0, Dtype.F32, shape, null, null, bytes.array());
+    }
+
+    /** Whether the values are held in the plan rather than read from a file. */
+    public boolean isGenerated() {
+        return values != null;
     }
 
     /** The same tensor with a LoRA adapter applied on read. */
     public StoredTensor withLowRank(LowRank adapter) {
-        return new StoredTensor(name, file, offset, dtype, shape, quantization, adapter);
+        return new StoredTensor(name, file, offset, dtype, shape, quantization, adapter, values);
     }
 
     public long elements() {
@@ -40,6 +65,6 @@ public record StoredTensor(String name, String file, long offset, Dtype dtype, l
 
     /** The same tensor read with {@code q}. */
     public StoredTensor withQuantization(String name, long[] shape, Quantization q) {
-        return new StoredTensor(name, file, offset, dtype, shape, q, lowRank);
+        return new StoredTensor(name, file, offset, dtype, shape, q, lowRank, values);
     }
 }

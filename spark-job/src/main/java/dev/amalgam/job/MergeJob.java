@@ -89,10 +89,7 @@ public final class MergeJob {
         long started = System.nanoTime();
         MergeConfig config = MergeConfigParser.parse(request.configFile(), readConfig(hadoop, request.configFile()));
         if (request.randomSeed() != null) {
-            config = new MergeConfig(config.mergeMethod(), config.baseModel(), config.models(), config.slices(),
-                    config.parameters(),
-                    config.dtype(), config.outDtype(), config.tokenizerSource(), request.randomSeed(), config.source(),
-                    config.expertScope());
+            config = config.withRandomSeed(request.randomSeed());
         }
         ResourceCheck.Settings settings = ResourceSettings.of(conf);
         Planner.Planned planned = new Planner(new CheckpointReader(hadoop), settings).plan(request.configFile(), config,
@@ -226,11 +223,13 @@ public final class MergeJob {
         String assembly = target.positioned() ? "in-place"
                 : ShardAssemblyStage.run(sc, planB, target, committer.assembler());
         committer.writeIndex(plan);
-        Dtype uniformOut = config.effectiveOutDtype();
+        // An MoE assembly writes every tensor in one dtype, which the plan chose.
+        Dtype uniformOut = planned.moe() != null ? plan.tensors()[0].outDtype() : config.effectiveOutDtype();
         // FP8 output keeps the inputs' quantization_config (same format and blocks) and torch_dtype.
         SideFiles.writeConfig(committer, hadoop, planned.reference().sideFileDirectory(),
                 uniformOut != null && uniformOut.writable() ? uniformOut : null,
-                plan.quantized() && !plan.quantizedOutput(), planned.layerOrigins());
+                plan.quantized() && !plan.quantizedOutput(), planned.layerOrigins(),
+                planned.moe() == null ? null : planned.moe()::rewrite);
         List<String> tokenizer = SideFiles.copyTokenizer(committer, inspection.tokenizerSource());
         committer.writeFile("amalgam-config.yml", config.source().getBytes(StandardCharsets.UTF_8));
         timings.put("commit", seconds(t));
@@ -342,6 +341,11 @@ public final class MergeJob {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, configFile + ": tokenizer_source '" + source
                     + "' cannot be read: " + e.getMessage());
         }
+    }
+
+    /** The config {@code file} names, parsed (either schema: a merge or an MoE assembly); reads no checkpoint. */
+    public static MergeConfig parseConfig(Configuration hadoop, String file) {
+        return MergeConfigParser.parse(file, readConfig(hadoop, file));
     }
 
     private static String readConfig(Configuration hadoop, String file) {

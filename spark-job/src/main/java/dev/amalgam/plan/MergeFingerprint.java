@@ -51,6 +51,14 @@ public final class MergeFingerprint {
         line(digest, configSource);
         line(digest, "seed " + plan.settings().seed());
         line(digest, "shard-bytes " + options.shardBytes());
+        // Values the plan made (routers from prompts or a gate vectors file) are inputs too.
+        for (TensorPlan t : plan.tensors()) {
+            for (StoredTensor s : t.models()) {
+                if (s.isGenerated()) {
+                    line(digest, "generated " + t.name() + " " + HexFormat.of().formatHex(sha256().digest(s.values())));
+                }
+            }
+        }
         Set<String> seen = new LinkedHashSet<>();
         try {
             for (Checkpoint checkpoint : checkpoints(planned)) {

@@ -36,10 +36,17 @@ final class OutputLayout {
      * @param globalSources the global parameters' maps in precedence order (slice, global)
      * @param owners        per slot, how messages name the model ("models[0] (path)")
      * @param copy          one source's tensor copied (its slice has one source): {@code models} holds it
+     * @param part          null, or which part of a stacked output tensor this is (an MoE's fused experts)
      */
     record Output(String name, StoredTensor base, StoredTensor[] models, double t,
                   List<List<Map<String, ParameterValue>>> modelSources, List<Map<String, ParameterValue>> globalSources,
-                  String[] owners, boolean copy) {
+                  String[] owners, boolean copy, TensorPlan.Part part) {
+
+        Output(String name, StoredTensor base, StoredTensor[] models, double t,
+               List<List<Map<String, ParameterValue>>> modelSources, List<Map<String, ParameterValue>> globalSources,
+               String[] owners, boolean copy) {
+            this(name, base, models, t, modelSources, globalSources, owners, copy, null);
+        }
 
         /** The input whose dtype and layout the output follows: the base's, else the first model's. */
         StoredTensor reference() {

@@ -8,7 +8,9 @@ import dev.amalgam.method.TensorParameters;
 
 import dev.amalgam.AmalgamException;
 import dev.amalgam.config.LayerRange;
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.amalgam.config.MergeConfig;
+import dev.amalgam.config.MoeConfig;
 import dev.amalgam.config.ModelSpec;
 import dev.amalgam.config.ParameterResolver;
 import dev.amalgam.config.ParameterValue;
@@ -66,12 +68,17 @@ public final class Planner {
      * @param modelNames   per model slot, the checkpoints it reads ("a | b" when slices read several)
      * @param layerOrigins per output layer, the reference's layer it follows when slices renumber
      *                     layers (for config.json), else null
+     * @param moe          the MoE an assembly writes (its config.json follows it), else null
      */
     public record Planned(MergePlan plan, MergeMethod method, Checkpoint reference, List<Checkpoint> models,
-                          List<Checkpoint> inputs, List<String> modelNames, int[] layerOrigins) {
+                          List<Checkpoint> inputs, List<String> modelNames, int[] layerOrigins,
+                          MoeArchitecture.Assembly moe) {
     }
 
     public Planned plan(String configFile, MergeConfig config, PlanOptions options) {
+        if (config.moe() != null) {
+            return planMoe(configFile, config, options);
+        }
         MergeMethod method = MergeMethods.byName(config.mergeMethod()).orElse(null);
         if (method == null) {
             String known = " (known: " + String.join(", ", MergeMethods.names()) + ")";
@@ -172,6 +179,14 @@ public final class Planner {
             }
             layout = OutputLayout.ofModels(config, specs, base, models, reference);
         }
+        return finish(configFile, config, method, hasBase, settings, layout, reference, models, read, options, null);
+    }
+
+    /** Parameters, dtypes, shards and chunks of the outputs {@code layout} maps. */
+    private Planned finish(String configFile, MergeConfig config, MergeMethod method, boolean hasBase,
+                           MethodSettings settings, OutputLayout.Layout layout, Checkpoint reference,
+                           List<Checkpoint> models, Map<String, Checkpoint> read, PlanOptions options,
+                           MoeArchitecture.Assembly moe) {
         int modelCount = layout.slotNames().size();
 
         ParameterTable table = ParameterTable.of(method);
@@ -213,7 +228,7 @@ public final class Planner {
             OutputQuantization q = out.writable() ? null
                     : new OutputQuantization.Weight(-1, grid(fp8Blocks(ref), shape, cols));
             TensorPlan t = new TensorPlan(tensors.size(), o.name(), shape, ref.elements(), cols, out,
-                    o.base(), o.models(), new TensorParameters(globals, perModel), 0, 0, q, o.copy());
+                    o.base(), o.models(), new TensorParameters(globals, perModel), 0, 0, q, o.copy(), o.part());
             tensors.add(t);
         }
         if (uniformOut != null && !uniformOut.writable() && tensors.stream().noneMatch(t -> t.outQuantization() != null)) {
@@ -249,7 +264,102 @@ public final class Planner {
         ChunkPlan[] chunks = chunk(placed, options.chunkElements(), wholeLimit, method);
         MergePlan plan = new MergePlan(settings, modelCount, placed.toArray(TensorPlan[]::new), chunks, shards);
         return new Planned(plan, method, reference, models, List.copyOf(read.values()), layout.slotNames(),
-                layout.layerOrigins());
+                layout.layerOrigins(), moe);
+    }
+
+    /**
+     * An MoE assembly: the architecture the config names (or the first that suits the inputs),
+     * routers made now, and every output tensor copied (or scaled) by passthrough.
+     */
+    private Planned planMoe(String configFile, MergeConfig config, PlanOptions options) {
+        MoeConfig moe = config.moe();
+        List<String> problems = new ArrayList<>();
+        Map<String, Checkpoint> read = new LinkedHashMap<>();
+        for (String path : moe.referencedModels()) {
+            Checkpoint c = read(path, problems);
+            if (c != null) {
+                read.put(strip(path), c);
+            }
+        }
+        if (!problems.isEmpty()) {
+            throw new AmalgamException(AmalgamException.Kind.INPUT, limit(problems));
+        }
+        Checkpoint base = read.get(strip(moe.baseModel()));
+        String baseType = modelType(base);
+        for (String path : moe.referencedModels()) {
+            String type = modelType(read.get(strip(path)));
+            if (!type.equals(baseType)) {
+                problems.add(configFile + ": " + path + " is a " + type + " model but base_model " + moe.baseModel()
+                        + " is " + baseType + "; an MoE is assembled from models of one architecture (config.json "
+                        + "model_type)");
+            }
+        }
+        if (!problems.isEmpty()) {
+            throw new AmalgamException(AmalgamException.Kind.INPUT, limit(problems));
+        }
+        MoeArchitecture arch = architecture(configFile, moe, baseType, problems);
+        long[] mlp = MoeLayout.mlpShape(base);
+        if (arch == null || mlp == null) {
+            if (mlp == null) {
+                problems.add(configFile + ": " + base.directory() + " has no MLP tensors named like "
+                        + "*.mlp.gate_proj.weight; an MoE is assembled from dense Llama-style models");
+            }
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, problems);
+        }
+        int layers = Math.max(1, OutputLayout.layerCount(base));
+        List<MoeConfig.Expert> gated = moe.gated(arch.sharedExpertGated());
+        float[][][] gates = GateVectors.of(configFile, moe, gated, layers, (int) mlp[0], base, reader, problems);
+        if (!problems.isEmpty()) {
+            throw new AmalgamException(moe.gateMode().hidden() ? AmalgamException.Kind.CONFIG
+                    : AmalgamException.Kind.INPUT, limit(problems));
+        }
+        OutputLayout.Layout layout = MoeLayout.of(configFile, moe, arch, base, path -> read.get(strip(path)), gates,
+                problems);
+        if (!problems.isEmpty()) {
+            throw new AmalgamException(AmalgamException.Kind.INPUT, limit(problems));
+        }
+        Dtype out = moe.dtype();
+        if (out == null) {
+            JsonNode baseConfig = reader.sideFile(base, "config.json");
+            String torch = baseConfig == null ? null : baseConfig.path("torch_dtype").asText(null);
+            out = torch == null ? null : Dtype.fromConfigName(torch).filter(Dtype::writable).orElse(null);
+        }
+        if (out == null) {
+            out = base.tensors().get(0).dtype().writable() ? base.tensors().get(0).dtype() : Dtype.BF16;
+        }
+        // Every tensor is written in one dtype, the routers too, as the widely used tool does.
+        MergeConfig planned = new MergeConfig(config.mergeMethod(), config.baseModel(), config.models(),
+                config.slices(), config.parameters(), config.dtype(), out, null, config.randomSeed(), config.source(),
+                config.expertScope(), moe);
+        return finish(configFile, planned, PASSTHROUGH, false, settings(planned, PASSTHROUGH, false), layout, base,
+                List.of(base), read, options, new MoeArchitecture.Assembly(arch, moe.experts().size(),
+                        moe.sharedExperts().size(), moe.expertsPerToken()));
+    }
+
+    private String modelType(Checkpoint c) {
+        JsonNode config = reader.sideFile(c, "config.json");
+        return config == null ? "(no config.json)" : config.path("model_type").asText("(no model_type)");
+    }
+
+    private static MoeArchitecture architecture(String file, MoeConfig moe, String inputType, List<String> problems) {
+        List<MoeArchitecture> candidates = Arrays.stream(MoeArchitecture.values())
+                .filter(a -> moe.architecture() == null || a.named(moe.architecture())).toList();
+        if (candidates.isEmpty()) {
+            problems.add(file + ": architecture '" + moe.architecture() + "' is unknown; use one of " + String.join(", ",
+                    Arrays.stream(MoeArchitecture.values()).map(MoeArchitecture::modelType).toList()));
+            return null;
+        }
+        List<String> why = new ArrayList<>();
+        for (MoeArchitecture a : candidates) {
+            List<String> reasons = a.unsuitable(moe, inputType);
+            if (reasons.isEmpty()) {
+                return a;
+            }
+            why.addAll(reasons);
+        }
+        problems.add(file + ": no MoE architecture " + (moe.architecture() == null ? "" : "named '"
+                + moe.architecture() + "' ") + "can be assembled from this config: " + String.join("; ", why));
+        return null;
     }
 
     private Checkpoint read(String directory, List<String> problems) {

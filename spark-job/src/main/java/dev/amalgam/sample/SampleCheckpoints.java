@@ -177,8 +177,62 @@ public final class SampleCheckpoints {
         config.put("tie_word_embeddings", false);
         config.put("torch_dtype", dtype.torchName());
         write(hadoop, dir + "/config.json", json.writerWithDefaultPrettyPrinter().writeValueAsString(config));
-        write(hadoop, dir + "/tokenizer_config.json", "{\"model_max_length\": 256, \"tokenizer_class\": \"PreTrainedTokenizerFast\"}\n");
+        writeTokenizer(hadoop, dir, shape.vocab());
         write(hadoop, dir + "/special_tokens_map.json", "{}\n");
+    }
+
+    /** Words every sample vocabulary starts with, so prompts in tests and examples read naturally. */
+    static final List<String> WORDS = List.of("the", "a", "of", "and", "to", "is", "in", "solve", "equation",
+            "integral", "prove", "number", "sum", "math", "algebra", "function", "code", "python", "java", "class",
+            "write", "bug", "compile", "loop", "story", "poem", "essay", "chat", "hello", "friend", "tell", "me",
+            "about", "history", "science", "translate", "french", "german", "word", "sentence");
+
+    /**
+     * A word-level tokenizer over {@code vocab} tokens: {@code <s>}, {@code </s>}, {@code <unk>},
+     * the {@link #WORDS}, then {@code tok<i>}; with tokenizer_config.json naming the special tokens.
+     */
+    public static void writeTokenizer(Configuration hadoop, String dir, int vocab) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode root = json.createObjectNode();
+        root.put("version", "1.0");
+        root.putNull("truncation");
+        root.putNull("padding");
+        var added = root.putArray("added_tokens");
+        String[] specials = {"<s>", "</s>", "<unk>"};
+        for (int i = 0; i < specials.length; i++) {
+            ObjectNode t = added.addObject();
+            t.put("id", i);
+            t.put("content", specials[i]);
+            t.put("single_word", false);
+            t.put("lstrip", false);
+            t.put("rstrip", false);
+            t.put("normalized", false);
+            t.put("special", true);
+        }
+        root.putNull("normalizer");
+        root.putObject("pre_tokenizer").put("type", "Whitespace");
+        root.putNull("post_processor");
+        root.putNull("decoder");
+        ObjectNode model = root.putObject("model");
+        model.put("type", "WordLevel");
+        ObjectNode words = model.putObject("vocab");
+        java.util.LinkedHashSet<String> tokens = new java.util.LinkedHashSet<>(List.of(specials));
+        tokens.addAll(WORDS);
+        for (int i = 0; tokens.size() < vocab; i++) {
+            tokens.add("tok" + i);
+        }
+        int id = 0;
+        for (String t : tokens) {
+            if (id == vocab) {
+                break;
+            }
+            words.put(t, id++);
+        }
+        model.put("unk_token", "<unk>");
+        write(hadoop, dir + "/tokenizer.json", json.writeValueAsString(root));
+        write(hadoop, dir + "/tokenizer_config.json", "{\"model_max_length\": 256, \"tokenizer_class\": "
+                + "\"PreTrainedTokenizerFast\", \"bos_token\": \"<s>\", \"eos_token\": \"</s>\", "
+                + "\"unk_token\": \"<unk>\"}\n");
     }
 
     private static void write(Configuration hadoop, String file, String text) throws IOException {

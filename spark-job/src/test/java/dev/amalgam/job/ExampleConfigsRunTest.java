@@ -26,7 +26,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Every config in {@code conf/examples/} runs end to end on generated checkpoints (32 small
  * layers, so the slices' ranges fit), its model paths replaced by generated ones: a path ending
  * in {@code base} by the base, the others by fine-tunes in order of appearance, an adapter after
- * {@code +} by a generated LoRA adapter.
+ * {@code +} by a generated LoRA adapter. Mixture-of-experts configs run as {@code amalgam moe} does.
  */
 class ExampleConfigsRunTest {
     private static final Pattern PATH = Pattern.compile("((?:hdfs://)?/[A-Za-z0-9_./-]+)");
@@ -65,12 +65,20 @@ class ExampleConfigsRunTest {
         m.appendTail(out);
         Path config = temp.resolve(example.getFileName());
         Files.writeString(config, out.toString());
-        MergeConfigParser.parse(config.toString(), out.toString());
         String destination = temp.resolve("out-" + example.getFileName()).toString();
         new MergeJob(TestSpark.context()).run(MergeRequest.of(config.toString(), destination));
-        assertThat(Tensors.open(destination).byName()).as(example.toString())
-                .containsKeys("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
-                        "model.layers.0.mlp.down_proj.weight");
+        boolean moe = MergeConfigParser.parse(config.toString(), out.toString()).moe() != null;
+        Map<String, ?> tensors = Tensors.open(destination).byName();
+        assertThat(tensors).as(example.toString())
+                .containsKeys("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight");
+        assertThat(tensors.keySet()).as(example.toString()).contains(moe ? routerOf(tensors.keySet())
+                : "model.layers.0.mlp.down_proj.weight");
+    }
+
+    /** Layer 0's router, by the name its architecture gives it. */
+    private static String routerOf(java.util.Set<String> names) {
+        return names.contains("model.layers.0.mlp.gate.weight") ? "model.layers.0.mlp.gate.weight"
+                : "model.layers.0.block_sparse_moe.gate.weight";
     }
 
     private static int replacedFineTunes(Map<String, String> replaced) {

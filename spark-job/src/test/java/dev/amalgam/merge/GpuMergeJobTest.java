@@ -94,6 +94,20 @@ class GpuMergeJobTest {
         assertTrue(device.launches() > 0);
     }
 
+    @ParameterizedTest(name = "MoE assembly on {0}, emulated device")
+    @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})
+    void moeAssemblyOnTheEmulatedGpuWritesTheCpuBytes(Dtype dtype) throws Exception {
+        MergeFixture f = fixtures.get(dtype);
+        // Copies, residual-scaled down projections, generated routers and zero biases, fused parts.
+        String config = f.config("moe.yml", "base_model: " + f.base + "\narchitecture: qwen2_moe\ngate_mode: random\n"
+                + "dtype: bfloat16\nexpert_layout: fused\nexperts:\n  - source_model: " + f.models.get(0)
+                + "\n    residual_scale: 0.7\n  - source_model: " + f.models.get(1) + "\nshared_experts:\n"
+                + "  - source_model: " + f.models.get(2) + "\n    residual_scale: 1.5\n");
+        EmulatedDevice device = new EmulatedDevice();
+        compare("moe", config, dtype, device, "emulated");
+        assertTrue(device.launches() > 0);
+    }
+
     @Test
     void aMethodWhosePrimitivesTheBackendLacksRunsOnTheCpu() throws Exception {
         MergeFixture f = fixtures.get(Dtype.BF16);
