@@ -31,8 +31,13 @@ final class PlanDescription {
         for (TensorPlan t : plan.tensors()) {
             tensors += t.derived() ? 0 : 1;
         }
-        out.append(line("merge", method.name() + " of " + plan.modelCount() + (plan.modelCount() == 1 ? " model" : " models")
-                + (plan.settings().hasBase() ? " onto the base " + inspection.planned().reference().directory() : "")));
+        if (inspection.planned().moe() != null) {
+            out.append(line("assemble", inspection.planned().moe().describe() + ", from "
+                    + inspection.planned().inputs().size() + " checkpoints (copied by passthrough)"));
+        } else {
+            out.append(line("merge", method.name() + " of " + plan.modelCount() + (plan.modelCount() == 1 ? " model" : " models")
+                    + (plan.settings().hasBase() ? " onto the base " + inspection.planned().reference().directory() : "")));
+        }
         out.append(line("tensors", tensors + ", " + plan.chunks().length + " chunks of at most "
                 + String.format(Locale.ROOT, "%,d", ResourceCheck.maxChunk(plan)) + " elements"));
 

@@ -11,7 +11,10 @@ final class ReportSummary {
     static String of(MergeJob.Result result) {
         JsonNode r = result.report();
         StringBuilder s = new StringBuilder();
-        s.append("merged ").append(r.path("merge_method").asText()).append(" -> ").append(result.destination()).append('\n');
+        JsonNode moe = r.path("moe");
+        s.append(moe.isObject() ? "assembled a " + moe.path("architecture").asText() + " MoE of "
+                + moe.path("experts").asInt() + " experts" : "merged " + r.path("merge_method").asText())
+                .append(" -> ").append(result.destination()).append('\n');
         s.append(String.format("  %d tensors in %d shard(s), %.1f MB written, %d chunks in %d partitions (%s writes)%n",
                 r.path("tensors").size(), r.path("shards").asInt(), r.path("output_bytes").asLong() / 1e6,
                 r.path("chunks").asInt(), r.path("partitions").asInt(), r.path("write_mode").asText()));

@@ -42,6 +42,9 @@ final class RunReport {
         MergePlan plan = planned.plan();
         ObjectNode root = new ObjectMapper().createObjectNode();
         root.put("merge_method", config.mergeMethod());
+        if (planned.moe() != null) {
+            planned.moe().report(root.putObject("moe"));
+        }
         root.put("config_file", request.configFile());
         root.put("destination", request.destination());
         root.put("started_at", startedAt.toString());

@@ -197,9 +197,27 @@ public enum MoeArchitecture {
     }
 
     /** What the plan assembles: the architecture and the counts its config.json states. */
-    public record Assembly(MoeArchitecture architecture, int experts, int sharedExperts, int expertsPerToken) {
+    public record Assembly(MoeArchitecture architecture, int experts, int sharedExperts, int expertsPerToken,
+                           String gateMode, String expertLayout) {
         public void rewrite(ObjectNode config) {
             architecture.rewrite(config, experts, sharedExperts, expertsPerToken);
+        }
+
+        /** "Mixtral MoE of 3 experts (2 per token), cheap_embed routers, per_expert layout". */
+        public String describe() {
+            return architecture.displayName().replace(" MoE", "") + " MoE of " + experts + " experts (" + expertsPerToken
+                    + " per token" + (sharedExperts > 0 ? ", " + sharedExperts + " shared" : "") + "), " + gateMode
+                    + " routers, " + expertLayout + " layout";
+        }
+
+        /** The assembly as the run report states it. */
+        public void report(ObjectNode into) {
+            into.put("architecture", architecture.modelType());
+            into.put("experts", experts);
+            into.put("shared_experts", sharedExperts);
+            into.put("experts_per_token", expertsPerToken);
+            into.put("gate_mode", gateMode);
+            into.put("expert_layout", expertLayout);
         }
     }
 }

@@ -333,7 +333,8 @@ public final class Planner {
                 config.expertScope(), moe);
         return finish(configFile, planned, PASSTHROUGH, false, settings(planned, PASSTHROUGH, false), layout, base,
                 List.of(base), read, options, new MoeArchitecture.Assembly(arch, moe.experts().size(),
-                        moe.sharedExperts().size(), moe.expertsPerToken()));
+                        moe.sharedExperts().size(), moe.expertsPerToken(), moe.gateMode().configName(),
+                        moe.expertLayout().configName()));
     }
 
     private String modelType(Checkpoint c) {

@@ -63,6 +63,24 @@ class CliTest {
     }
 
     @Test
+    void moeAssemblesAMixtureOfExpertsAndRefusesAMergeConfig() throws Exception {
+        String moe = f.config("moe.yml", "base_model: " + f.base + "\ngate_mode: cheap_embed\nexperts:\n"
+                + "  - source_model: " + f.models.get(0) + "\n    positive_prompts: [\"solve the equation\"]\n"
+                + "  - source_model: " + f.models.get(1) + "\n    positive_prompts: [\"write python code\"]\n");
+        String out = temp.resolve("moe-out").toString();
+        CliProcess.Run run = CliProcess.run(temp, "moe", moe, out, "--no-progress");
+        assertEquals(0, run.exitCode(), run.stderr());
+        assertThat(run.stdout()).contains("assembled a mixtral MoE of 2 experts");
+        assertThat(Files.readString(Path.of(out, "config.json"))).contains("MixtralForCausalLM");
+        assertThat(Files.readString(Path.of(out, "amalgam-report.json"))).contains("\"gate_mode\" : \"cheap_embed\"");
+
+        CliProcess.Run wrong = CliProcess.run(temp, "moe", config, temp.resolve("moe-wrong").toString());
+        assertEquals(2, wrong.exitCode(), wrong.stderr());
+        assertThat(wrong.stderr()).contains("is a merge config").contains("amalgam merge").doesNotContain("\tat ");
+        assertFalse(Files.exists(temp.resolve("moe-wrong")));
+    }
+
+    @Test
     void aBadInputExitsThreeNamingTheFile() throws Exception {
         Path copy = temp.resolve("broken");
         MergeFixture broken = MergeFixture.create(copy, Dtype.BF16, 1, Long.MAX_VALUE);
