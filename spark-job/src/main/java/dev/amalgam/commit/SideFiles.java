@@ -3,6 +3,7 @@ package dev.amalgam.commit;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.amalgam.format.OutputTokenizer;
 import dev.amalgam.kernels.Dtype;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataInputStream;
@@ -61,6 +62,41 @@ public final class SideFiles {
         }
         committer.writeFile("config.json", json.writerWithDefaultPrettyPrinter().writeValueAsBytes(root));
         return true;
+    }
+
+    /**
+     * Writes the output tokenizer: its source's tokenizer files, with tokenizer.json and
+     * tokenizer_config.json rewritten where it adds tokens or sets a chat template; returns their names.
+     */
+    public static List<String> writeTokenizer(OutputCommitter committer, Configuration hadoop, OutputTokenizer tokenizer)
+            throws IOException {
+        if (tokenizer.unchanged()) {
+            return copyTokenizer(committer, tokenizer.sourceDirectory());
+        }
+        List<String> written = new ArrayList<>();
+        for (String name : TOKENIZER_FILES) {
+            Path path = new Path(tokenizer.sourceDirectory(), name);
+            FileSystem fs = path.getFileSystem(hadoop);
+            boolean exists = fs.exists(path);
+            if (name.equals("tokenizer.json") && exists && !tokenizer.added().isEmpty()) {
+                committer.writeFile(name, tokenizer.tokenizerJson(readJson(fs, path)));
+            } else if (name.equals("tokenizer_config.json")) {
+                committer.writeFile(name, tokenizer.tokenizerConfig(exists ? readJson(fs, path) : null));
+            } else if (!exists || !committer.copyFrom(tokenizer.sourceDirectory(), name)) {
+                continue;
+            }
+            written.add(name);
+        }
+        if (committer.copyFrom(tokenizer.sourceDirectory(), "generation_config.json")) {
+            written.add("generation_config.json");
+        }
+        return written;
+    }
+
+    private static JsonNode readJson(FileSystem fs, Path path) throws IOException {
+        try (FSDataInputStream in = fs.open(path)) {
+            return new ObjectMapper().readTree(in);
+        }
     }
 
     /** Copies the tokenizer files found in {@code source}; returns their names. */

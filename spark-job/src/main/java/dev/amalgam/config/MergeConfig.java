@@ -19,11 +19,24 @@ import java.util.Optional;
  * @param expertScope {@code expert_scope}: per expert (the default) or the whole fused tensor
  * @param moe         a mixture-of-experts assembly ({@code amalgam moe}): its tensors are copied by
  *                    passthrough from where the assembly says; null for a merge
+ * @param tokenizer   the {@code tokenizer:} section's tokens and padding, and {@code chat_template}
  */
 public record MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models, List<SliceSpec> slices,
                           Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype,
                           String tokenizerSource, Long randomSeed, String source, ExpertScope expertScope,
-                          MoeConfig moe) {
+                          MoeConfig moe, TokenizerSpec tokenizer) {
+
+    public MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models, List<SliceSpec> slices,
+                       Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype, String tokenizerSource,
+                       Long randomSeed, String source, ExpertScope expertScope, MoeConfig moe) {
+        this(mergeMethod, baseModel, models, slices, parameters, dtype, outDtype, tokenizerSource, randomSeed, source,
+                expertScope, moe, TokenizerSpec.NONE);
+    }
+
+    /** Whether the output vocabulary is built (and embeddings remapped) rather than one model's kept. */
+    public boolean remapsVocabulary() {
+        return tokenizerSource != null || tokenizer.any();
+    }
 
     public MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models, List<SliceSpec> slices,
                        Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype, String tokenizerSource,
@@ -44,7 +57,7 @@ public record MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> 
                 moe.expertsPerToken(), moe.gateMode(), moe.architecture(), moe.dtype(), seed, moe.gateVectors(),
                 moe.expertLayout());
         return new MergeConfig(mergeMethod, baseModel, models, slices, parameters, dtype, outDtype, tokenizerSource,
-                seed, source, expertScope, m);
+                seed, source, expertScope, m, tokenizer);
     }
 
     /** Where the statistics of a fused expert tensor ({@code [experts, ...]}) are taken: per expert, or whole. */

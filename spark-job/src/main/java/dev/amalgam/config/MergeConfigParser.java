@@ -20,7 +20,7 @@ public final class MergeConfigParser {
     private static final Set<String> TOP_KEYS = Set.of("merge_method", "base_model", "models", "parameters",
             "dtype", "out_dtype", "tokenizer_source", "random_seed", "slices", "tokenizer", "chat_template", "name",
             "expert_scope");
-    private static final Set<String> NOT_YET = Set.of("tokenizer", "chat_template");
+    private static final Set<String> NOT_YET = Set.of();
 
     private MergeConfigParser() {
     }
@@ -73,8 +73,23 @@ public final class MergeConfigParser {
         Dtype dtype = dtype(root, "dtype", file, problems);
         Dtype outDtype = outDtype(root, file, problems);
         String tokenizer = text(root, "tokenizer_source", file, problems);
-        if ("union".equals(tokenizer)) {
-            problems.add(file + ": tokenizer_source 'union' is not supported yet; use 'base' or a model path");
+        TokenizerSpec vocabulary = TokenizerSpec.NONE;
+        if (root.has("tokenizer") && !root.get("tokenizer").isNull()) {
+            JsonNode section = root.get("tokenizer");
+            if (tokenizer != null) {
+                problems.add(file + ": give either 'tokenizer_source' or 'tokenizer' (with its 'source'), not both");
+            }
+            if (!section.isObject()) {
+                problems.add(file + ": 'tokenizer' must be a mapping with source, tokens and pad_to_multiple_of");
+            } else {
+                String source = text(section, "source", file + ": tokenizer", problems);
+                tokenizer = source == null ? "union" : source;
+                vocabulary = tokenizerSection(file, section, problems);
+            }
+        }
+        String chatTemplate = text(root, "chat_template", file, problems);
+        if (chatTemplate != null) {
+            vocabulary = new TokenizerSpec(vocabulary.tokens(), vocabulary.padToMultipleOf(), chatTemplate);
         }
         Long seed = null;
         JsonNode seedNode = root.get("random_seed");
@@ -99,7 +114,7 @@ public final class MergeConfigParser {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, problems);
         }
         return new MergeConfig(method, base, List.copyOf(models), List.copyOf(slices), parameters, dtype, outDtype,
-                tokenizer, seed, yaml, scope);
+                tokenizer, seed, yaml, scope, null, vocabulary);
     }
 
     private static void slices(String file, JsonNode node, List<SliceSpec> slices, List<String> problems) {
@@ -246,6 +261,83 @@ public final class MergeConfigParser {
         }
         problems.add(file + ": '" + key + "' must be a number, a boolean, a list of numbers (a layer gradient) "
                 + "or a list of {filter, value}; got " + node);
+        return null;
+    }
+
+    /** The {@code tokenizer:} section's {@code tokens} and {@code pad_to_multiple_of}. */
+    private static TokenizerSpec tokenizerSection(String file, JsonNode section, List<String> problems) {
+        section.fieldNames().forEachRemaining(k -> {
+            if (!k.equals("source") && !k.equals("tokens") && !k.equals("pad_to_multiple_of")) {
+                problems.add(file + ": tokenizer: unknown key '" + k + "' (known: source, tokens, pad_to_multiple_of)");
+            }
+        });
+        Integer pad = null;
+        JsonNode p = section.get("pad_to_multiple_of");
+        if (p != null && !p.isNull()) {
+            if (!p.isIntegralNumber() || !p.canConvertToInt() || p.asInt() < 1) {
+                problems.add(file + ": tokenizer.pad_to_multiple_of must be a whole number of at least 1, got " + p);
+            } else {
+                pad = p.asInt();
+            }
+        }
+        Map<String, TokenizerSpec.TokenSpec> tokens = new LinkedHashMap<>();
+        JsonNode t = section.get("tokens");
+        if (t != null && !t.isNull()) {
+            if (!t.isObject()) {
+                problems.add(file + ": tokenizer.tokens must map each token to {source: ..., force: ...}");
+            } else {
+                Iterator<Map.Entry<String, JsonNode>> it = t.fields();
+                while (it.hasNext()) {
+                    Map.Entry<String, JsonNode> e = it.next();
+                    String key = file + ": tokenizer.tokens['" + e.getKey() + "']";
+                    TokenizerSpec.TokenSpec spec = tokenSpec(key, e.getValue(), problems);
+                    if (spec != null) {
+                        tokens.put(e.getKey(), spec);
+                    }
+                }
+            }
+        }
+        return new TokenizerSpec(java.util.Collections.unmodifiableMap(tokens), pad, null);
+    }
+
+    private static TokenizerSpec.TokenSpec tokenSpec(String key, JsonNode node, List<String> problems) {
+        if (node == null || node.isNull()) {
+            return new TokenizerSpec.TokenSpec(null, false);
+        }
+        if (!node.isObject()) {
+            problems.add(key + " must be a mapping with source and force");
+            return null;
+        }
+        node.fieldNames().forEachRemaining(k -> {
+            if (!k.equals("source") && !k.equals("force")) {
+                problems.add(key + ": unknown key '" + k + "' (known: source, force)");
+            }
+        });
+        boolean force = node.path("force").asBoolean(false);
+        JsonNode source = node.get("source");
+        if (source == null || source.isNull()) {
+            return new TokenizerSpec.TokenSpec(null, force);
+        }
+        if (source.isTextual()) {
+            return new TokenizerSpec.TokenSpec(new TokenizerSpec.TokenSource.Model(source.asText()), force);
+        }
+        String kind = source.path("kind").asText("");
+        if (kind.equals("zero")) {
+            return new TokenizerSpec.TokenSpec(new TokenizerSpec.TokenSource.Zero(), force);
+        }
+        if (kind.equals("model_token")) {
+            String model = source.path("model").asText(null);
+            boolean hasToken = source.hasNonNull("token");
+            boolean hasId = source.hasNonNull("token_id");
+            if (model == null || hasToken == hasId) {
+                problems.add(key + ".source: a model_token source names 'model' and one of 'token' or 'token_id'");
+                return null;
+            }
+            return new TokenizerSpec.TokenSpec(new TokenizerSpec.TokenSource.ModelToken(model,
+                    hasToken ? source.get("token").asText() : null, hasId ? source.get("token_id").asInt() : null), force);
+        }
+        problems.add(key + ".source must be a model path, {kind: zero} or {kind: model_token, model: PATH, token: T} "
+                + "(or token_id: N); got " + source);
         return null;
     }
 

@@ -9,21 +9,27 @@ import dev.amalgam.kernels.Dtype;
  *
  * @param values the values themselves (little-endian, in {@code dtype}) when the plan generates them
  *               (an MoE router, a zero bias), else null; {@code file} then says what made them
+ * @param rowMap null, or how the rows of this embedding or head are taken for another vocabulary
  */
 public record StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape,
-                           Quantization quantization, LowRank lowRank, byte[] values) {
+                           Quantization quantization, LowRank lowRank, byte[] values, RowMap rowMap) {
 
     public StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape) {
-        this(name, file, offset, dtype, shape, null, null, null);
+        this(name, file, offset, dtype, shape, null, null, null, null);
     }
 
     public StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape, Quantization quantization) {
-        this(name, file, offset, dtype, shape, quantization, null, null);
+        this(name, file, offset, dtype, shape, quantization, null, null, null);
     }
 
     public StoredTensor(String name, String file, long offset, Dtype dtype, long[] shape, Quantization quantization,
                         LowRank lowRank) {
-        this(name, file, offset, dtype, shape, quantization, lowRank, null);
+        this(name, file, offset, dtype, shape, quantization, lowRank, null, null);
+    }
+
+    /** This embedding (or head) read through {@code map}: {@code rows} rows of the output vocabulary. */
+    public StoredTensor remapped(long rows, RowMap map) {
+        return new StoredTensor(name, file, offset, dtype, new long[]{rows, shape[1]}, null, null, null, map);
     }
 
     /**
@@ -35,7 +41,7 @@ public record StoredTensor(String name, String file, long offset, Dtype dtype, l
         for (float v : values) {
             bytes.putFloat(v);
         }
-        return new StoredTensor(name, origin, 0, Dtype.F32, shape, null, null, bytes.array());
+        return new StoredTensor(name, origin, 0, Dtype.F32, shape, null, null, bytes.array(), null);
     }
 
     /** Whether the values are held in the plan rather than read from a file. */
@@ -45,7 +51,7 @@ public record StoredTensor(String name, String file, long offset, Dtype dtype, l
 
     /** The same tensor with a LoRA adapter applied on read. */
     public StoredTensor withLowRank(LowRank adapter) {
-        return new StoredTensor(name, file, offset, dtype, shape, quantization, adapter, values);
+        return new StoredTensor(name, file, offset, dtype, shape, quantization, adapter, values, rowMap);
     }
 
     public long elements() {
@@ -65,6 +71,6 @@ public record StoredTensor(String name, String file, long offset, Dtype dtype, l
 
     /** The same tensor read with {@code q}. */
     public StoredTensor withQuantization(String name, long[] shape, Quantization q) {
-        return new StoredTensor(name, file, offset, dtype, shape, q, lowRank, values);
+        return new StoredTensor(name, file, offset, dtype, shape, q, lowRank, values, rowMap);
     }
 }

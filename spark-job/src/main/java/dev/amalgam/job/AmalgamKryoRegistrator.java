@@ -45,7 +45,8 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
                 dev.amalgam.format.Quantization.BlockScaled.class, dev.amalgam.format.Quantization.Mxfp4.class,
                 dev.amalgam.plan.OutputQuantization.Weight.class, dev.amalgam.plan.OutputQuantization.Scales.class,
                 dev.amalgam.kernels.Fp8BlockQuantizer.Grid.class, CheckpointDiff.Chunk.class, CheckpointDiff.Sums.class,
-                dev.amalgam.format.LowRank.class, dev.amalgam.plan.TensorPlan.Part.class};
+                dev.amalgam.format.LowRank.class, dev.amalgam.plan.TensorPlan.Part.class,
+                dev.amalgam.format.RowMap.class, dev.amalgam.format.RowMap.Mix.class};
         for (Class<?> r : records) {
             kryo.register(r, new RecordSerializer(r));
         }
@@ -72,6 +73,8 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
         kryo.register(byte[].class);
         kryo.register(String[].class);
         kryo.register(Object[].class);
+        kryo.register(dev.amalgam.format.RowMap.Mix[].class);
+        kryo.register(float[].class);
         // The tensor table's delta_cosine column; Spark registers its other SQL types itself.
         kryo.register(org.apache.spark.sql.types.ArrayType.class);
     }

@@ -228,9 +228,10 @@ public final class MergeJob {
         // FP8 output keeps the inputs' quantization_config (same format and blocks) and torch_dtype.
         SideFiles.writeConfig(committer, hadoop, planned.reference().sideFileDirectory(),
                 uniformOut != null && uniformOut.writable() ? uniformOut : null,
-                plan.quantized() && !plan.quantizedOutput(), planned.layerOrigins(),
-                planned.moe() == null ? null : planned.moe()::rewrite);
-        List<String> tokenizer = SideFiles.copyTokenizer(committer, inspection.tokenizerSource());
+                plan.quantized() && !plan.quantizedOutput(), planned.layerOrigins(), configEdits(planned));
+        List<String> tokenizer = planned.vocabulary() != null
+                ? SideFiles.writeTokenizer(committer, hadoop, planned.vocabulary().tokenizer())
+                : SideFiles.copyTokenizer(committer, inspection.tokenizerSource());
         committer.writeFile("amalgam-config.yml", config.source().getBytes(StandardCharsets.UTF_8));
         timings.put("commit", seconds(t));
         ObjectNode report = RunReport.build(request, config, planned, reports, nonFinite, progress,
@@ -299,7 +300,23 @@ public final class MergeJob {
         return Math.max(1, Math.min(chunks, Math.max(chunks / 8, 4 * parallelism)));
     }
 
+    /** What config.json gains beyond the dtype and layer counts: an MoE's architecture, a new vocabulary's rows. */
+    private static java.util.function.Consumer<com.fasterxml.jackson.databind.node.ObjectNode> configEdits(
+            Planner.Planned planned) {
+        return config -> {
+            if (planned.moe() != null) {
+                planned.moe().rewrite(config);
+            }
+            if (planned.vocabulary() != null && planned.vocabulary().rows() > 0) {
+                config.put("vocab_size", planned.vocabulary().rows());
+            }
+        };
+    }
+
     private static String tokenizerSource(MergeConfig config, Planner.Planned planned) {
+        if (planned.vocabulary() != null) {
+            return planned.vocabulary().tokenizer().sourceDirectory();
+        }
         String source = config.tokenizerSource();
         if (source == null || source.equals("base")) {
             return planned.reference().sideFileDirectory();

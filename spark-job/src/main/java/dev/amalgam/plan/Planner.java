@@ -69,10 +69,11 @@ public final class Planner {
      * @param layerOrigins per output layer, the reference's layer it follows when slices renumber
      *                     layers (for config.json), else null
      * @param moe          the MoE an assembly writes (its config.json follows it), else null
+     * @param vocabulary   the output vocabulary when the config sets one (tokenizer files, rows), else null
      */
     public record Planned(MergePlan plan, MergeMethod method, Checkpoint reference, List<Checkpoint> models,
                           List<Checkpoint> inputs, List<String> modelNames, int[] layerOrigins,
-                          MoeArchitecture.Assembly moe) {
+                          MoeArchitecture.Assembly moe, VocabularyPlan.Output vocabulary) {
     }
 
     public Planned plan(String configFile, MergeConfig config, PlanOptions options) {
@@ -140,6 +141,32 @@ public final class Planner {
         for (ModelSpec spec : specs) {
             models.add(checkpoint.apply(spec.model()));
         }
+        VocabularyPlan.Result vocabulary = null;
+        if (!sliced) {
+            List<Checkpoint> all = new ArrayList<>();
+            List<String> owners = new ArrayList<>();
+            if (base != null) {
+                all.add(base);
+                owners.add("base_model (" + config.baseModel() + ")");
+            }
+            for (int i = 0; i < models.size(); i++) {
+                all.add(models.get(i));
+                owners.add("models[" + i + "] (" + specs.get(i).model() + ")");
+            }
+            vocabulary = VocabularyPlan.of(configFile, config, base != null, all, owners, reader, inputProblems);
+            if (!inputProblems.isEmpty()) {
+                throw new AmalgamException(config.remapsVocabulary() ? AmalgamException.Kind.INPUT
+                        : AmalgamException.Kind.CONFIG, limit(inputProblems));
+            }
+            if (vocabulary != null) {
+                base = vocabulary.apply(base);
+                models = new ArrayList<>(models.stream().map(vocabulary::apply).toList());
+            }
+        } else if ("union".equals(config.tokenizerSource()) || config.tokenizer().any()) {
+            throw new AmalgamException(AmalgamException.Kind.CONFIG, configFile + ": tokenizer_source: union, the "
+                    + "tokenizer: section and chat_template are not supported with slices yet; merge with models:, "
+                    + "or give tokenizer_source: base or a model path (its tokenizer files are copied)");
+        }
         Checkpoint reference;
         OutputLayout.Layout layout;
         if (sliced) {
@@ -179,14 +206,15 @@ public final class Planner {
             }
             layout = OutputLayout.ofModels(config, specs, base, models, reference);
         }
-        return finish(configFile, config, method, hasBase, settings, layout, reference, models, read, options, null);
+        return finish(configFile, config, method, hasBase, settings, layout, reference, models, read, options, null,
+                vocabulary == null ? null : vocabulary.output());
     }
 
     /** Parameters, dtypes, shards and chunks of the outputs {@code layout} maps. */
     private Planned finish(String configFile, MergeConfig config, MergeMethod method, boolean hasBase,
                            MethodSettings settings, OutputLayout.Layout layout, Checkpoint reference,
                            List<Checkpoint> models, Map<String, Checkpoint> read, PlanOptions options,
-                           MoeArchitecture.Assembly moe) {
+                           MoeArchitecture.Assembly moe, VocabularyPlan.Output vocabulary) {
         int modelCount = layout.slotNames().size();
 
         ParameterTable table = ParameterTable.of(method);
@@ -264,7 +292,7 @@ public final class Planner {
         ChunkPlan[] chunks = chunk(placed, options.chunkElements(), wholeLimit, method);
         MergePlan plan = new MergePlan(settings, modelCount, placed.toArray(TensorPlan[]::new), chunks, shards);
         return new Planned(plan, method, reference, models, List.copyOf(read.values()), layout.slotNames(),
-                layout.layerOrigins(), moe);
+                layout.layerOrigins(), moe, vocabulary);
     }
 
     /**
@@ -334,7 +362,7 @@ public final class Planner {
         return finish(configFile, planned, PASSTHROUGH, false, settings(planned, PASSTHROUGH, false), layout, base,
                 List.of(base), read, options, new MoeArchitecture.Assembly(arch, moe.experts().size(),
                         moe.sharedExperts().size(), moe.expertsPerToken(), moe.gateMode().configName(),
-                        moe.expertLayout().configName()));
+                        moe.expertLayout().configName()), null);
     }
 
     private String modelType(Checkpoint c) {

@@ -192,17 +192,33 @@ public final class SampleCheckpoints {
      * the {@link #WORDS}, then {@code tok<i>}; with tokenizer_config.json naming the special tokens.
      */
     public static void writeTokenizer(Configuration hadoop, String dir, int vocab) throws IOException {
+        java.util.LinkedHashSet<String> tokens = new java.util.LinkedHashSet<>(List.of("<s>", "</s>", "<unk>"));
+        tokens.addAll(WORDS);
+        for (int i = 0; tokens.size() < vocab; i++) {
+            tokens.add("tok" + i);
+        }
+        writeTokenizer(hadoop, dir, tokens.stream().limit(vocab).toList());
+    }
+
+    /**
+     * A word-level tokenizer whose token {@code i} is {@code tokens.get(i)}; {@code <s>}, {@code </s>}
+     * and {@code <unk>}, where listed, are its special (added) tokens.
+     */
+    public static void writeTokenizer(Configuration hadoop, String dir, List<String> tokens) throws IOException {
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
         root.put("version", "1.0");
         root.putNull("truncation");
         root.putNull("padding");
         var added = root.putArray("added_tokens");
-        String[] specials = {"<s>", "</s>", "<unk>"};
-        for (int i = 0; i < specials.length; i++) {
+        for (String special : List.of("<s>", "</s>", "<unk>")) {
+            int id = tokens.indexOf(special);
+            if (id < 0) {
+                continue;
+            }
             ObjectNode t = added.addObject();
-            t.put("id", i);
-            t.put("content", specials[i]);
+            t.put("id", id);
+            t.put("content", special);
             t.put("single_word", false);
             t.put("lstrip", false);
             t.put("rstrip", false);
@@ -216,17 +232,8 @@ public final class SampleCheckpoints {
         ObjectNode model = root.putObject("model");
         model.put("type", "WordLevel");
         ObjectNode words = model.putObject("vocab");
-        java.util.LinkedHashSet<String> tokens = new java.util.LinkedHashSet<>(List.of(specials));
-        tokens.addAll(WORDS);
-        for (int i = 0; tokens.size() < vocab; i++) {
-            tokens.add("tok" + i);
-        }
-        int id = 0;
-        for (String t : tokens) {
-            if (id == vocab) {
-                break;
-            }
-            words.put(t, id++);
+        for (int i = 0; i < tokens.size(); i++) {
+            words.put(tokens.get(i), i);
         }
         model.put("unk_token", "<unk>");
         write(hadoop, dir + "/tokenizer.json", json.writeValueAsString(root));

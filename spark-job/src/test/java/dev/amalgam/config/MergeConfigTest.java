@@ -3,6 +3,8 @@ package dev.amalgam.config;
 import dev.amalgam.AmalgamException;
 import org.junit.jupiter.api.Test;
 
+import java.util.List;
+
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -118,9 +120,35 @@ class MergeConfigTest {
     }
 
     @Test
-    void aUnionTokenizerIsRefusedAsNotSupportedYet() {
-        assertThat(refused("merge_method: ties\nmodels: [a]\ntokenizer_source: union\n").getMessage())
-                .contains("tokenizer_source 'union' is not supported yet");
+    void theTokenizerSectionGivesTheSourceTheTokensAndThePadding() {
+        MergeConfig c = MergeConfigParser.parse("t.yml", "merge_method: linear\nmodels: [/a, /b]\ntokenizer:\n"
+                + "  pad_to_multiple_of: 64\n  tokens:\n    '<|im_start|>': {source: /a, force: true}\n"
+                + "    '<|im_end|>': {source: {kind: model_token, model: /b, token_id: 2}}\n    pad: {source: {kind: zero}}\n"
+                + "chat_template: chatml\n");
+        assertEquals("union", c.tokenizerSource());
+        assertEquals(64, c.tokenizer().padToMultipleOf());
+        assertEquals("chatml", c.tokenizer().chatTemplate());
+        assertEquals(List.of("<|im_start|>", "<|im_end|>", "pad"), List.copyOf(c.tokenizer().tokens().keySet()));
+        assertEquals(new TokenizerSpec.TokenSpec(new TokenizerSpec.TokenSource.Model("/a"), true),
+                c.tokenizer().tokens().get("<|im_start|>"));
+        assertEquals(new TokenizerSpec.TokenSource.ModelToken("/b", null, 2),
+                c.tokenizer().tokens().get("<|im_end|>").source());
+        assertEquals(new TokenizerSpec.TokenSource.Zero(), c.tokenizer().tokens().get("pad").source());
+        assertEquals("union", MergeConfigParser.parse("t.yml", "merge_method: linear\nmodels: [/a]\n"
+                + "tokenizer_source: union\n").tokenizerSource());
+    }
+
+    @Test
+    void aBadTokenizerSectionNamesTheKey() {
+        String message = refused("merge_method: linear\nmodels: [/a]\ntokenizer_source: base\ntokenizer:\n"
+                + "  pad_to_multiple_of: 0\n  tokens:\n    x: {source: {kind: model_token, model: /a}}\n"
+                + "    y: {source: {kind: mean}}\n  padding: 8\n").getMessage();
+        assertThat(message).contains("give either 'tokenizer_source' or 'tokenizer'")
+                .contains("tokenizer.pad_to_multiple_of must be a whole number of at least 1")
+                .contains("tokenizer.tokens['x'].source: a model_token source names 'model' and one of 'token' or "
+                        + "'token_id'")
+                .contains("tokenizer.tokens['y'].source must be a model path, {kind: zero}")
+                .contains("tokenizer: unknown key 'padding'");
     }
 
     @Test

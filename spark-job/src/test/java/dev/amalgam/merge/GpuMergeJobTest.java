@@ -109,6 +109,28 @@ class GpuMergeJobTest {
     }
 
     @Test
+    void remappedVocabulariesOnTheEmulatedGpuWriteTheCpuBytes() throws Exception {
+        MergeFixture f = fixtures.get(Dtype.BF16);
+        // One fine-tune with a vocabulary of its own order and extra tokens: its rows are remapped on read.
+        java.util.List<String> tokens = new java.util.ArrayList<>(java.util.List.of("<s>", "</s>", "<unk>", "extra"));
+        for (int i = 0; tokens.size() < 40; i++) {
+            tokens.add("tok" + (36 - i));
+        }
+        String other = f.root.resolve("other-vocab").toString();
+        dev.amalgam.sample.SampleCheckpoints.write(new org.apache.hadoop.conf.Configuration(), other,
+                MergeFixture.SHAPE, Dtype.BF16, 0, 4, 6_000);
+        dev.amalgam.sample.SampleCheckpoints.writeTokenizer(new org.apache.hadoop.conf.Configuration(), other + "/base",
+                tokens);
+        String config = f.config("union.yml", "merge_method: ties\nbase_model: " + f.base + "\ntokenizer:\n"
+                + "  source: union\n  pad_to_multiple_of: 8\nmodels:\n  - model: " + f.models.get(0)
+                + "\n    parameters: {weight: 0.6, density: 0.5}\n  - model: " + other + "/base"
+                + "\n    parameters: {weight: 0.4, density: 0.7}\n");
+        EmulatedDevice device = new EmulatedDevice();
+        compare("union", config, Dtype.BF16, device, "emulated");
+        assertTrue(device.launches() > 0);
+    }
+
+    @Test
     void aMethodWhosePrimitivesTheBackendLacksRunsOnTheCpu() throws Exception {
         MergeFixture f = fixtures.get(Dtype.BF16);
         String config = f.config("slerp-on-gpu.yml", "merge_method: slerp\nbase_model: " + f.base + "\nmodels:\n  - model: "
