@@ -11,7 +11,7 @@ import java.util.concurrent.Callable;
 
 @Command(name = "merge", description = "Merges the checkpoints a merge config names into DESTINATION. A run that "
         + "failed or was killed is resumed by running the same command again.")
-final class MergeCommand implements Callable<Integer> {
+class MergeCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "CONFIG", description = "merge config (YAML, any Hadoop path)")
     String config;
 

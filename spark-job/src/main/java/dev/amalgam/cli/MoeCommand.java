@@ -3,32 +3,13 @@ package dev.amalgam.cli;
 import dev.amalgam.AmalgamException;
 import dev.amalgam.job.MergeJob;
 import org.apache.hadoop.conf.Configuration;
-import org.apache.spark.api.java.JavaSparkContext;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 
-import java.util.concurrent.Callable;
-
+/** {@code merge} for mixture-of-experts configs: the same options, the config's schema checked first. */
 @Command(name = "moe", description = "Assembles a mixture-of-experts model from dense ones, as a mergekit-moe config "
         + "says (base_model, experts, gate_mode, architecture), into DESTINATION. A run that failed or was killed is "
         + "resumed by running the same command again.")
-final class MoeCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "CONFIG", description = "mixture-of-experts config (YAML, any Hadoop path)")
-    String config;
-
-    @Parameters(index = "1", paramLabel = "DESTINATION", description = "output directory (any Hadoop path)")
-    String destination;
-
-    @Mixin
-    SparkOptions spark;
-
-    @Mixin
-    MergeOptions options;
-
-    @Option(names = "--overwrite", description = "replace a non-empty destination")
-    boolean overwrite;
+final class MoeCommand extends MergeCommand {
 
     @Override
     public Integer call() {
@@ -38,10 +19,6 @@ final class MoeCommand implements Callable<Integer> {
                     + "merge_method), not a mixture-of-experts config; run it with 'amalgam merge', or give "
                     + "base_model and experts here");
         }
-        try (JavaSparkContext sc = spark.start()) {
-            MergeJob.Result result = new MergeJob(sc).run(options.request(config, destination, overwrite));
-            System.out.println(ReportSummary.of(result));
-        }
-        return 0;
+        return super.call();
     }
 }

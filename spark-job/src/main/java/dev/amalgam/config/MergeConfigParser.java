@@ -350,7 +350,7 @@ public final class MergeConfigParser {
         return true;
     }
 
-    private static String text(JsonNode root, String key, String file, List<String> problems) {
+    static String text(JsonNode root, String key, String file, List<String> problems) {
         JsonNode node = root.get(key);
         if (node == null || node.isNull()) {
             return null;

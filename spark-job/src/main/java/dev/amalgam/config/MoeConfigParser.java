@@ -206,14 +206,6 @@ public final class MoeConfigParser {
     }
 
     private static String text(JsonNode node, String key, String where, List<String> problems) {
-        JsonNode v = node.get(key);
-        if (v == null || v.isNull()) {
-            return null;
-        }
-        if (!v.isTextual()) {
-            problems.add(where + ": '" + key + "' must be a string, got " + v);
-            return null;
-        }
-        return v.asText();
+        return MergeConfigParser.text(node, key, where, problems);
     }
 }

@@ -1,5 +1,6 @@
 package dev.amalgam.executor;
 
+import dev.amalgam.format.FloatBytes;
 import dev.amalgam.format.LowRank;
 import dev.amalgam.format.Quantization;
 import dev.amalgam.format.RangeReader;
@@ -7,7 +8,6 @@ import dev.amalgam.format.StoredTensor;
 import dev.amalgam.kernels.BlockScales;
 import dev.amalgam.kernels.ChunkKernels;
 import dev.amalgam.kernels.Dtype;
-import dev.amalgam.kernels.ElementCodec;
 import dev.amalgam.kernels.LowRankFactors;
 import dev.amalgam.kernels.KernelBackend;
 import dev.amalgam.kernels.NonFinite;
@@ -111,7 +111,7 @@ public final class ChunkLoader implements AutoCloseable {
             long first = chunk.start() / cols;
             long last = (chunk.start() + chunk.count() - 1) / cols;
             int bytes = lr.b().dtype().byteSize();
-            b = floats(reader.readBytes(lr.b().file(), lr.b().offset() + first * rank * bytes,
+            b = FloatBytes.decode(reader.readBytes(lr.b().file(), lr.b().offset() + first * rank * bytes,
                     (int) ((last - first + 1) * rank * bytes)), lr.b().dtype());
             bFirst = first;
         }
@@ -133,26 +133,13 @@ public final class ChunkLoader implements AutoCloseable {
         if (key.equals(otherFactorKey)) {
             return otherFactor;
         }
-        float[] values = floats(reader.readBytes(t.file(), t.offset(), Math.toIntExact(t.dataBytes())), t.dtype());
+        float[] values = FloatBytes.decode(reader.readBytes(t.file(), t.offset(), Math.toIntExact(t.dataBytes())),
+                t.dtype());
         otherFactorKey = factorKey;
         otherFactor = factor;
         factorKey = key;
         factor = values;
         return values;
-    }
-
-    private static float[] floats(byte[] bytes, Dtype dtype) {
-        java.nio.ByteBuffer in = java.nio.ByteBuffer.wrap(bytes).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-        float[] out = new float[bytes.length / dtype.byteSize()];
-        for (int j = 0; j < out.length; j++) {
-            out[j] = switch (dtype) {
-                case F32 -> in.getFloat();
-                case BF16 -> ElementCodec.bfloat16ToFloat(in.getShort());
-                case F16 -> ElementCodec.halfToFloat(in.getShort());
-                default -> throw new IllegalArgumentException(dtype + " factors");
-            };
-        }
-        return out;
     }
 
     /**
@@ -186,16 +173,7 @@ public final class ChunkLoader implements AutoCloseable {
         int n = (int) ((lastGridRow - firstGridRow + 1) * gridCols);
         int width = scales.dtype().byteSize();
         byte[] raw = reader.readBytes(scales.file(), scales.offset() + firstGridRow * gridCols * width, n * width);
-        float[] values = new float[n];
-        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(raw).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-        for (int i = 0; i < n; i++) {
-            values[i] = switch (scales.dtype()) {
-                case F32 -> b.getFloat();
-                case BF16 -> dev.amalgam.kernels.ElementCodec.bfloat16ToFloat(b.getShort());
-                case F16 -> dev.amalgam.kernels.ElementCodec.halfToFloat(b.getShort());
-                default -> throw new IllegalStateException("scales of " + scales.dtype());
-            };
-        }
+        float[] values = FloatBytes.decode(raw, scales.dtype());
         reader.read(input.file(), input.offset() + chunk.start(), count, kernels.input(slot));
         BlockScales.Fp8 blockScales = new BlockScales.Fp8(values, firstGridRow, gridCols, q.blockRows(), q.blockCols(),
                 matrixRows, cols, chunk.start());

@@ -1,10 +1,7 @@
 package dev.amalgam.format;
 
 import dev.amalgam.kernels.Dtype;
-import dev.amalgam.kernels.ElementCodec;
 
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 
 /**
  * An embedding (or output head) remapped to another vocabulary, read as if that checkpoint were
@@ -56,7 +53,7 @@ public record RowMap(int cols, long vocab, StoredTensor[] sources, int[] source,
                 byte[] b = rows.read(s.file(), s.offset() + sourceElement * size, (int) ((to - from) * size));
                 System.arraycopy(b, 0, out, (int) ((from - start) * size), b.length);
             } else {
-                byte[] encoded = encode(values(r, rows), dtype);
+                byte[] encoded = FloatBytes.encode(values(r, rows), dtype);
                 long from = Math.max(start, r * cols);
                 long to = Math.min(end, (r + 1) * cols);
                 System.arraycopy(encoded, (int) ((from - r * cols) * size), out, (int) ((from - start) * size),
@@ -97,35 +94,6 @@ public record RowMap(int cols, long vocab, StoredTensor[] sources, int[] source,
         StoredTensor t = sources[s];
         int size = t.dtype().byteSize();
         byte[] b = rows.read(t.file(), t.offset() + (long) r * cols * size, cols * size);
-        return decode(b, t.dtype());
-    }
-
-    /** Little-endian values of a float dtype. */
-    public static float[] decode(byte[] bytes, Dtype dtype) {
-        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
-        float[] out = new float[bytes.length / dtype.byteSize()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = switch (dtype) {
-                case F32 -> b.getFloat();
-                case BF16 -> ElementCodec.bfloat16ToFloat(b.getShort());
-                case F16 -> ElementCodec.halfToFloat(b.getShort());
-                default -> throw new IllegalArgumentException(dtype + " rows cannot be remapped");
-            };
-        }
-        return out;
-    }
-
-    /** {@code values} in a float dtype, rounded to nearest even. */
-    public static byte[] encode(float[] values, Dtype dtype) {
-        ByteBuffer b = ByteBuffer.allocate(values.length * dtype.byteSize()).order(ByteOrder.LITTLE_ENDIAN);
-        for (float v : values) {
-            switch (dtype) {
-                case F32 -> b.putFloat(v);
-                case BF16 -> b.putShort(ElementCodec.floatToBfloat16(v));
-                case F16 -> b.putShort(ElementCodec.floatToHalf(v));
-                default -> throw new IllegalArgumentException(dtype + " rows cannot be remapped");
-            }
-        }
-        return b.array();
+        return FloatBytes.decode(b, t.dtype());
     }
 }

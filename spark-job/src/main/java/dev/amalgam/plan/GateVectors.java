@@ -3,19 +3,17 @@ package dev.amalgam.plan;
 import dev.amalgam.config.MoeConfig;
 import dev.amalgam.format.Checkpoint;
 import dev.amalgam.format.CheckpointReader;
+import dev.amalgam.format.FloatBytes;
 import dev.amalgam.format.FormatException;
 import dev.amalgam.format.PromptTokenizer;
 import dev.amalgam.format.StoredTensor;
 import dev.amalgam.kernels.CounterRandom;
 import dev.amalgam.kernels.Dtype;
-import dev.amalgam.kernels.ElementCodec;
 import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -179,16 +177,7 @@ final class GateVectors {
             Dtype d = embed.dtype();
             byte[] bytes = new byte[hidden * d.byteSize()];
             in.readFully(embed.offset() + id * hidden * d.byteSize(), bytes);
-            ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
-            float[] row = new float[hidden];
-            for (int h = 0; h < hidden; h++) {
-                row[h] = switch (d) {
-                    case F32 -> b.getFloat();
-                    case BF16 -> ElementCodec.bfloat16ToFloat(b.getShort());
-                    case F16 -> ElementCodec.halfToFloat(b.getShort());
-                    default -> throw new IllegalStateException(d.toString());
-                };
-            }
+            float[] row = FloatBytes.decode(bytes, d);
             cache.put(id, row);
             return row;
         }
@@ -233,16 +222,10 @@ final class GateVectors {
                 }
                 byte[] bytes = new byte[(int) t.dataBytes()];
                 in.readFully(t.offset(), bytes);
-                ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+                float[] values = FloatBytes.decode(bytes, t.dtype());
                 out[l] = new float[experts][hidden];
                 for (int e = 0; e < experts; e++) {
-                    for (int h = 0; h < hidden; h++) {
-                        out[l][e][h] = switch (t.dtype()) {
-                            case F32 -> b.getFloat();
-                            case BF16 -> ElementCodec.bfloat16ToFloat(b.getShort());
-                            default -> ElementCodec.halfToFloat(b.getShort());
-                        };
-                    }
+                    System.arraycopy(values, e * hidden, out[l][e], 0, hidden);
                 }
             }
         } catch (IOException e) {

@@ -5,6 +5,7 @@ import dev.amalgam.config.MergeConfig;
 import dev.amalgam.config.TokenizerSpec;
 import dev.amalgam.format.Checkpoint;
 import dev.amalgam.format.CheckpointReader;
+import dev.amalgam.format.FloatBytes;
 import dev.amalgam.format.FormatException;
 import dev.amalgam.format.OutputTokenizer;
 import dev.amalgam.format.RangeReader;
@@ -336,7 +337,7 @@ final class VocabularyPlan {
         // Padding rows: the mean of the rows the view holds (rounded to its dtype), summed in double.
         double[] sum = new double[cols];
         for (int r = 0; r < vocab; r++) {
-            float[] v = RowMap.decode(RowMap.encode(map.values(r, reader::readBytes), t.dtype()), t.dtype());
+            float[] v = FloatBytes.decode(FloatBytes.encode(map.values(r, reader::readBytes), t.dtype()), t.dtype());
             for (int c = 0; c < cols; c++) {
                 sum[c] += v[c];
             }
