@@ -73,6 +73,26 @@ public final class PromptTokenizer implements AutoCloseable {
         return e.getIds();
     }
 
+    /**
+     * Null when the tokenizers library reads {@code tokenizerJson} and encodes each of {@code added}
+     * (tokenizer.json entries) alone as its id; else what went wrong, as a sentence's end.
+     */
+    public static String check(byte[] tokenizerJson, List<com.fasterxml.jackson.databind.node.ObjectNode> added) {
+        try (HuggingFaceTokenizer t = HuggingFaceTokenizer.newInstance(new java.io.ByteArrayInputStream(tokenizerJson),
+                Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false"))) {
+            for (com.fasterxml.jackson.databind.node.ObjectNode entry : added) {
+                long[] ids = t.encode(entry.get("content").asText(), false, false).getIds();
+                if (ids.length != 1 || ids[0] != entry.get("id").asLong()) {
+                    return "encodes the added token '" + entry.get("content").asText() + "' as "
+                            + java.util.Arrays.toString(ids) + ", not as its id " + entry.get("id").asLong();
+                }
+            }
+            return null;
+        } catch (IOException | RuntimeException e) {
+            return "is not read by the tokenizers library: " + e.getMessage();
+        }
+    }
+
     @Override
     public void close() {
         tokenizer.close();

@@ -8,6 +8,7 @@ import dev.amalgam.format.CheckpointReader;
 import dev.amalgam.format.FloatBytes;
 import dev.amalgam.format.FormatException;
 import dev.amalgam.format.OutputTokenizer;
+import dev.amalgam.format.PromptTokenizer;
 import dev.amalgam.format.RangeReader;
 import dev.amalgam.format.RowMap;
 import dev.amalgam.format.StoredTensor;
@@ -161,6 +162,15 @@ final class VocabularyPlan {
         long padded = spec.padToMultipleOf() == null ? vocab
                 : (vocab + spec.padToMultipleOf() - 1L) / spec.padToMultipleOf() * spec.padToMultipleOf();
         OutputTokenizer tokenizer = new OutputTokenizer(out.directory(), added, chat);
+        if (!added.isEmpty()) {
+            // The tokenizers library must read what will be written, and give each added token its id.
+            String failure = PromptTokenizer.check(tokenizer.tokenizerJson(out.tokenizer()), added);
+            if (failure != null) {
+                problems.add(file + ": the output tokenizer (" + out.directory() + "/tokenizer.json with "
+                        + added.size() + " added tokens) " + failure);
+                return null;
+            }
+        }
 
         // Token by new id, and each model's row for it (-1: none).
         String[] tokens = new String[vocab];
