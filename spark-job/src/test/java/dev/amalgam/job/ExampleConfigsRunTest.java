@@ -26,7 +26,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Every config in {@code conf/examples/} runs end to end on generated checkpoints (32 small
  * layers, so the slices' ranges fit), its model paths replaced by generated ones: a path ending
  * in {@code base} by the base, the others by fine-tunes in order of appearance, an adapter after
- * {@code +} by a generated LoRA adapter. Mixture-of-experts configs run as {@code amalgam moe} does.
+ * {@code +} by a generated LoRA adapter; in a config that sets a tokenizer, the fine-tunes have vocabularies
+ * of their own. Mixture-of-experts configs run as {@code amalgam moe} does.
  */
 class ExampleConfigsRunTest {
     private static final Pattern PATH = Pattern.compile("((?:hdfs://)?/[A-Za-z0-9_./-]+)");
@@ -34,6 +35,8 @@ class ExampleConfigsRunTest {
     @TempDir
     static Path temp;
     static List<String> fineTunes;
+    /** Fine-tunes with vocabularies of their own (more tokens; another order), for configs that remap them. */
+    static List<String> otherVocabularies;
 
     @BeforeAll
     static void generate() throws Exception {
@@ -41,6 +44,22 @@ class ExampleConfigsRunTest {
         fineTunes = SampleCheckpoints.write(new Configuration(), temp.toString(), shape, Dtype.BF16, 3, 21, 40_000);
         SampleCheckpoints.writeAdapter(new Configuration(), temp + "/adapter", shape, Dtype.BF16, 4, 8.0, false,
                 List.of("q_proj", "v_proj"), 2);
+        List<String> base = Tensors.vocabulary(temp + "/base");
+        List<String> more = new java.util.ArrayList<>(base);
+        more.addAll(List.of("<|im_start|>", "<|im_end|>"));
+        List<String> reordered = new java.util.ArrayList<>(base.subList(0, 3));
+        List<String> words = new java.util.ArrayList<>(base.subList(3, base.size()));
+        java.util.Collections.reverse(words);
+        reordered.addAll(words);
+        reordered.add("gut");
+        otherVocabularies = new java.util.ArrayList<>();
+        for (List<String> tokens : List.of(more, reordered)) {
+            String root = temp + "/vocab-" + tokens.size();
+            SampleCheckpoints.write(new Configuration(), root, new SampleCheckpoints.Shape(32, 16, 24, tokens.size()),
+                    Dtype.BF16, 0, tokens.size(), 40_000);
+            SampleCheckpoints.writeTokenizer(new Configuration(), root + "/base", tokens);
+            otherVocabularies.add(root + "/base");
+        }
     }
 
     static Stream<Path> examples() throws Exception {
@@ -52,6 +71,8 @@ class ExampleConfigsRunTest {
     void runsOnGeneratedCheckpoints(Path example) throws Exception {
         String yaml = Files.readString(example);
         Map<String, String> replaced = new LinkedHashMap<>();
+        // A config that sets a tokenizer merges models whose vocabularies differ from the base's.
+        List<String> models = yaml.contains("tokenizer") ? otherVocabularies : fineTunes;
         StringBuilder out = new StringBuilder();
         Matcher m = PATH.matcher(yaml);
         while (m.find()) {
@@ -59,7 +80,7 @@ class ExampleConfigsRunTest {
             int before = m.start() == 0 ? ' ' : yaml.charAt(m.start() - 1);
             String generated = before == '+' ? temp + "/adapter"
                     : replaced.computeIfAbsent(path, p -> p.endsWith("base") ? temp + "/base"
-                    : fineTunes.get(replacedFineTunes(replaced) % fineTunes.size()));
+                    : models.get(replacedFineTunes(replaced) % models.size()));
             m.appendReplacement(out, Matcher.quoteReplacement(generated));
         }
         m.appendTail(out);
@@ -73,6 +94,10 @@ class ExampleConfigsRunTest {
                 .containsKeys("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight");
         assertThat(tensors.keySet()).as(example.toString()).contains(moe ? routerOf(tensors.keySet())
                 : "model.layers.0.mlp.down_proj.weight");
+        if (yaml.contains("source: union")) {
+            // 40 base tokens, two chat tokens and one word from the others: 43, padded to 64.
+            assertThat(((dev.amalgam.format.StoredTensor) tensors.get("lm_head.weight")).shape()[0]).isEqualTo(64);
+        }
     }
 
     /** Layer 0's router, by the name its architecture gives it. */
@@ -82,6 +107,6 @@ class ExampleConfigsRunTest {
     }
 
     private static int replacedFineTunes(Map<String, String> replaced) {
-        return (int) replaced.values().stream().filter(v -> !v.endsWith("/base")).count();
+        return (int) replaced.values().stream().filter(v -> !v.equals(temp + "/base")).count();
     }
 }

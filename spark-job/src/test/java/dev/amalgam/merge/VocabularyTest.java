@@ -304,6 +304,28 @@ class VocabularyTest {
     }
 
     @Test
+    void tokenSourcesThatAreNotMergedModelsOrLackTheTokenAreRefused() throws Exception {
+        Inputs in = inputs(Dtype.BF16);
+        AmalgamException e = assertThrows(AmalgamException.class, () -> merge(in, "bad-tokens", "tokenizer:\n"
+                + "  tokens:\n    x9: {source: /nowhere}\n    y0: {source: " + in.one + "}\n"
+                + "    x0: {source: {kind: model_token, model: " + in.two + ", token_id: 99}}\n", 1 << 20));
+        assertThat(e.getMessage()).contains("tokenizer.tokens['x9'].source: /nowhere is not one of the merged models")
+                .contains("tokenizer.tokens['y0'].source: models[0] (" + in.one + ") has no token 'y0'")
+                .contains("tokenizer.tokens['x0'].source: models[1] (" + in.two + ") has no row 99 (it has 41)");
+        assertThat(temp.resolve("bad-tokens")).doesNotExist();
+    }
+
+    @Test
+    void aModelWithoutTokenizerJsonIsRefusedWhenVocabulariesMustBeRemapped() throws Exception {
+        Inputs in = inputs(Dtype.BF16);
+        Files.delete(Path.of(in.two, "tokenizer.json"));
+        AmalgamException e = assertThrows(AmalgamException.class,
+                () -> merge(in, "no-tokenizer", "tokenizer_source: union\n", 1 << 20));
+        assertEquals(AmalgamException.Kind.INPUT, e.kind());
+        assertThat(e.getMessage()).contains(in.two + "/tokenizer.json: not found");
+    }
+
+    @Test
     void chatTemplatesAreWrittenIntoTheTokenizerConfig() throws Exception {
         Inputs in = inputs(Dtype.BF16);
         String out = merge(in, "chatml", "tokenizer_source: union\nchat_template: chatml\n", 1 << 20);

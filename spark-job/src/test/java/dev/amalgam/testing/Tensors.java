@@ -80,6 +80,19 @@ public final class Tensors {
         return b.array();
     }
 
+    /** A checkpoint's tokens in id order, from its tokenizer.json's vocabulary. */
+    public static java.util.List<String> vocabulary(String dir) {
+        try {
+            com.fasterxml.jackson.databind.JsonNode vocab = new com.fasterxml.jackson.databind.ObjectMapper()
+                    .readTree(Path.of(dir, "tokenizer.json").toFile()).get("model").get("vocab");
+            String[] tokens = new String[vocab.size()];
+            vocab.fields().forEachRemaining(e -> tokens[e.getValue().asInt()] = e.getKey());
+            return java.util.List.of(tokens);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     /** SHA-256 of every .safetensors file in a directory, by file name. */
     public static Map<String, String> shardDigests(String dir) {
         Map<String, String> out = new java.util.TreeMap<>();
