@@ -38,6 +38,10 @@ final class PlanDescription {
             out.append(line("merge", method.name() + " of " + plan.modelCount() + (plan.modelCount() == 1 ? " model" : " models")
                     + (plan.settings().hasBase() ? " onto the base " + inspection.planned().reference().directory() : "")));
         }
+        if (inspection.planned().vocabulary() != null) {
+            String source = inspection.config().tokenizerSource() == null ? "base" : inspection.config().tokenizerSource();
+            out.append(line("vocabulary", inspection.planned().vocabulary().describe(source)));
+        }
         out.append(line("tensors", tensors + ", " + plan.chunks().length + " chunks of at most "
                 + String.format(Locale.ROOT, "%,d", ResourceCheck.maxChunk(plan)) + " elements"));
 

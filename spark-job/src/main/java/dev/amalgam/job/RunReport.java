@@ -45,6 +45,10 @@ final class RunReport {
         if (planned.moe() != null) {
             planned.moe().report(root.putObject("moe"));
         }
+        if (planned.vocabulary() != null) {
+            planned.vocabulary().report(root.putObject("vocabulary"),
+                    config.tokenizerSource() == null ? "base" : config.tokenizerSource());
+        }
         root.put("config_file", request.configFile());
         root.put("destination", request.destination());
         root.put("started_at", startedAt.toString());

@@ -53,7 +53,24 @@ final class VocabularyPlan {
      * @param tokenizer the output tokenizer
      * @param added     how many tokens the output vocabulary adds to its source's
      */
-    public record Output(long rows, OutputTokenizer tokenizer, int added) {
+    public record Output(long rows, OutputTokenizer tokenizer, int added, int remappedModels) {
+        /** "45 tokens (5 added to base's), 48 rows, embeddings of 3 models remapped". */
+        public String describe(String source) {
+            return (rows == 0 ? "unchanged" : rows + " embedding rows") + ", " + added + " token"
+                    + (added == 1 ? "" : "s") + " added to " + tokenizer.sourceDirectory() + "'s, "
+                    + remappedModels + " model" + (remappedModels == 1 ? "'s" : "s'") + " embeddings remapped ("
+                    + source + (tokenizer.chatTemplate() == null ? "" : ", chat template set") + ")";
+        }
+
+        /** The vocabulary as the run report states it. */
+        public void report(com.fasterxml.jackson.databind.node.ObjectNode into, String source) {
+            into.put("source", source);
+            into.put("tokenizer_from", tokenizer.sourceDirectory());
+            into.put("added_tokens", added);
+            into.put("embedding_rows", rows);
+            into.put("remapped_models", remappedModels);
+            into.put("chat_template", tokenizer.chatTemplate() != null);
+        }
     }
 
     /** The remapped inputs (by directory) and the output; null when the config asks for nothing. */
@@ -118,7 +135,7 @@ final class VocabularyPlan {
                 return null;
             }
             // Every model has the same rows and nothing is added: the source's tokenizer files, as they are.
-            return new Result(Map.of(), new Output(0, new OutputTokenizer(sourceDirectory, List.of(), chat), 0));
+            return new Result(Map.of(), new Output(0, new OutputTokenizer(sourceDirectory, List.of(), chat), 0, 0));
         }
         Vocabulary out;
         if (source.equals("union") || source.equals("base")) {
@@ -133,7 +150,7 @@ final class VocabularyPlan {
                     problems.addAll(e.problems());
                     return null;
                 }
-                return new Result(Map.of(), new Output(0, new OutputTokenizer(sourceDirectory, List.of(), chat), 0));
+                return new Result(Map.of(), new Output(0, new OutputTokenizer(sourceDirectory, List.of(), chat), 0, 0));
             }
         }
         Map<String, Integer> outIds = new LinkedHashMap<>(out.ids());
@@ -219,7 +236,7 @@ final class VocabularyPlan {
             }
         }
         boolean changesRows = !remapped.isEmpty() || Arrays.stream(rows).anyMatch(r -> r != padded);
-        return new Result(remapped, new Output(changesRows ? padded : 0, tokenizer, added.size()));
+        return new Result(remapped, new Output(changesRows ? padded : 0, tokenizer, added.size(), remapped.size()));
     }
 
     private static int indexOf(List<Checkpoint> all, String path) {

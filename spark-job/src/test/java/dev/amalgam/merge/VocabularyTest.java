@@ -234,6 +234,11 @@ class VocabularyTest {
 
         JsonNode config = new ObjectMapper().readTree(Path.of(out, "config.json").toFile());
         assertEquals(45, config.get("vocab_size").asInt());
+        JsonNode report = new ObjectMapper().readTree(Path.of(out, "amalgam-report.json").toFile()).get("vocabulary");
+        assertEquals("union", report.get("source").asText());
+        assertEquals(5, report.get("added_tokens").asInt());
+        assertEquals(45, report.get("embedding_rows").asInt());
+        assertEquals(3, report.get("remapped_models").asInt());
         try (HuggingFaceTokenizer tokenizer = HuggingFaceTokenizer.newInstance(Path.of(out, "tokenizer.json"))) {
             assertArrayEquals(new long[]{3, 40, 42, 44}, tokenizer.encode("the x0 x2 y0", false, false).getIds());
         }
