@@ -129,6 +129,9 @@ final class VocabularyPlan {
             }
         }
         String sourceDirectory = source.equals("union") || source.equals("base") ? first.sideFileDirectory() : source;
+        if (names.isEmpty() && !rebuilds) {
+            return new Result(Map.of(), new Output(0, new OutputTokenizer(sourceDirectory, List.of(), chat), 0, 0));
+        }
         if (!missing.isEmpty()) {
             if (differ || rebuilds) {
                 problems.addAll(missing);
@@ -154,28 +157,9 @@ final class VocabularyPlan {
             }
         }
         Map<String, Integer> outIds = new LinkedHashMap<>(out.ids());
-        int next = outIds.values().stream().mapToInt(Integer::intValue).max().orElse(-1) + 1;
-        List<ObjectNode> added = new ArrayList<>();
-        if (source.equals("union")) {
-            for (Vocabulary v : vocabularies) {
-                for (String token : v.ids().keySet()) {
-                    if (!outIds.containsKey(token)) {
-                        ObjectNode entry = v.added().containsKey(token) ? v.added().get(token).deepCopy()
-                                : OutputTokenizer.newToken(next, token);
-                        entry.put("id", next);
-                        added.add(entry);
-                        outIds.put(token, next++);
-                    }
-                }
-            }
-        }
-        for (String token : spec.tokens().keySet()) {
-            if (!outIds.containsKey(token)) {
-                added.add(OutputTokenizer.newToken(next, token));
-                outIds.put(token, next++);
-            }
-        }
-        int vocab = next;
+        List<ObjectNode> added = addTokens(outIds, source.equals("union") ? vocabularies : List.of(),
+                spec.tokens().keySet());
+        int vocab = outIds.values().stream().mapToInt(Integer::intValue).max().orElse(-1) + 1;
         long padded = spec.padToMultipleOf() == null ? vocab
                 : (vocab + spec.padToMultipleOf() - 1L) / spec.padToMultipleOf() * spec.padToMultipleOf();
         OutputTokenizer tokenizer = new OutputTokenizer(out.directory(), added, chat);
@@ -207,36 +191,43 @@ final class VocabularyPlan {
         Map<String, Checkpoint> remapped = new HashMap<>();
         try (RangeReader rangeReader = new RangeReader(reader.hadoop())) {
             for (int m = 0; m < all.size(); m++) {
-                if (identity(p[m], rows[m], padded, spec, tokens)) {
-                    continue;
+                if (!identity(p[m], rows[m], padded, spec, tokens)) {
+                    Checkpoint c = remap(m, all, names, p, defaults, tokens, spec, vocab, padded, rangeReader, problems);
+                    remapped.put(c.directory(), c);
                 }
-                Checkpoint c = all.get(m);
-                Map<String, StoredTensor> byName = c.byName();
-                List<StoredTensor> tensors = new ArrayList<>();
-                for (StoredTensor t : c.tensors()) {
-                    if (!names.contains(t.name())) {
-                        tensors.add(t);
-                        continue;
-                    }
-                    if (t.quantization() != null || t.lowRank() != null || !t.dtype().writable()) {
-                        problems.add(t.file() + ": " + t.name() + " is " + t.dtype().torchName() + (t.lowRank() != null
-                                ? " with a LoRA adapter" : "") + "; remapping its rows to the output vocabulary needs "
-                                + "plain float rows");
-                        continue;
-                    }
-                    StoredTensor[] sources = new StoredTensor[all.size()];
-                    for (int k = 0; k < all.size(); k++) {
-                        sources[k] = all.get(k).byName().get(t.name());
-                    }
-                    tensors.add(byName.get(t.name()).remapped(padded,
-                            rowMap(m, t, sources, p, defaults, tokens, spec, vocab, padded, rangeReader)));
-                }
-                remapped.put(c.directory(), new Checkpoint(c.directory(), c.shardFiles(), tensors, c.sideFiles(),
-                        c.sideFileDirectory()));
             }
         }
         boolean changesRows = !remapped.isEmpty() || Arrays.stream(rows).anyMatch(r -> r != padded);
         return new Result(remapped, new Output(changesRows ? padded : 0, tokenizer, added.size(), remapped.size()));
+    }
+
+    /**
+     * Adds to {@code outIds} every token of {@code others} it lacks (model by model, by id within a
+     * model; an added token keeps its entry's settings), then each of {@code named} still missing,
+     * numbered from one past the highest id; returns their tokenizer.json entries.
+     */
+    private static List<ObjectNode> addTokens(Map<String, Integer> outIds, List<Vocabulary> others,
+                                              java.util.Collection<String> named) {
+        int next = outIds.values().stream().mapToInt(Integer::intValue).max().orElse(-1) + 1;
+        List<ObjectNode> added = new ArrayList<>();
+        for (Vocabulary v : others) {
+            for (String token : v.ids().keySet()) {
+                if (!outIds.containsKey(token)) {
+                    ObjectNode entry = v.added().containsKey(token) ? v.added().get(token).deepCopy()
+                            : OutputTokenizer.newToken(next, token);
+                    entry.put("id", next);
+                    added.add(entry);
+                    outIds.put(token, next++);
+                }
+            }
+        }
+        for (String token : named) {
+            if (!outIds.containsKey(token)) {
+                added.add(OutputTokenizer.newToken(next, token));
+                outIds.put(token, next++);
+            }
+        }
+        return added;
     }
 
     private static int indexOf(List<Checkpoint> all, String path) {
@@ -246,6 +237,30 @@ final class VocabularyPlan {
             }
         }
         return -1;
+    }
+
+    /** Model {@code m}'s checkpoint with its embedding and head read through row maps. */
+    private static Checkpoint remap(int m, List<Checkpoint> all, List<String> names, int[][] p,
+                                    Map<Integer, Row> defaults, String[] tokens, TokenizerSpec spec, int vocab,
+                                    long padded, RangeReader reader, List<String> problems) {
+        Checkpoint c = all.get(m);
+        List<StoredTensor> tensors = new ArrayList<>();
+        for (StoredTensor t : c.tensors()) {
+            if (!names.contains(t.name())) {
+                tensors.add(t);
+            } else if (t.quantization() != null || t.lowRank() != null || !t.dtype().writable()) {
+                problems.add(t.file() + ": " + t.name() + " is " + t.dtype().torchName() + (t.lowRank() != null
+                        ? " with a LoRA adapter" : "") + "; remapping its rows to the output vocabulary needs "
+                        + "plain float rows");
+            } else {
+                StoredTensor[] sources = new StoredTensor[all.size()];
+                for (int k = 0; k < all.size(); k++) {
+                    sources[k] = all.get(k).byName().get(t.name());
+                }
+                tensors.add(t.remapped(padded, rowMap(m, t, sources, p, defaults, tokens, spec, vocab, padded, reader)));
+            }
+        }
+        return new Checkpoint(c.directory(), c.shardFiles(), tensors, c.sideFiles(), c.sideFileDirectory());
     }
 
     /** Whether model {@code m}'s rows are the output's already: same ids, same row count, nothing forced. */
