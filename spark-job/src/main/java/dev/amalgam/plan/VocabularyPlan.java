@@ -376,12 +376,16 @@ final class VocabularyPlan {
         if (padded == vocab) {
             return map;
         }
-        // Padding rows: the mean of the rows the view holds (rounded to its dtype), summed in double.
+        // Padding rows: the mean of the rows the view holds (rounded to its dtype), summed in double,
+        // read in blocks of rows so runs of consecutive source rows are one read each.
         double[] sum = new double[cols];
-        for (int r = 0; r < vocab; r++) {
-            float[] v = FloatBytes.decode(FloatBytes.encode(map.values(r, reader::readBytes), t.dtype()), t.dtype());
-            for (int c = 0; c < cols; c++) {
-                sum[c] += v[c];
+        int block = Math.max(1, (8 << 20) / (cols * t.dtype().byteSize()));
+        for (int r = 0; r < vocab; r += block) {
+            int rows = Math.min(block, vocab - r);
+            float[] v = FloatBytes.decode(map.bytes((long) r * cols, rows * cols, t.dtype(), reader::readBytes),
+                    t.dtype());
+            for (int i = 0; i < v.length; i++) {
+                sum[i % cols] += v[i];
             }
         }
         float[] pad = new float[cols];
