@@ -91,15 +91,7 @@ public final class MergeConfigParser {
         if (chatTemplate != null) {
             vocabulary = new TokenizerSpec(vocabulary.tokens(), vocabulary.padToMultipleOf(), chatTemplate);
         }
-        Long seed = null;
-        JsonNode seedNode = root.get("random_seed");
-        if (seedNode != null) {
-            if (!seedNode.isIntegralNumber()) {
-                problems.add(file + ": 'random_seed' must be an integer, got " + seedNode);
-            } else {
-                seed = seedNode.asLong();
-            }
-        }
+        Long seed = seed(root, file, problems);
         MergeConfig.ExpertScope scope = MergeConfig.ExpertScope.EXPERT;
         String scopeName = text(root, "expert_scope", file, problems);
         if (scopeName != null) {
@@ -362,7 +354,20 @@ public final class MergeConfigParser {
         return node.asText();
     }
 
-    private static Dtype dtype(JsonNode root, String key, String file, List<String> problems) {
+    /** {@code random_seed}: an integer, or null when not given. */
+    static Long seed(JsonNode root, String file, List<String> problems) {
+        JsonNode node = root.get("random_seed");
+        if (node == null) {
+            return null;
+        }
+        if (!node.isIntegralNumber()) {
+            problems.add(file + ": 'random_seed' must be an integer, got " + node);
+            return null;
+        }
+        return node.asLong();
+    }
+
+    static Dtype dtype(JsonNode root, String key, String file, List<String> problems) {
         String name = text(root, key, file, problems);
         if (name == null) {
             return null;

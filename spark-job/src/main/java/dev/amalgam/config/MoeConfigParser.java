@@ -102,23 +102,8 @@ public final class MoeConfigParser {
                     + "compute the same MLP several times; give the experts different source models");
         }
         String architecture = text(root, "architecture", file, problems);
-        Dtype dtype = null;
-        String dtypeName = text(root, "dtype", file, problems);
-        if (dtypeName != null) {
-            dtype = Dtype.fromConfigName(dtypeName).orElse(null);
-            if (dtype == null) {
-                problems.add(file + ": 'dtype' is '" + dtypeName + "'; use float32, float16 or bfloat16");
-            }
-        }
-        long seed = 0;
-        JsonNode seedNode = root.get("random_seed");
-        if (seedNode != null) {
-            if (!seedNode.isIntegralNumber()) {
-                problems.add(file + ": 'random_seed' must be an integer, got " + seedNode);
-            } else {
-                seed = seedNode.asLong();
-            }
-        }
+        Dtype dtype = MergeConfigParser.dtype(root, "dtype", file, problems);
+        Long seed = MergeConfigParser.seed(root, file, problems);
         String gateVectors = text(root, "gate_vectors", file, problems);
         if (gateVectors != null && !mode.hidden()) {
             problems.add(file + ": 'gate_vectors' is read by the hidden gate modes only, but gate_mode is "
@@ -138,7 +123,8 @@ public final class MoeConfigParser {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, problems);
         }
         return new MoeConfig(base, experts, shared, perToken, mode,
-                architecture == null ? null : architecture.toLowerCase(Locale.ROOT), dtype, seed, gateVectors, layout);
+                architecture == null ? null : architecture.toLowerCase(Locale.ROOT), dtype, seed == null ? 0 : seed, gateVectors,
+                layout);
     }
 
     private static List<MoeConfig.Expert> experts(String file, String key, JsonNode node, List<String> problems) {

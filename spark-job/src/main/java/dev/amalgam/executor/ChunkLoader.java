@@ -79,8 +79,8 @@ public final class ChunkLoader implements AutoCloseable {
         Dtype dtype = input.dtype();
         long length = (long) chunk.count() * dtype.byteSize();
         if (input.rowMap() != null) {
-            byte[] bytes = input.rowMap().bytes(chunk.start(), chunk.count(), dtype, reader::readBytes);
-            kernels.input(slot).setBytes(0, bytes, 0, bytes.length);
+            input.rowMap().write(chunk.start(), chunk.count(), dtype, reader::readBytes,
+                    (at, src, from, n) -> kernels.input(slot).setBytes(at, src, from, n));
         } else if (input.isGenerated()) {
             kernels.input(slot).setBytes(0, input.values(), Math.toIntExact(chunk.start() * dtype.byteSize()),
                     length);

@@ -32,14 +32,19 @@ public record OutputTokenizer(String sourceDirectory, List<ObjectNode> added, St
 
     /** A new non-special token's entry, as {@code add_tokens} writes it. */
     public static ObjectNode newToken(int id, String content) {
+        return addedToken(id, content, false);
+    }
+
+    /** An {@code added_tokens} entry of tokenizer.json; special tokens are not normalized. */
+    public static ObjectNode addedToken(int id, String content, boolean special) {
         ObjectNode t = JSON.createObjectNode();
         t.put("id", id);
         t.put("content", content);
         t.put("single_word", false);
         t.put("lstrip", false);
         t.put("rstrip", false);
-        t.put("normalized", true);
-        t.put("special", false);
+        t.put("normalized", !special);
+        t.put("special", special);
         return t;
     }
 

@@ -4,10 +4,12 @@ import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.List;
@@ -77,10 +79,10 @@ public final class PromptTokenizer implements AutoCloseable {
      * Null when the tokenizers library reads {@code tokenizerJson} and encodes each of {@code added}
      * (tokenizer.json entries) alone as its id; else what went wrong, as a sentence's end.
      */
-    public static String check(byte[] tokenizerJson, List<com.fasterxml.jackson.databind.node.ObjectNode> added) {
-        try (HuggingFaceTokenizer t = HuggingFaceTokenizer.newInstance(new java.io.ByteArrayInputStream(tokenizerJson),
+    public static String check(byte[] tokenizerJson, List<ObjectNode> added) {
+        try (HuggingFaceTokenizer t = HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(tokenizerJson),
                 Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false"))) {
-            for (com.fasterxml.jackson.databind.node.ObjectNode entry : added) {
+            for (ObjectNode entry : added) {
                 long[] ids = t.encode(entry.get("content").asText(), false, false).getIds();
                 if (ids.length != 1 || ids[0] != entry.get("id").asLong()) {
                     return "encodes the added token '" + entry.get("content").asText() + "' as "

@@ -29,14 +29,26 @@ public record RowMap(int cols, long vocab, StoredTensor[] sources, int[] source,
         byte[] read(String file, long offset, int length);
     }
 
-    /**
-     * The view's elements {@code [start, start + count)} (row-major, {@code cols} per row), encoded
-     * in {@code dtype}. Runs of rows copied from consecutive rows of one source in {@code dtype}
-     * are read as one range.
-     */
+    /** Where a chunk's bytes go: {@code length} bytes of {@code src} from {@code from}, at {@code at}. */
+    public interface Out {
+        void put(long at, byte[] src, int from, int length);
+    }
+
+    /** The view's elements {@code [start, start + count)} encoded in {@code dtype}, on the heap. */
     public byte[] bytes(long start, int count, Dtype dtype, Rows rows) {
+        byte[] out = new byte[count * dtype.byteSize()];
+        write(start, count, dtype, rows, (at, src, from, length) -> System.arraycopy(src, from, out, (int) at, length));
+        return out;
+    }
+
+    /**
+     * Writes the view's elements {@code [start, start + count)} (row-major, {@code cols} per row),
+     * encoded in {@code dtype}, to {@code out} at their offsets from {@code start}. Runs of rows
+     * copied from consecutive rows of one source in {@code dtype} are read as one range and passed
+     * on as read.
+     */
+    public void write(long start, int count, Dtype dtype, Rows rows, Out out) {
         int size = dtype.byteSize();
-        byte[] out = new byte[count * size];
         long end = start + count;
         long r = start / cols;
         while (r * cols < end) {
@@ -51,17 +63,15 @@ public record RowMap(int cols, long vocab, StoredTensor[] sources, int[] source,
                 long to = Math.min(end, runEnd * cols);
                 long sourceElement = (long) row[(int) r] * cols + (from - r * cols);
                 byte[] b = rows.read(s.file(), s.offset() + sourceElement * size, (int) ((to - from) * size));
-                System.arraycopy(b, 0, out, (int) ((from - start) * size), b.length);
+                out.put((from - start) * size, b, 0, b.length);
             } else {
                 byte[] encoded = FloatBytes.encode(values(r, rows), dtype);
                 long from = Math.max(start, r * cols);
                 long to = Math.min(end, (r + 1) * cols);
-                System.arraycopy(encoded, (int) ((from - r * cols) * size), out, (int) ((from - start) * size),
-                        (int) ((to - from) * size));
+                out.put((from - start) * size, encoded, (int) ((from - r * cols) * size), (int) ((to - from) * size));
             }
             r = runEnd;
         }
-        return out;
     }
 
     /** Row {@code r}'s float32 values before rounding to the view's dtype. */

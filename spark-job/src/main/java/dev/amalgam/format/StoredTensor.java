@@ -37,11 +37,8 @@ public record StoredTensor(String name, String file, long offset, Dtype dtype, l
      * hidden), since every executor receives the plan.
      */
     public static StoredTensor generated(String name, String origin, long[] shape, float[] values) {
-        java.nio.ByteBuffer bytes = java.nio.ByteBuffer.allocate(values.length * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
-        for (float v : values) {
-            bytes.putFloat(v);
-        }
-        return new StoredTensor(name, origin, 0, Dtype.F32, shape, null, null, bytes.array(), null);
+        return new StoredTensor(name, origin, 0, Dtype.F32, shape, null, null, FloatBytes.encode(values, Dtype.F32),
+                null);
     }
 
     /** Whether the values are held in the plan rather than read from a file. */

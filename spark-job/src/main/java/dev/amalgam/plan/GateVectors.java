@@ -6,14 +6,12 @@ import dev.amalgam.format.CheckpointReader;
 import dev.amalgam.format.FloatBytes;
 import dev.amalgam.format.FormatException;
 import dev.amalgam.format.PromptTokenizer;
+import dev.amalgam.format.RangeReader;
 import dev.amalgam.format.StoredTensor;
 import dev.amalgam.kernels.CounterRandom;
 import dev.amalgam.kernels.Dtype;
-import org.apache.hadoop.fs.FSDataInputStream;
-import org.apache.hadoop.fs.FileSystem;
-import org.apache.hadoop.fs.Path;
 
-import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -91,7 +89,8 @@ final class GateVectors {
         }
         float[][] vectors = new float[gated.size()][];
         try (PromptTokenizer tokenizer = PromptTokenizer.open(reader.hadoop(), base.sideFileDirectory());
-             EmbeddingRows rows = new EmbeddingRows(reader, embed)) {
+             RangeReader files = new RangeReader(reader.hadoop())) {
+            EmbeddingRows rows = new EmbeddingRows(files, embed);
             for (int e = 0; e < gated.size(); e++) {
                 MoeConfig.Expert expert = gated.get(e);
                 double[] v = normalized(sum(tokenizer, rows, expert.positivePrompts()));
@@ -110,7 +109,7 @@ final class GateVectors {
         } catch (FormatException e) {
             problems.addAll(e.problems());
             return null;
-        } catch (IOException e) {
+        } catch (UncheckedIOException e) {
             problems.add(embed.file() + ": cannot read " + embed.name() + ": " + e.getMessage());
             return null;
         }
@@ -121,8 +120,7 @@ final class GateVectors {
         return out;
     }
 
-    private static double[] sum(PromptTokenizer tokenizer, EmbeddingRows rows, List<String> prompts)
-            throws IOException {
+    private static double[] sum(PromptTokenizer tokenizer, EmbeddingRows rows, List<String> prompts) {
         double[] sum = new double[rows.hidden];
         for (String prompt : prompts) {
             for (long id : tokenizer.ids(prompt)) {
@@ -150,41 +148,28 @@ final class GateVectors {
     }
 
     /** Rows of an embedding, read one at a time at their offsets and kept (prompts repeat tokens). */
-    private static final class EmbeddingRows implements AutoCloseable {
+    private static final class EmbeddingRows {
         final StoredTensor embed;
         final int hidden;
-        final FSDataInputStream in;
+        final RangeReader files;
         final Map<Long, float[]> cache = new HashMap<>();
 
-        EmbeddingRows(CheckpointReader reader, StoredTensor embed) throws IOException {
+        EmbeddingRows(RangeReader files, StoredTensor embed) {
             this.embed = embed;
             this.hidden = (int) embed.shape()[1];
-            Path path = new Path(embed.file());
-            FileSystem fs = path.getFileSystem(reader.hadoop());
-            this.in = fs.open(path);
+            this.files = files;
         }
 
-        float[] row(long id) throws IOException {
+        float[] row(long id) {
             if (id < 0 || id >= embed.shape()[0]) {
                 throw new FormatException(List.of(embed.file() + ": token id " + id + " of a prompt is past the "
                         + embed.shape()[0] + " rows of " + embed.name() + "; the tokenizer and the embeddings of the "
                         + "base model disagree"));
             }
-            float[] cached = cache.get(id);
-            if (cached != null) {
-                return cached;
-            }
-            Dtype d = embed.dtype();
-            byte[] bytes = new byte[hidden * d.byteSize()];
-            in.readFully(embed.offset() + id * hidden * d.byteSize(), bytes);
-            float[] row = FloatBytes.decode(bytes, d);
-            cache.put(id, row);
-            return row;
-        }
-
-        @Override
-        public void close() throws IOException {
-            in.close();
+            return cache.computeIfAbsent(id, r -> {
+                int bytes = hidden * embed.dtype().byteSize();
+                return FloatBytes.decode(files.readBytes(embed.file(), embed.offset() + r * bytes, bytes), embed.dtype());
+            });
         }
     }
 
@@ -208,8 +193,7 @@ final class GateVectors {
         tensors.forEach(t -> byName.put(t.name(), t));
         int before = problems.size();
         float[][][] out = new float[layers][][];
-        try (FSDataInputStream in = new Path(moe.gateVectors()).getFileSystem(reader.hadoop())
-                .open(new Path(moe.gateVectors()))) {
+        try (RangeReader files = new RangeReader(reader.hadoop())) {
             for (int l = 0; l < layers; l++) {
                 StoredTensor t = byName.get("layers." + l);
                 if (t == null || t.shape().length != 2 || t.shape()[0] != experts || t.shape()[1] != hidden
@@ -220,15 +204,14 @@ final class GateVectors {
                             + java.util.Arrays.toString(t.shape())));
                     continue;
                 }
-                byte[] bytes = new byte[(int) t.dataBytes()];
-                in.readFully(t.offset(), bytes);
-                float[] values = FloatBytes.decode(bytes, t.dtype());
+                float[] values = FloatBytes.decode(files.readBytes(t.file(), t.offset(),
+                        Math.toIntExact(t.dataBytes())), t.dtype());
                 out[l] = new float[experts][hidden];
                 for (int e = 0; e < experts; e++) {
                     System.arraycopy(values, e * hidden, out[l][e], 0, hidden);
                 }
             }
-        } catch (IOException e) {
+        } catch (UncheckedIOException e) {
             problems.add(moe.gateVectors() + ": cannot be read: " + e.getMessage());
         }
         return problems.size() == before ? out : null;

@@ -251,7 +251,8 @@ final class VocabularyPlan {
             } else if (t.quantization() != null || t.lowRank() != null || !t.dtype().writable()) {
                 problems.add(t.file() + ": " + t.name() + " is " + t.dtype().torchName() + (t.lowRank() != null
                         ? " with a LoRA adapter" : "") + "; remapping its rows to the output vocabulary needs "
-                        + "plain float rows");
+                        + "plain float rows: give this model with bf16, f16 or f32 embeddings (an adapter merged in), "
+                        + "or merge models of one vocabulary without a tokenizer setting");
             } else {
                 StoredTensor[] sources = new StoredTensor[all.size()];
                 for (int k = 0; k < all.size(); k++) {

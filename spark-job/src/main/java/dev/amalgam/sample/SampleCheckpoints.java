@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.amalgam.format.CheckpointReader;
 import dev.amalgam.format.CheckpointWriter;
 import dev.amalgam.format.LocalFiles;
+import dev.amalgam.format.OutputTokenizer;
 import dev.amalgam.kernels.Dtype;
 import dev.amalgam.kernels.ElementCodec;
 import org.apache.hadoop.conf.Configuration;
@@ -216,14 +217,7 @@ public final class SampleCheckpoints {
             if (id < 0) {
                 continue;
             }
-            ObjectNode t = added.addObject();
-            t.put("id", id);
-            t.put("content", special);
-            t.put("single_word", false);
-            t.put("lstrip", false);
-            t.put("rstrip", false);
-            t.put("normalized", false);
-            t.put("special", true);
+            added.add(OutputTokenizer.addedToken(id, special, true));
         }
         root.putNull("normalizer");
         root.putObject("pre_tokenizer").put("type", "Whitespace");
