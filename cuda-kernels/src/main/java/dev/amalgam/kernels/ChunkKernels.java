@@ -168,6 +168,60 @@ public interface ChunkKernels extends AutoCloseable {
     }
 
     /** arcee_fusion: the model's values where its importance reaches {@code threshold} ({@link Primitive#FUSE}). */
+    /**
+     * The chunk's sum of {@code sign(S)}, {@code S = sum_i w_i t_i} the models' weighted deltas
+     * after their keep rules ({@code terms}' rescale is not applied): paper TIES' majority sign
+     * where {@code S} is 0 is the sign of this sum over the whole model. Inputs are left as decoded.
+     */
+    default long consensusSigns(TaskVectorKernel.ModelTerm[] terms, long chunkStart, int count) {
+        throw unsupported(Primitive.TIES_MODEL);
+    }
+
+    /**
+     * Paper TIES: {@code v_i = w_i t_i}, {@code S = sum_i v_i}, {@code m = sign(S)} or
+     * {@code tieSign} where {@code S == 0}; {@code out = b + lambda * (sum of v_i != 0 with sign m)
+     * / max(their count, 1)}, float32, models in config order.
+     */
+    default void mergeTiesModel(TaskVectorKernel.ModelTerm[] terms, int tieSign, float lambda, long chunkStart,
+                                int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.TIES_MODEL);
+    }
+
+    /**
+     * Fisher-weighted averaging: with {@code F_i} in companion slot {@code models + 1 + i},
+     * {@code c_i F_i} per element ({@code F_i} floored at {@code floor} for model 0, or for every
+     * model without {@code favorTarget}), {@code out = sum c_i F_i x_i / sum c_i F_i}.
+     */
+    default void fisher(float[] coefficients, float floor, boolean favorTarget, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.FISHER);
+    }
+
+    /**
+     * Consensus merging: the multi-task vector {@code tv} (task arithmetic {@code sum w_i t_i}, or
+     * with {@code ties} paper TIES over {@code v_i = w_i t_i} with {@code tieSign} where the total
+     * is 0; {@code t_i} the delta after the term's keep rule), each task's TALL mask
+     * {@code |x_i - b| > |(b + tv) - x_i| * lambda_i}, and {@code out = b + alpha * (tv where at
+     * least minTasks masks hold, else 0)}.
+     */
+    default void consensus(TaskVectorKernel.ModelTerm[] terms, boolean ties, int tieSign, float[] tallLambdas,
+                           int minTasks, float alpha, long chunkStart, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.CONSENSUS);
+    }
+
+    /** Exact signed {@code sum a} over the chunk, added into {@code into}. */
+    default void sum(Operand a, int count, ExactDot into) {
+        throw unsupported(Primitive.SUM);
+    }
+
+    /**
+     * VaRM at element granularity: per element {@code f_i = f(x_i - b)} ({@code variation} 0
+     * square, 1 abs, 2 signed), weights {@code f_i / max(sum_j f_j, 1e-13)} or, with
+     * {@code softmax}, {@code exp(f_i / T - max) / sum}; {@code out = sum_i w_i x_i}.
+     */
+    default void varmElement(int variation, boolean softmax, float temperature, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.VARM);
+    }
+
     default void fuse(float threshold, int cols, int count, ChunkMetrics metrics) {
         throw unsupported(Primitive.FUSE);
     }

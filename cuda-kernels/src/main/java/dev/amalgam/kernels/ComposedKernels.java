@@ -336,4 +336,182 @@ public final class ComposedKernels {
             out.setFloat(at, importance.getFloat(at) >= threshold ? b + (x.getFloat(at) - b) : b);
         }
     }
+
+    /** Adds {@code w * kept} to {@code sum} (first model: sets it), float32, one model at a time in config order. */
+    public static void addWeighted(ArrowBuf kept, float weight, boolean first, int count, ArrowBuf sum) {
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float v = weight * kept.getFloat(at);
+            sum.setFloat(at, first ? v : sum.getFloat(at) + v);
+        }
+    }
+
+    /** The sum of sign(x) over the chunk; NaN counts as 0. */
+    public static long signSum(ArrowBuf x, int count) {
+        long s = 0;
+        for (int j = 0; j < count; j++) {
+            float v = x.getFloat((long) j << 2);
+            s += v > 0.0f ? 1 : v < 0.0f ? -1 : 0;
+        }
+        return s;
+    }
+
+    /**
+     * Paper TIES over models already turned into {@code v_i = w_i t_i}: per element the total's
+     * sign (or {@code tieSign} where it is 0), the agreeing non-zero entries' mean by count,
+     * times {@code lambda}, plus the base.
+     */
+    public static void tiesModel(ArrowBuf base, ArrowBuf[] weighted, int tieSign, float lambda, int count,
+                                 ArrowBuf out) {
+        int m = weighted.length;
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float total = weighted[0].getFloat(at);
+            for (int i = 1; i < m; i++) {
+                total += weighted[i].getFloat(at);
+            }
+            int sign = total > 0.0f ? 1 : total < 0.0f ? -1 : tieSign;
+            float mix = 0.0f;
+            int agreeing = 0;
+            for (int i = 0; i < m; i++) {
+                float v = weighted[i].getFloat(at);
+                if (sign != 0 && (sign > 0 ? v > 0.0f : v < 0.0f)) {
+                    mix += v;
+                    agreeing++;
+                }
+            }
+            out.setFloat(at, base.getFloat(at) + lambda * (mix / Math.max(agreeing, 1)));
+        }
+    }
+
+    /** Exact signed {@code sum a} over the chunk, added into {@code into}. */
+    public static void sum(Terms terms, int a, int count, ExactDot into) {
+        for (int j = 0; j < count; j++) {
+            into.add(terms.at(a, (long) j << 2), 1.0f);
+        }
+    }
+
+    /** VaRM's variation of one delta: 0 square, 1 abs, 2 signed. */
+    public static float variation(float d, int variation) {
+        return switch (variation) {
+            case 0 -> d * d;
+            case 1 -> Math.abs(d);
+            default -> d;
+        };
+    }
+
+    /**
+     * VaRM at element granularity (see {@link ChunkKernels#varmElement}); float32, models in
+     * config order, the exponential in double rounded to float32.
+     */
+    public static void varmElement(ArrowBuf base, ArrowBuf[] models, int variation, boolean softmax,
+                                   float temperature, int count, ArrowBuf out) {
+        int m = models.length;
+        float[] f = new float[m];
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float b = base.getFloat(at);
+            for (int i = 0; i < m; i++) {
+                f[i] = variation(models[i].getFloat(at) - b, variation);
+            }
+            if (softmax) {
+                float max = f[0] / temperature;
+                for (int i = 1; i < m; i++) {
+                    max = Math.max(max, f[i] / temperature);
+                }
+                float total = 0.0f;
+                for (int i = 0; i < m; i++) {
+                    f[i] = (float) Math.exp(f[i] / temperature - max);
+                    total += f[i];
+                }
+                for (int i = 0; i < m; i++) {
+                    f[i] = f[i] / total;
+                }
+            } else {
+                float total = 0.0f;
+                for (int i = 0; i < m; i++) {
+                    total += f[i];
+                }
+                float div = Math.max(total, 1e-13f);
+                for (int i = 0; i < m; i++) {
+                    f[i] = f[i] / div;
+                }
+            }
+            float sum = 0.0f;
+            for (int i = 0; i < m; i++) {
+                sum += f[i] * models[i].getFloat(at);
+            }
+            out.setFloat(at, sum);
+        }
+    }
+
+    /**
+     * Fisher-weighted averaging per element, float32, models in config order: {@code t_i = c_i *
+     * F_i} (F floored where the rule says), {@code out = (sum t_i x_i) / (sum t_i)}, sums from +0.
+     */
+    public static void fisher(ArrowBuf[] models, ArrowBuf[] fishers, float[] coefficients, float floor,
+                              boolean favorTarget, int count, ArrowBuf out) {
+        int m = models.length;
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float lhs = 0.0f;
+            float rhs = 0.0f;
+            for (int i = 0; i < m; i++) {
+                float diag = fishers[i].getFloat(at);
+                if (!favorTarget || i == 0) {
+                    diag = Math.max(diag, floor);
+                }
+                float t = coefficients[i] * diag;
+                lhs += t;
+                rhs += t * models[i].getFloat(at);
+            }
+            out.setFloat(at, rhs / lhs);
+        }
+    }
+
+    /**
+     * Consensus merging per element (see {@link ChunkKernels#consensus}), float32, models in
+     * config order; {@code kept[i]} marks model i's entries its keep rule kept (null: all);
+     * {@code v_i = w_i d_i} where kept and {@code d_i != 0}, else +0.
+     */
+    public static void consensus(ArrowBuf base, ArrowBuf[] models, float[] weights, long[][] kept, boolean ties,
+                                 int tieSign, float[] tallLambdas, int minTasks, float alpha, int count, ArrowBuf out) {
+        int m = models.length;
+        float[] v = new float[m];
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float b = base.getFloat(at);
+            for (int i = 0; i < m; i++) {
+                boolean keep = kept == null || kept[i] == null || (kept[i][j >>> 6] & (1L << j)) != 0;
+                float d = models[i].getFloat(at) - b;
+                // A dropped or zero delta is +0 whatever the weight's sign.
+                v[i] = keep && d != 0.0f ? weights[i] * d : 0.0f;
+            }
+            float tv = v[0];
+            for (int i = 1; i < m; i++) {
+                tv += v[i];
+            }
+            if (ties) {
+                int sign = tv > 0.0f ? 1 : tv < 0.0f ? -1 : tieSign;
+                float mix = 0.0f;
+                int agreeing = 0;
+                for (int i = 0; i < m; i++) {
+                    if (sign != 0 && (sign > 0 ? v[i] > 0.0f : v[i] < 0.0f)) {
+                        mix += v[i];
+                        agreeing++;
+                    }
+                }
+                tv = mix / Math.max(agreeing, 1);
+            }
+            float multi = b + tv;
+            int tasks = 0;
+            for (int i = 0; i < m; i++) {
+                float x = models[i].getFloat(at);
+                if (Math.abs(x - b) > Math.abs(multi - x) * tallLambdas[i]) {
+                    tasks++;
+                }
+            }
+            out.setFloat(at, b + alpha * (tasks >= minTasks ? tv : 0.0f));
+        }
+    }
 }

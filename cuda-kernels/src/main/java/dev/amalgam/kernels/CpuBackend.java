@@ -26,6 +26,12 @@ public final class CpuBackend implements KernelBackend {
 
     @Override
     public ChunkKernels open(BufferAllocator host, String name, int maxCount, int models, boolean hasBase) {
-        return new CpuChunkKernels(host, name, maxCount, models, hasBase);
+        return new CpuChunkKernels(host, name, maxCount, models, hasBase, 0);
+    }
+
+    @Override
+    public ChunkKernels open(BufferAllocator host, String name, int maxCount, int models, boolean hasBase,
+                             int companions) {
+        return new CpuChunkKernels(host, name, maxCount, models, hasBase, companions);
     }
 }

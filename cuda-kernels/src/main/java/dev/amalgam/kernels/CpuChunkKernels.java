@@ -36,14 +36,18 @@ final class CpuChunkKernels implements ChunkKernels {
         return buffer * (models + 3 + (hasBase ? 2 : 0));
     }
 
-    CpuChunkKernels(BufferAllocator parent, String name, int maxCount, int models, boolean hasBase) {
+    CpuChunkKernels(BufferAllocator parent, String name, int maxCount, int models, boolean hasBase, int companions) {
         this.allocator = parent.newChildAllocator(name, 0, parent.getLimit());
         this.models = models;
         long floats = (long) maxCount * 4;
-        this.values = new ArrowBuf[models + 1];
+        // Models, the base, then companion inputs (Fisher diagonals, second moments).
+        this.values = new ArrowBuf[models + 1 + companions];
         try {
             for (int i = 0; i < models; i++) {
                 values[i] = allocator.buffer(floats);
+            }
+            for (int j = 0; j < companions; j++) {
+                values[models + 1 + j] = allocator.buffer(floats);
             }
             if (hasBase) {
                 values[models] = allocator.buffer(floats);
@@ -317,6 +321,94 @@ final class CpuChunkKernels implements ChunkKernels {
         ComposedKernels.sce(values[models], java.util.Arrays.copyOf(values, models), weights, selected ? out : null,
                 count, out);
         observe(count, metrics);
+    }
+
+    @Override
+    public void sum(Operand a, int count, ExactDot into) {
+        ComposedKernels.sum(terms(count, a), 0, count, into);
+    }
+
+    @Override
+    public void varmElement(int variation, boolean softmax, float temperature, int count, ChunkMetrics metrics) {
+        held = null;
+        selection = false;
+        ComposedKernels.varmElement(values[models], java.util.Arrays.copyOf(values, models), variation, softmax,
+                temperature, count, out);
+        observe(count, metrics);
+    }
+
+    @Override
+    public void fisher(float[] coefficients, float floor, boolean favorTarget, int count, ChunkMetrics metrics) {
+        held = null;
+        selection = false;
+        ArrowBuf[] fishers = java.util.Arrays.copyOfRange(values, models + 1, models + 1 + models);
+        ComposedKernels.fisher(java.util.Arrays.copyOf(values, models), fishers, coefficients, floor, favorTarget, count,
+                out);
+        metrics.elements += count;
+        for (int i = 0; i < models; i++) {
+            metrics.kept[i] += count;
+        }
+    }
+
+    @Override
+    public void consensus(TaskVectorKernel.ModelTerm[] terms, boolean ties, int tieSign, float[] tallLambdas,
+                          int minTasks, float alpha, long chunkStart, int count, ChunkMetrics metrics) {
+        float[] weights = new float[models];
+        long[][] kept = new long[models][];
+        for (int i = 0; i < models; i++) {
+            weights[i] = terms[i].weight();
+            if (!(terms[i].keep() instanceof KeepRule.All)) {
+                // Which entries the rule keeps, as bits: the inputs stay as decoded for the masks.
+                Deltas.compute(values[i], values[models], delta, count);
+                metrics.kept[i] += terms[i].keep().apply(delta, count, chunkStart, scratch);
+                kept[i] = new long[(count + 63) >>> 6];
+                for (int j = 0; j < count; j++) {
+                    if (delta.getFloat((long) j << 2) != 0.0f) {
+                        kept[i][j >>> 6] |= 1L << j;
+                    }
+                }
+            } else {
+                metrics.kept[i] += count;
+            }
+        }
+        held = null;
+        selection = false;
+        ComposedKernels.deltaFigures(values[models], java.util.Arrays.copyOf(values, models), count,
+                metrics.deltaSquares, metrics.deltaDots);
+        ComposedKernels.consensus(values[models], java.util.Arrays.copyOf(values, models), weights, kept, ties, tieSign,
+                tallLambdas, minTasks, alpha, count, out);
+        metrics.elements += count;
+    }
+
+    @Override
+    public long consensusSigns(TaskVectorKernel.ModelTerm[] terms, long chunkStart, int count) {
+        // S is built in the output buffer, each model's trimmed delta in the delta buffer.
+        for (int i = 0; i < models; i++) {
+            Deltas.compute(values[i], values[models], delta, count);
+            terms[i].keep().apply(delta, count, chunkStart, scratch);
+            ComposedKernels.addWeighted(delta, terms[i].weight(), i == 0, count, out);
+        }
+        held = null;
+        selection = false;
+        return ComposedKernels.signSum(out, count);
+    }
+
+    @Override
+    public void mergeTiesModel(TaskVectorKernel.ModelTerm[] terms, int tieSign, float lambda, long chunkStart,
+                               int count, ChunkMetrics metrics) {
+        held = null;
+        selection = false;
+        ArrowBuf base = values[models];
+        ComposedKernels.deltaFigures(base, java.util.Arrays.copyOf(values, models), count, metrics.deltaSquares,
+                metrics.deltaDots);
+        for (int i = 0; i < models; i++) {
+            // The inputs become v_i = w_i t_i in place: nothing reads them after the merge.
+            Deltas.compute(values[i], base, values[i], count);
+            metrics.kept[i] += terms[i].keep().apply(values[i], count, chunkStart, scratch);
+            ComposedKernels.scale(values[i], terms[i].weight(), count, values[i]);
+        }
+        ComposedKernels.tiesModel(base, java.util.Arrays.copyOf(values, models), tieSign, lambda, count, out);
+        metrics.elements += count;
     }
 
     @Override

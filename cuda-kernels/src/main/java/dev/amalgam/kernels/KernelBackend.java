@@ -20,4 +20,17 @@ public interface KernelBackend {
      * @param hasBase whether a base model is a further input
      */
     ChunkKernels open(BufferAllocator host, String name, int maxCount, int models, boolean hasBase);
+
+    /**
+     * The same with {@code companions} further input slots after the base (slot
+     * {@code models + 1 + j}) for companion checkpoints; only backends declaring
+     * {@link Primitive#COMPANIONS} hold them.
+     */
+    default ChunkKernels open(BufferAllocator host, String name, int maxCount, int models, boolean hasBase,
+                              int companions) {
+        if (companions > 0) {
+            throw new IllegalArgumentException(description() + " holds no companion inputs");
+        }
+        return open(host, name, maxCount, models, hasBase);
+    }
 }

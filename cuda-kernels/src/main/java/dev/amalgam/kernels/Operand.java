@@ -35,6 +35,13 @@ public sealed interface Operand {
     }
 
     /**
+     * Per element, TIES' total of the models' weighted trimmed deltas {@code S = sum_i w_i t_i}
+     * (config order, float32); the chunk's terms (weights and keep rules) come from the method.
+     */
+    record Consensus() implements Operand {
+    }
+
+    /**
      * arcee_fusion's importance of model 0 against the base: {@code |x - b|} times the KL
      * divergence of its row of {@code cols} (chunks hold whole rows).
      */

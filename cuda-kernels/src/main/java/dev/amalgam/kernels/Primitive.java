@@ -49,5 +49,20 @@ public enum Primitive {
     /** Dot products per column (vectors along the first dimension), each summed whole in row order. */
     COLUMN_DOT,
     /** {@code [base +] sum_k c_k v_k} with one coefficient per term and column. */
-    COMBINE_COLUMNS
+    COMBINE_COLUMNS,
+    /**
+     * TIES as its paper defines it: the sign sum of the trimmed weighted deltas' total (its
+     * whole-model majority), and the merge averaging agreeing entries by their count.
+     */
+    TIES_MODEL,
+    /** Exact signed sums of an operand. */
+    SUM,
+    /** Consensus merging (TALL masks): the multi-task vector kept where enough tasks' masks agree. */
+    CONSENSUS,
+    /** Input slots after the base for companion checkpoints (Fisher diagonals, second moments). */
+    COMPANIONS,
+    /** Fisher-weighted averaging with per-element diagonals. */
+    FISHER,
+    /** VaRM's per-element weights from the models' variations, and their weighted sum of the models. */
+    VARM
 }

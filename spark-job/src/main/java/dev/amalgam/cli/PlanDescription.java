@@ -52,10 +52,10 @@ final class PlanDescription {
         long cutBytes = 0;
         boolean[] multi = new boolean[plan.tensors().length];
         for (ChunkPlan c : plan.chunks()) {
-            multi[c.tensor()] |= !LocalStatistics.isLocal(plan.tensors()[c.tensor()], c);
+            multi[c.tensor()] |= !LocalStatistics.isLocal(method, plan.tensors()[c.tensor()], c);
         }
         for (TensorPlan t : plan.tensors()) {
-            if (t.derived()) {
+            if (t.derived() || t.copy()) {
                 continue;
             }
             List<StatisticRequest> requests = method.statistics(t, 0, StatisticsResult.empty().view(t.index(), -1));

@@ -100,7 +100,7 @@ public final class ModelCard {
     /** A parameter as the config gave it: a value, a layer gradient, or a filter list. */
     static String describe(Parameter p, ParameterValue value) {
         if (value instanceof ParameterValue.Scalar s) {
-            return s.value() instanceof Boolean b ? b.toString() : p.format((Double) s.value());
+            return s.value() instanceof Double d ? p.format(d) : String.valueOf(s.value());
         }
         if (value instanceof ParameterValue.Gradient g) {
             StringBuilder b = new StringBuilder("gradient over layers [");

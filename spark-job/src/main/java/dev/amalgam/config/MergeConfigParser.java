@@ -155,9 +155,21 @@ public final class MergeConfigParser {
                     + " and 'parameters'");
             return null;
         }
+        Map<String, String> companions = new LinkedHashMap<>();
         node.fieldNames().forEachRemaining(k -> {
-            if (!k.equals("model") && !k.equals("parameters") && !k.equals("layer_range")) {
-                problems.add(where + ": unknown key '" + k + "' (known: model, layer_range, parameters)");
+            if (ModelSpec.COMPANION_KINDS.contains(k) && !rangeRequired) {
+                JsonNode dir = node.get(k);
+                if (!dir.isTextual() || dir.asText().isBlank()) {
+                    problems.add(where + "." + k + " must be a checkpoint directory path (tensors named as the model's)");
+                } else {
+                    companions.put(k, dir.asText());
+                }
+            } else if (ModelSpec.COMPANION_KINDS.contains(k)) {
+                problems.add(where + ": '" + k + "' checkpoints are not supported in slices; list the models under "
+                        + "'models:' to give them");
+            } else if (!k.equals("model") && !k.equals("parameters") && !k.equals("layer_range")) {
+                problems.add(where + ": unknown key '" + k + "' (known: model, layer_range, parameters, "
+                        + String.join(", ", ModelSpec.COMPANION_KINDS) + ")");
             }
         });
         JsonNode model = node.get("model");
@@ -174,7 +186,7 @@ public final class MergeConfigParser {
         }
         Map<String, ParameterValue> parameters = node.has("parameters")
                 ? parameters(file, key + ".parameters", node.get("parameters"), problems) : Map.of();
-        return new ModelSpec(model.asText(), parameters, range);
+        return new ModelSpec(model.asText(), parameters, range, companions);
     }
 
     private static LayerRange layerRange(String where, JsonNode node, List<String> problems) {
@@ -205,6 +217,17 @@ public final class MergeConfigParser {
         Iterator<Map.Entry<String, JsonNode>> it = node.fields();
         while (it.hasNext()) {
             Map.Entry<String, JsonNode> e = it.next();
+            if (e.getValue().isObject()) {
+                // A group of parameters ("lines: {alpha: 0.5, beta: 1}") is read as "lines.alpha", "lines.beta".
+                e.getValue().fields().forEachRemaining(inner -> {
+                    String name = e.getKey() + "." + inner.getKey();
+                    ParameterValue value = value(file, key + "." + name, inner.getValue(), problems);
+                    if (value != null) {
+                        out.put(name, value);
+                    }
+                });
+                continue;
+            }
             ParameterValue value = value(file, key + "." + e.getKey(), e.getValue(), problems);
             if (value != null) {
                 out.put(e.getKey(), value);
@@ -219,6 +242,9 @@ public final class MergeConfigParser {
         }
         if (node.isBoolean()) {
             return new ParameterValue.Scalar(node.asBoolean());
+        }
+        if (node.isTextual()) {
+            return new ParameterValue.Scalar(node.asText()); // a choice ("trim_scope: model"); the method checks the word
         }
         if (node.isArray() && !node.isEmpty() && allNumbers(node)) {
             double[] points = new double[node.size()];
@@ -251,8 +277,8 @@ public final class MergeConfigParser {
             }
             return new ParameterValue.Filtered(List.copyOf(entries));
         }
-        problems.add(file + ": '" + key + "' must be a number, a boolean, a list of numbers (a layer gradient) "
-                + "or a list of {filter, value}; got " + node);
+        problems.add(file + ": '" + key + "' must be a number, a boolean, a word, a list of numbers (a layer "
+                + "gradient) or a list of {filter, value}; got " + node);
         return null;
     }
 

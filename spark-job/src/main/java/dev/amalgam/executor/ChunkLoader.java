@@ -12,6 +12,7 @@ import dev.amalgam.kernels.LowRankFactors;
 import dev.amalgam.kernels.KernelBackend;
 import dev.amalgam.kernels.NonFinite;
 import dev.amalgam.plan.ChunkPlan;
+import dev.amalgam.plan.MergePlan;
 import dev.amalgam.plan.TensorPlan;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.OutOfMemoryException;
@@ -33,11 +34,17 @@ public final class ChunkLoader implements AutoCloseable {
 
     public ChunkLoader(KernelBackend backend, BufferAllocator parent, Configuration hadoop, String taskName,
                        int maxCount, int modelCount, boolean hasBase) {
+        this(backend, parent, hadoop, taskName, maxCount, modelCount, hasBase, 0);
+    }
+
+    /** @param companions input slots after the base for companion checkpoints ({@link MergePlan#companionSlots()}) */
+    public ChunkLoader(KernelBackend backend, BufferAllocator parent, Configuration hadoop, String taskName,
+                       int maxCount, int modelCount, boolean hasBase, int companions) {
         this.reader = new RangeReader(hadoop);
         this.modelCount = modelCount;
-        this.nonFinite = new long[modelCount + 1];
+        this.nonFinite = new long[modelCount + 1 + companions];
         try {
-            this.kernels = WorkingSetPool.acquire(backend, parent, taskName, maxCount, modelCount, hasBase);
+            this.kernels = WorkingSetPool.acquire(backend, parent, taskName, maxCount, modelCount, hasBase, companions);
         } catch (OutOfMemoryException e) {
             reader.close();
             throw new IllegalStateException("a task's chunk buffers for chunks of " + maxCount + " elements and "
@@ -56,7 +63,10 @@ public final class ChunkLoader implements AutoCloseable {
         return kernels;
     }
 
-    /** Starts a chunk and reads and decodes the base and the models flagged in {@code needed} (null: all). */
+    /**
+     * Starts a chunk and reads and decodes the base, the models flagged in {@code needed} (null:
+     * all) and the companion inputs flagged there (slot {@code models + 1 + j}; null: all).
+     */
     public void load(TensorPlan tensor, ChunkPlan chunk, boolean[] needed) {
         kernels.beginChunk();
         java.util.Arrays.fill(nonFinite, 0);
@@ -67,6 +77,12 @@ public final class ChunkLoader implements AutoCloseable {
         for (int i = 0; i < tensor.models().length; i++) {
             if (needed == null || needed[i]) {
                 readDecoded(tensor.models()[i], chunk, i);
+            }
+        }
+        for (int j = 0; j < tensor.companions().length; j++) {
+            int slot = modelCount + 1 + j;
+            if (needed == null || (slot < needed.length && needed[slot])) {
+                readDecoded(tensor.companions()[j], chunk, slot);
             }
         }
     }

@@ -22,7 +22,7 @@ import java.util.Map;
  * memory belong to a context).
  */
 final class WorkingSetPool {
-    private record Shape(BufferAllocator parent, int maxCount, int models, boolean hasBase) {
+    private record Shape(BufferAllocator parent, int maxCount, int models, boolean hasBase, int companions) {
     }
 
     private static final Map<Shape, ArrayDeque<ChunkKernels>> IDLE = new HashMap<>();
@@ -33,18 +33,18 @@ final class WorkingSetPool {
 
     /** A working set for a task: an idle one of the same shape, else a new one. */
     static ChunkKernels acquire(KernelBackend backend, BufferAllocator parent, String taskName, int maxCount,
-                                int models, boolean hasBase) {
+                                int models, boolean hasBase, int companions) {
         if (backend != CpuBackend.INSTANCE) {
-            return backend.open(parent, taskName, maxCount, models, hasBase);
+            return backend.open(parent, taskName, maxCount, models, hasBase, companions);
         }
-        Shape shape = new Shape(parent, maxCount, models, hasBase);
+        Shape shape = new Shape(parent, maxCount, models, hasBase, companions);
         synchronized (WorkingSetPool.class) {
             ArrayDeque<ChunkKernels> idle = IDLE.get(shape);
             if (idle != null && !idle.isEmpty()) {
                 return idle.pop();
             }
             closeIdle(shape);
-            ChunkKernels opened = backend.open(parent, taskName, maxCount, models, hasBase);
+            ChunkKernels opened = backend.open(parent, taskName, maxCount, models, hasBase, companions);
             SHAPES.put(opened, shape);
             return opened;
         }

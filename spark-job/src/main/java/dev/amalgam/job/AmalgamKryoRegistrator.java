@@ -40,13 +40,14 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
                 TensorParameters.class, StoredTensor.class, StatisticsResult.class, OrderStatistic.class,
                 StatisticKey.class, StatisticRequest.class, Operand.Delta.class, Operand.Value.class,
                 Operand.KeptDelta.class, Operand.Contribution.class, Operand.Variance.class, Operand.Selected.class,
-                Operand.Importance.class,
+                Operand.Importance.class, Operand.Consensus.class,
                 ChunkReport.class, OutputTarget.class, BandChunk.class, OrderBands.Band.class,
                 dev.amalgam.format.Quantization.BlockScaled.class, dev.amalgam.format.Quantization.Mxfp4.class,
                 dev.amalgam.plan.OutputQuantization.Weight.class, dev.amalgam.plan.OutputQuantization.Scales.class,
                 dev.amalgam.kernels.Fp8BlockQuantizer.Grid.class, CheckpointDiff.Chunk.class, CheckpointDiff.Sums.class,
                 dev.amalgam.format.LowRank.class, dev.amalgam.plan.TensorPlan.Part.class,
-                dev.amalgam.format.RowMap.class, dev.amalgam.format.RowMap.Mix.class};
+                dev.amalgam.format.RowMap.class, dev.amalgam.format.RowMap.Mix.class,
+                dev.amalgam.method.ModelExtent.class, dev.amalgam.stats.OrderTargets.class};
         for (Class<?> r : records) {
             kryo.register(r, new RecordSerializer(r));
         }
@@ -75,6 +76,7 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
         kryo.register(Object[].class);
         kryo.register(dev.amalgam.format.RowMap.Mix[].class);
         kryo.register(float[].class);
+        kryo.register(StatisticRequest[].class);
         // The tensor table's delta_cosine column; Spark registers its other SQL types itself.
         kryo.register(org.apache.spark.sql.types.ArrayType.class);
     }

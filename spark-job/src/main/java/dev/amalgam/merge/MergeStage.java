@@ -98,7 +98,7 @@ public final class MergeStage {
             LocalStatistics local = new LocalStatistics();
             List<ChunkReport> reports = new ArrayList<>();
             try (ChunkLoader loader = new ChunkLoader(ExecutorKernels.forTask(p.primitives()), ExecutorMemory.root(),
-                    hadoop, name, largest, p.modelCount(), p.settings().hasBase());
+                    hadoop, name, largest, p.modelCount(), p.settings().hasBase(), p.companionSlots());
                  ChunkSink sink = ChunkSink.open(target, hadoop, name);
                  Fp8Buffers fp8 = new Fp8Buffers()) {
                 ChunkKernels kernels = loader.kernels();
@@ -130,7 +130,7 @@ public final class MergeStage {
                     try {
                         loader.load(tensor, chunk, null);
                         // A single-chunk tensor's statistics rounds run here, on the chunk already decoded.
-                        StatisticsResult tensorStats = LocalStatistics.isLocal(tensor, chunk)
+                        StatisticsResult tensorStats = LocalStatistics.isLocal(method, tensor, chunk)
                                 ? local.compute(method, p, tensor, chunk, kernels) : stats;
                         method.merge(kernels, tensor, chunk.start(), chunk.count(),
                                 tensorStats.view(tensor.index(), chunk.index()), p.settings(), metrics);

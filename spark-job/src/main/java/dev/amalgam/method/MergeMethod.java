@@ -30,6 +30,37 @@ public interface MergeMethod {
     /** The kernel primitives its statistics and merge use; a backend lacking one is not used for it. */
     Set<Primitive> primitives();
 
+    /**
+     * The companion checkpoints every model entry must name, by kind
+     * ({@link dev.amalgam.config.ModelSpec#FISHER}, ...), in the order their slots follow the base:
+     * kind k of model i is slot {@code models + 1 + k * models + i}.
+     */
+    default List<String> companions() {
+        return List.of();
+    }
+
+    /** The primitives one tensor's merge uses with its parameters (a subset of {@link #primitives()}). */
+    default Set<Primitive> primitives(MethodTensor tensor) {
+        return primitives();
+    }
+
+    /**
+     * Problems only the whole set of merged tensors shows: a whole-model statistic needs the
+     * same parameters on every tensor it spans. Runs after every tensor's {@link #check}.
+     */
+    default List<String> checkAll(String file, List<? extends MethodTensor> tensors) {
+        return List.of();
+    }
+
+    /**
+     * Each model's weight and keep rule in one chunk, for statistics of a method's own
+     * combination ({@link dev.amalgam.kernels.Operand.Consensus}); null for methods without one.
+     */
+    default dev.amalgam.kernels.TaskVectorKernel.ModelTerm[] terms(MethodTensor tensor, long chunkStart,
+                                                                   TensorStatistics stats, long seed) {
+        return null;
+    }
+
     /** Problems with how many inputs a config gives (models besides the base), each with the fix. */
     default List<String> checkInputs(String file, boolean hasBase, int models, String key) {
         return inputs().check(file, name(), hasBase, models, key);
@@ -59,6 +90,15 @@ public interface MergeMethod {
      */
     default List<StatisticRequest> statistics(MethodTensor tensor, int round, TensorStatistics known) {
         return List.of();
+    }
+
+    /**
+     * Whether any round asks this tensor for a statistic reduced over more than the tensor
+     * ({@link Scope#GROUP}, {@link Scope#MODEL}). Such tensors run their statistics in the
+     * statistics stage even when they are one chunk, since every member's part must be in first.
+     */
+    default boolean wideStatistics(MethodTensor tensor) {
+        return false;
     }
 
     /** The chunk's keep rule for one model (sparsifying methods; everything else keeps all). */

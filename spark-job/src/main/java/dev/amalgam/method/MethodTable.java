@@ -14,12 +14,16 @@ public final class MethodTable {
 
     public static String markdown() {
         StringBuilder s = new StringBuilder();
-        s.append("| method | inputs | global parameters (default) | per-model parameters (default) |\n");
-        s.append("|---|---|---|---|\n");
+        s.append("| method | paper | inputs | global parameters (default) | per-model parameters (default) "
+                + "| reads of the inputs |\n");
+        s.append("|---|---|---|---|---|---|\n");
         for (MergeMethod m : MergeMethods.all()) {
-            s.append("| `").append(m.name()).append("` | ").append(m.inputs().describe()).append(" | ")
-                    .append(list(m, Parameter.Scope.GLOBAL)).append(" | ").append(list(m, Parameter.Scope.MODEL))
-                    .append(" |\n");
+            MergeMethods.Origin origin = MergeMethods.origin(m.name());
+            String inputs = m.inputs().describe() + (m.companions().isEmpty() ? ""
+                    : ", each with a " + String.join(" and a ", m.companions()) + " checkpoint");
+            s.append("| `").append(m.name()).append("` | ").append(origin.paper()).append(" | ").append(inputs)
+                    .append(" | ").append(list(m, Parameter.Scope.GLOBAL)).append(" | ")
+                    .append(list(m, Parameter.Scope.MODEL)).append(" | ").append(origin.passes()).append(" |\n");
         }
         return s.toString();
     }
@@ -31,7 +35,9 @@ public final class MethodTable {
                 continue;
             }
             StringBuilder b = new StringBuilder(p.name()).append(" (").append(p.defaultText());
-            if (!p.range().unbounded() && p.type() != Parameter.Type.BOOLEAN) {
+            if (p.type() == Parameter.Type.CHOICE) {
+                b.append(", one of ").append(String.join(", ", p.choices()));
+            } else if (!p.range().unbounded() && p.type() != Parameter.Type.BOOLEAN) {
                 b.append(", ").append(p.range());
             }
             if (p.varies()) {

@@ -23,6 +23,16 @@ public interface MethodTensor {
     /** Whether a base model is an input (slot {@link #modelCount()} of a chunk). */
     boolean hasBase();
 
+    /** The whole merge: every merged tensor's elements together, and the output's layer count. */
+    default ModelExtent extent() {
+        return ModelExtent.UNKNOWN;
+    }
+
+    /** The decoder layer this tensor belongs to ({@code layers.N.}), or -1 outside the layer stack. */
+    default int layer() {
+        return dev.amalgam.config.ParameterResolver.layerOf(name());
+    }
+
     /** How many models besides the base. */
     default int modelCount() {
         return parameters().models().length;

@@ -12,13 +12,24 @@ import java.util.Locale;
  * @param defaultValue null when the parameter is required
  * @param varies       whether layer gradients and {@code {filter, value}} lists are allowed
  * @param example      a typical value of a required parameter, for generated configs (bench) and docs
+ * @param choices      for a {@link Type#CHOICE}, the words a config may give; the value is the
+ *                     word's index. Null for other types.
  */
 public record Parameter(String name, Scope scope, Type type, Double defaultValue, Range range, boolean varies,
-                        String meaning, Double example) {
+                        String meaning, Double example, java.util.List<String> choices) {
 
     public enum Scope { GLOBAL, MODEL }
 
-    public enum Type { NUMBER, BOOLEAN, INTEGER }
+    /**
+     * NUMBER, BOOLEAN and INTEGER are what they say; CHOICE is one of a few words. A NUMBER may
+     * default to NaN, meaning "computed when not given" (its {@link #meaning} says how).
+     */
+    public enum Type { NUMBER, BOOLEAN, INTEGER, CHOICE }
+
+    public Parameter(String name, Scope scope, Type type, Double defaultValue, Range range, boolean varies,
+                     String meaning, Double example) {
+        this(name, scope, type, defaultValue, range, varies, meaning, example, null);
+    }
 
     /** Allowed values: an interval whose ends may be open, or unbounded. */
     public record Range(double min, boolean minOpen, double max, boolean maxOpen) {
@@ -78,9 +89,25 @@ public record Parameter(String name, Scope scope, Type type, Double defaultValue
         return new Parameter(name, Scope.GLOBAL, Type.INTEGER, defaultValue, range, false, meaning, null);
     }
 
+    /** A global choice among {@code choices}, the first being the default. */
+    public static Parameter choice(String name, java.util.List<String> choices, String meaning) {
+        return new Parameter(name, Scope.GLOBAL, Type.CHOICE, 0.0, Range.closed(0, choices.size() - 1), false,
+                meaning, null, java.util.List.copyOf(choices));
+    }
+
     /** The same parameter with a typical value for generated configs. */
     public Parameter withExample(double value) {
-        return new Parameter(name, scope, type, defaultValue, range, varies, meaning, value);
+        return new Parameter(name, scope, type, defaultValue, range, varies, meaning, value, choices);
+    }
+
+    /** Whether an unset value is computed rather than a fixed default (a NaN default). */
+    public boolean computed() {
+        return defaultValue != null && Double.isNaN(defaultValue);
+    }
+
+    /** A CHOICE's value for {@code word}, or -1 when it is not one of its choices. */
+    public int choiceIndex(String word) {
+        return choices == null ? -1 : choices.indexOf(word);
     }
 
     /** A value to put in a generated config: the example, else the default. */
@@ -97,11 +124,10 @@ public record Parameter(String name, Scope scope, Type type, Double defaultValue
         if (defaultValue == null) {
             return "required";
         }
-        return switch (type) {
-            case BOOLEAN -> defaultValue != 0 ? "true" : "false";
-            case INTEGER -> Long.toString((long) (double) defaultValue);
-            case NUMBER -> number(defaultValue);
-        };
+        if (computed()) {
+            return "computed";
+        }
+        return format(defaultValue);
     }
 
     /** A value for the model card and messages. */
@@ -109,7 +135,8 @@ public record Parameter(String name, Scope scope, Type type, Double defaultValue
         return switch (type) {
             case BOOLEAN -> value != 0 ? "true" : "false";
             case INTEGER -> Long.toString((long) value);
-            case NUMBER -> number(value);
+            case NUMBER -> Double.isNaN(value) ? "computed" : number(value);
+            case CHOICE -> choices.get((int) value);
         };
     }
 

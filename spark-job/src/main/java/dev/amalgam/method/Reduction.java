@@ -8,6 +8,10 @@ public enum Reduction {
     ABS_SUM,
     /** Sum of a * b (a * a for a sum of squares): exact, signed, rounded once. */
     DOT,
+    /** Sum of a, signed: exact, rounded once. */
+    SUM,
     /** How many entries of a are not zero. */
-    NONZERO
+    NONZERO,
+    /** The sum of sign(a): positive entries minus negative ones, exact. */
+    SIGN_SUM
 }

@@ -21,6 +21,11 @@ import static dev.amalgam.method.Parameter.Scope.MODEL;
  *
  * <p>Statistics: the order statistics of each sparsified model's |delta| its keep rule needs,
  * then, with {@code rescale}, the exact L1 sums of its delta before and after the rule.
+ *
+ * <p>{@code ties} also takes {@code trim_scope: model}, TIES as its paper defines it (METHODS.md):
+ * each model's top-k over its whole checkpoint (a {@link Scope#MODEL} order statistic), then the
+ * whole-model sign sum of the trimmed total for the elements where it is 0, and a merge that
+ * averages agreeing entries by their count ({@link Primitive#TIES_MODEL}).
  */
 public final class TaskVectorMethod implements MergeMethod {
     private final String name;
@@ -28,9 +33,17 @@ public final class TaskVectorMethod implements MergeMethod {
     private final TaskVectorKernel.Consensus consensus;
     private final Sparsifier sparsifier;
     private final List<Parameter> parameters;
+    private final boolean trimScopes;
 
     public TaskVectorMethod(String name, String summary, TaskVectorKernel.Consensus consensus, Sparsifier sparsifier,
                             boolean normalizeDefault, boolean rescaleDefault) {
+        this(name, summary, consensus, sparsifier, normalizeDefault, rescaleDefault, false);
+    }
+
+    /** @param trimScopes whether the method takes {@code trim_scope} (tensor, or the paper's whole model) */
+    public TaskVectorMethod(String name, String summary, TaskVectorKernel.Consensus consensus, Sparsifier sparsifier,
+                            boolean normalizeDefault, boolean rescaleDefault, boolean trimScopes) {
+        this.trimScopes = trimScopes;
         this.name = name;
         this.summary = summary;
         this.consensus = consensus;
@@ -54,8 +67,29 @@ public final class TaskVectorMethod implements MergeMethod {
             p.add(Parameter.number("epsilon", MODEL, 0.15, Range.closedOpen(0, 1), true,
                     "spread of keep probabilities around density"));
         }
+        if (trimScopes) {
+            p.add(Parameter.choice("trim_scope", List.of("tensor", "model"),
+                    "top-k per tensor, or per model over its whole checkpoint as in the TIES paper"));
+        }
         this.parameters = List.copyOf(p);
     }
+
+    /** Whether this tensor trims by whole-model thresholds (the TIES paper). */
+    private boolean modelScope(MethodTensor t) {
+        return trimScopes && global(t, "trim_scope") == 1.0;
+    }
+
+    /** The number of entries a model's threshold ranks: the tensor's, or every merged tensor's. */
+    private long ranked(MethodTensor t) {
+        return modelScope(t) ? t.extent().elements() : t.elements();
+    }
+
+    private StatisticRequest order(MethodTensor t, int model, long position) {
+        StatisticRequest r = StatisticRequest.order(new Operand.Delta(model), position);
+        return modelScope(t) ? r.over(Scope.MODEL) : r;
+    }
+
+    private static final StatisticRequest MAJORITY = StatisticRequest.signSum(new Operand.Consensus()).over(Scope.MODEL);
 
     @Override
     public String name() {
@@ -79,7 +113,23 @@ public final class TaskVectorMethod implements MergeMethod {
 
     @Override
     public Set<Primitive> primitives() {
-        return EnumSet.of(Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.KEPT_ABS_SUM, Primitive.TASK_VECTOR);
+        Set<Primitive> all = EnumSet.of(Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.KEPT_ABS_SUM,
+                Primitive.TASK_VECTOR);
+        if (trimScopes) {
+            all.add(Primitive.TIES_MODEL);
+        }
+        return all;
+    }
+
+    @Override
+    public Set<Primitive> primitives(MethodTensor tensor) {
+        return modelScope(tensor) ? EnumSet.of(Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.TIES_MODEL)
+                : EnumSet.of(Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.KEPT_ABS_SUM, Primitive.TASK_VECTOR);
+    }
+
+    @Override
+    public boolean wideStatistics(MethodTensor tensor) {
+        return modelScope(tensor);
     }
 
     @Override
@@ -106,6 +156,13 @@ public final class TaskVectorMethod implements MergeMethod {
         for (int i = 0; i < tensor.modelCount(); i++) {
             double density = density(tensor, i);
             String where = "models[" + i + "] (" + tensor.inputFile(i) + "), tensor '" + tensor.name() + "'";
+            if (modelScope(tensor)) {
+                if (density < 1.0 && Sparsifier.keepCount(density, ranked(tensor)) == 0) {
+                    problems.add("models[" + i + "] (" + tensor.inputFile(i) + "): density " + density + " keeps "
+                            + "floor(density x " + ranked(tensor) + ") = 0 entries of the whole model; raise density");
+                }
+                continue;
+            }
             if (sparsifier == Sparsifier.MAGNITUDE && density < 1.0 && tensor.elements() > 0
                     && Sparsifier.keepCount(density, tensor.elements()) == 0) {
                 problems.add(where + ": density " + density + " keeps floor(density x " + tensor.elements()
@@ -122,12 +179,51 @@ public final class TaskVectorMethod implements MergeMethod {
         return problems;
     }
 
+    /**
+     * With {@code trim_scope: model} every tensor must say the same: one scope, and for each
+     * model one density, since a model's threshold is one number over all of them.
+     */
+    @Override
+    public List<String> checkAll(String file, List<? extends MethodTensor> tensors) {
+        if (!trimScopes || tensors.stream().noneMatch(this::modelScope)) {
+            return List.of();
+        }
+        List<String> problems = new ArrayList<>();
+        MethodTensor first = tensors.get(0);
+        for (MethodTensor t : tensors) {
+            if (!modelScope(t)) {
+                problems.add(file + ": trim_scope is model for some tensors and tensor for '" + t.name() + "'; a "
+                        + "whole-model threshold needs every tensor: give trim_scope one value");
+                return problems;
+            }
+        }
+        if (flag(first, "rescale")) {
+            problems.add(file + ": rescale with trim_scope: model; the TIES paper does not rescale: remove rescale");
+        }
+        if (!flag(first, "normalize")) {
+            problems.add(file + ": normalize: false with trim_scope: model; the TIES paper averages agreeing entries "
+                    + "by their count: remove normalize");
+        }
+        for (int i = 0; i < first.modelCount(); i++) {
+            for (MethodTensor t : tensors) {
+                if (density(t, i) != density(first, i)) {
+                    problems.add(file + ": models[" + i + "] (" + first.inputFile(i) + ") has density "
+                            + density(first, i) + " for '" + first.name() + "' and " + density(t, i) + " for '"
+                            + t.name() + "'; with trim_scope: model a model has one density over its whole "
+                            + "checkpoint: give it one value");
+                    break;
+                }
+            }
+        }
+        return problems;
+    }
+
     private long[] positions(MethodTensor t, int i) {
-        return sparsifier.orderPositions(t.elements(), density(t, i), gamma(t, i));
+        return sparsifier.orderPositions(ranked(t), density(t, i), gamma(t, i));
     }
 
     private boolean rescales(MethodTensor t, int i) {
-        return flag(t, "rescale") && sparsifier.sparsifies(density(t, i)) && t.elements() > 0;
+        return flag(t, "rescale") && sparsifier.sparsifies(density(t, i)) && t.elements() > 0 && !modelScope(t);
     }
 
     @Override
@@ -137,13 +233,17 @@ public final class TaskVectorMethod implements MergeMethod {
         for (int i = 0; i < tensor.modelCount(); i++) {
             for (long position : positions(tensor, i)) {
                 if (position != Sparsifier.UNUSED) {
-                    orders.add(StatisticRequest.order(new Operand.Delta(i), position));
+                    orders.add(order(tensor, i, position));
                 }
             }
             if (rescales(tensor, i)) {
                 sums.add(StatisticRequest.absSum(new Operand.Delta(i)));
                 sums.add(StatisticRequest.absSum(new Operand.KeptDelta(i)));
             }
+        }
+        if (modelScope(tensor)) {
+            // The whole-model majority sign needs the keep rules, and so the thresholds, of the round before.
+            sums.add(MAJORITY);
         }
         // The kept sums need the keep rules, and so the order statistics, of the round before.
         List<List<StatisticRequest>> rounds = new ArrayList<>();
@@ -162,12 +262,12 @@ public final class TaskVectorMethod implements MergeMethod {
         long[] before = new long[2];
         for (int slot = 0; slot < 2; slot++) {
             if (positions[slot] != Sparsifier.UNUSED) {
-                StatisticRequest r = StatisticRequest.order(new Operand.Delta(model), positions[slot]);
+                StatisticRequest r = order(tensor, model, positions[slot]);
                 orders[slot] = stats.order(r);
                 before[slot] = stats.equalsBefore(r);
             }
         }
-        return sparsifier.rule(tensor.name(), tensor.elements(), tensor.cols(), model, density(tensor, model),
+        return sparsifier.rule(tensor.name(), ranked(tensor), tensor.cols(), model, density(tensor, model),
                 gamma(tensor, model), epsilon(tensor, model), orders, before, seed);
     }
 
@@ -182,15 +282,29 @@ public final class TaskVectorMethod implements MergeMethod {
     }
 
     @Override
-    public void merge(ChunkKernels kernels, MethodTensor tensor, long chunkStart, int count, TensorStatistics stats,
-                      MethodSettings settings, ChunkMetrics metrics) {
+    public TaskVectorKernel.ModelTerm[] terms(MethodTensor tensor, long chunkStart, TensorStatistics stats, long seed) {
         int m = tensor.modelCount();
         TaskVectorKernel.ModelTerm[] terms = new TaskVectorKernel.ModelTerm[m];
         for (int i = 0; i < m; i++) {
             terms[i] = new TaskVectorKernel.ModelTerm((float) model(tensor, i, "weight"),
-                    keepRule(tensor, i, chunkStart, stats, settings.seed()), rescale(tensor, i, stats));
+                    keepRule(tensor, i, chunkStart, stats, seed), rescale(tensor, i, stats));
         }
-        kernels.mergeTaskVector(count, chunkStart, terms, consensus, flag(tensor, "normalize"),
-                (float) global(tensor, "lambda"), metrics);
+        return terms;
+    }
+
+    @Override
+    public void merge(ChunkKernels kernels, MethodTensor tensor, long chunkStart, int count, TensorStatistics stats,
+                      MethodSettings settings, ChunkMetrics metrics) {
+        TaskVectorKernel.ModelTerm[] terms = terms(tensor, chunkStart, stats, settings.seed());
+        float lambda = (float) global(tensor, "lambda");
+        if (modelScope(tensor)) {
+            double majority = stats.value(MAJORITY);
+            if (Double.isNaN(majority)) {
+                throw new IllegalStateException("tensor '" + tensor.name() + "' merges before its whole-model sign sum");
+            }
+            kernels.mergeTiesModel(terms, (int) Math.signum(majority), lambda, chunkStart, count, metrics);
+            return;
+        }
+        kernels.mergeTaskVector(count, chunkStart, terms, consensus, flag(tensor, "normalize"), lambda, metrics);
     }
 }

@@ -44,7 +44,7 @@ final class ExpertParts {
             }
             StoredTensor base = t.base() == null ? null : slice(t.base(), e, shape, elements);
             parts.add(new TensorPlan(-1, t.name() + "[" + e + "]", shape, elements, t.cols(), t.outDtype(), base, models,
-                    t.parameters(), 0, 0, null, t.copy(), new TensorPlan.Part(t.name(), e, experts, t.shape())));
+                    t.parameters(), 0, 0, null, t.copy(), new TensorPlan.Part(t.name(), e, experts, t.shape()), t.extent()));
         }
         return parts;
     }

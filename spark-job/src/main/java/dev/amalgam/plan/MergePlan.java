@@ -26,16 +26,27 @@ public record MergePlan(MethodSettings settings, int modelCount, TensorPlan[] te
 
     /** The kernel primitives the plan's methods need (a backend without them is not used). */
     public java.util.Set<dev.amalgam.kernels.Primitive> primitives() {
-        java.util.Set<dev.amalgam.kernels.Primitive> needed = java.util.EnumSet.copyOf(
-                MergeMethods.byName(settings.method()).orElseThrow().primitives());
+        dev.amalgam.method.MergeMethod method = MergeMethods.byName(settings.method()).orElseThrow();
+        java.util.Set<dev.amalgam.kernels.Primitive> needed = java.util.EnumSet.noneOf(dev.amalgam.kernels.Primitive.class);
+        boolean copies = false;
         for (TensorPlan t : tensors) {
             if (t.copy()) {
-                needed.addAll(methodOf(t).primitives());
-                break;
+                copies = true;
+            } else if (!t.derived()) {
+                needed.addAll(method.primitives(t));
             }
+        }
+        if (copies) {
+            needed.addAll(MergeMethods.byName("passthrough").orElseThrow().primitives());
+        }
+        if (needed.isEmpty()) {
+            needed.addAll(method.primitives());
         }
         if (quantized()) {
             needed.add(dev.amalgam.kernels.Primitive.DEQUANTIZE);
+        }
+        if (companionSlots() > 0) {
+            needed.add(dev.amalgam.kernels.Primitive.COMPANIONS);
         }
         for (TensorPlan t : tensors) {
             for (dev.amalgam.format.StoredTensor m : t.models()) {
@@ -111,8 +122,20 @@ public record MergePlan(MethodSettings settings, int modelCount, TensorPlan[] te
             for (var m : t.models()) {
                 total += m.byteLength();
             }
+            for (var c : t.companions()) {
+                total += c.byteLength();
+            }
         }
         return total;
+    }
+
+    /** Input slots after the base for companion checkpoints (Fisher diagonals, second moments), 0 for none. */
+    public int companionSlots() {
+        int slots = 0;
+        for (TensorPlan t : tensors) {
+            slots = Math.max(slots, t.companions().length);
+        }
+        return slots;
     }
 
     public long outputBytes() {

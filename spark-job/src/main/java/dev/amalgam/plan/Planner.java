@@ -25,6 +25,7 @@ import dev.amalgam.format.ShardLayout;
 import dev.amalgam.kernels.Dtype;
 import dev.amalgam.kernels.Fp8BlockQuantizer;
 import dev.amalgam.method.MergeMethod;
+import dev.amalgam.method.ModelExtent;
 import dev.amalgam.method.MergeMethods;
 
 import java.util.ArrayList;
@@ -104,6 +105,7 @@ public final class Planner {
             }
             specs.add(spec);
         }
+        configProblems.addAll(companionProblems(configFile, config, method, specs, sliced));
         if (!sliced) {
             configProblems.addAll(method.checkInputs(configFile, hasBase, specs.size(), "models"));
         } else {
@@ -131,6 +133,23 @@ public final class Planner {
             if (c != null) {
                 read.put(strip(path), c);
             }
+        }
+        if (!inputProblems.isEmpty()) {
+            throw new AmalgamException(AmalgamException.Kind.INPUT, inputProblems);
+        }
+        // Companion checkpoints are inputs like the models: read, validated and fingerprinted with them.
+        List<Map<String, Checkpoint>> companions = new ArrayList<>();
+        for (ModelSpec spec : specs) {
+            Map<String, Checkpoint> byKind = new LinkedHashMap<>();
+            for (String kind : method.companions()) {
+                String path = spec.companions().get(kind);
+                Checkpoint c = read.containsKey(strip(path)) ? read.get(strip(path)) : read(path, inputProblems);
+                if (c != null) {
+                    read.put(strip(path), c);
+                    byKind.put(kind, c);
+                }
+            }
+            companions.add(byKind);
         }
         if (!inputProblems.isEmpty()) {
             throw new AmalgamException(AmalgamException.Kind.INPUT, inputProblems);
@@ -206,8 +225,9 @@ public final class Planner {
             }
             layout = OutputLayout.ofModels(config, specs, base, models, reference);
         }
-        return finish(configFile, config, method, hasBase, settings, layout, reference, models, read, options, null,
-                vocabulary == null ? null : vocabulary.output());
+        Planned planned = finish(configFile, config, method, hasBase, settings, layout, reference, models, read, options,
+                null, vocabulary == null ? null : vocabulary.output());
+        return method.companions().isEmpty() ? planned : withCompanions(planned, method, specs, companions);
     }
 
     /** Parameters, dtypes, shards and chunks of the outputs {@code layout} maps. */
@@ -264,12 +284,16 @@ public final class Planner {
                     + "inputs store in FP8 with block scales, and " + reference.directory() + " has none; use "
                     + "out_dtype: bfloat16 (or float16, float32)");
         }
+        tensors = withExtent(tensors);
         if (valueProblems.isEmpty()) {
             // Method checks read resolved values, so they run once every value resolved.
             for (TensorPlan t : tensors) {
                 if (!t.copy()) {
                     valueProblems.addAll(method.check(t));
                 }
+            }
+            if (valueProblems.isEmpty()) {
+                valueProblems.addAll(method.checkAll(configFile, tensors.stream().filter(t -> !t.copy()).toList()));
             }
         }
         if (!valueProblems.isEmpty()) {
@@ -293,6 +317,109 @@ public final class Planner {
         MergePlan plan = new MergePlan(settings, modelCount, placed.toArray(TensorPlan[]::new), chunks, shards);
         return new Planned(plan, method, reference, models, List.copyOf(read.values()), layout.slotNames(),
                 layout.layerOrigins(), moe, vocabulary);
+    }
+
+    /**
+     * Config problems with companion checkpoints: each model entry names every kind the method
+     * reads and no other; not with slices or a remapped vocabulary, whose rows would need the same map.
+     */
+    private static List<String> companionProblems(String file, MergeConfig config, MergeMethod method,
+                                                  List<ModelSpec> specs, boolean sliced) {
+        List<String> problems = new ArrayList<>();
+        List<String> kinds = method.companions();
+        for (int i = 0; i < specs.size(); i++) {
+            ModelSpec spec = specs.get(i);
+            String where = file + ": models[" + i + "] (" + spec.model() + ")";
+            for (String kind : kinds) {
+                if (!spec.companions().containsKey(kind)) {
+                    problems.add(where + " has no '" + kind + "' checkpoint; " + method.name() + " reads one per model: "
+                            + "add '" + kind + ": DIR' to the entry (tensors named and shaped as the model's)");
+                }
+            }
+            for (String kind : spec.companions().keySet()) {
+                if (!kinds.contains(kind)) {
+                    problems.add(where + " names a '" + kind + "' checkpoint, which " + method.name() + " does not read"
+                            + (kinds.isEmpty() ? "" : " (it reads " + String.join(", ", kinds) + ")")
+                            + "; remove it or choose a method that does");
+                }
+            }
+        }
+        if (!kinds.isEmpty() && sliced) {
+            problems.add(file + ": " + method.name() + " reads " + String.join(", ", kinds) + " checkpoints, which "
+                    + "are not supported with slices or layer ranges; merge whole models under 'models:'");
+        }
+        if (!kinds.isEmpty() && (config.remapsVocabulary())) {
+            problems.add(file + ": " + method.name() + " with a merged vocabulary (tokenizer_source union or the "
+                    + "tokenizer: section) is not supported: companion rows would need the same remapping");
+        }
+        return problems;
+    }
+
+    /**
+     * The plan with each merged tensor reading its models' companion tensors, after checking that
+     * every companion checkpoint holds every merged tensor with the model's shape in a float dtype
+     * (all problems at once, before any work).
+     */
+    private static Planned withCompanions(Planned planned, MergeMethod method, List<ModelSpec> specs,
+                                          List<Map<String, Checkpoint>> companions) {
+        List<String> problems = new ArrayList<>();
+        List<String> kinds = method.companions();
+        int m = specs.size();
+        MergePlan plan = planned.plan();
+        TensorPlan[] tensors = plan.tensors().clone();
+        List<Map<String, StoredTensor>> byName = new ArrayList<>();
+        for (Map<String, Checkpoint> c : companions) {
+            for (String kind : kinds) {
+                byName.add(c.get(kind).byName());
+            }
+        }
+        for (int t = 0; t < tensors.length; t++) {
+            TensorPlan tensor = tensors[t];
+            if (tensor.copy() || tensor.derived()) {
+                continue;
+            }
+            StoredTensor[] slots = new StoredTensor[kinds.size() * m];
+            for (int k = 0; k < kinds.size(); k++) {
+                for (int i = 0; i < m; i++) {
+                    String path = specs.get(i).companions().get(kinds.get(k));
+                    StoredTensor c = byName.get(i * kinds.size() + k).get(tensor.name());
+                    String where = "models[" + i + "]." + kinds.get(k) + " (" + path + ")";
+                    if (c == null) {
+                        problems.add(where + " has no tensor '" + tensor.name() + "'; it must hold every tensor the "
+                                + "model has, with the same names");
+                    } else if (!java.util.Arrays.equals(c.shape(), tensor.models()[i].shape())) {
+                        problems.add(where + ": tensor '" + tensor.name() + "' has shape " + java.util.Arrays.toString(
+                                c.shape()) + ", the model's is " + java.util.Arrays.toString(tensor.models()[i].shape()));
+                    } else if (!c.dtype().writable() || c.quantization() != null) {
+                        problems.add(where + ": tensor '" + tensor.name() + "' is " + c.dtype().safetensorsName()
+                                + "; companion tensors must be F32, BF16 or F16");
+                    } else {
+                        slots[k * m + i] = c;
+                    }
+                }
+            }
+            tensors[t] = tensor.withCompanions(slots);
+        }
+        if (!problems.isEmpty()) {
+            throw new AmalgamException(AmalgamException.Kind.INPUT, limit(problems));
+        }
+        MergePlan with = new MergePlan(plan.settings(), plan.modelCount(), tensors, plan.chunks(), plan.shards());
+        return new Planned(with, planned.method(), planned.reference(), planned.models(), planned.inputs(),
+                planned.modelNames(), planned.layerOrigins(), planned.moe(), planned.vocabulary());
+    }
+
+    /** Every tensor, seeing how many elements the merged tensors hold together and how many layers there are. */
+    private static List<TensorPlan> withExtent(List<TensorPlan> tensors) {
+        long elements = 0;
+        int layers = 0;
+        for (TensorPlan t : tensors) {
+            if (!t.copy() && !t.derived()) {
+                elements += t.elements();
+            }
+            layers = Math.max(layers, t.layer() + 1);
+        }
+        ModelExtent extent = new ModelExtent(elements, layers);
+        return tensors.stream().map(t -> t.withExtent(extent)).collect(java.util.stream.Collectors.toList());
     }
 
     /**
@@ -479,7 +606,20 @@ public final class Planner {
             if (leaf instanceof ParameterValue.Scalar s && s.value() instanceof Boolean && p.type() != Parameter.Type.BOOLEAN) {
                 problems.add(file + ": " + key + " must be a number, got " + s.value());
             }
+            if (p.type() == Parameter.Type.CHOICE && !(leaf instanceof ParameterValue.Scalar s2
+                    && s2.value() instanceof String word && p.choiceIndex(word) >= 0)) {
+                problems.add(file + ": " + key + " must be one of " + String.join(", ", p.choices()) + "; got "
+                        + describeLeaf(leaf));
+            } else if (p.type() != Parameter.Type.CHOICE && leaf instanceof ParameterValue.Scalar s3
+                    && s3.value() instanceof String word) {
+                problems.add(file + ": " + key + " must be a number" + (p.type() == Parameter.Type.BOOLEAN
+                        ? " or a boolean" : "") + ", got '" + word + "'");
+            }
         }
+    }
+
+    private static String describeLeaf(ParameterValue leaf) {
+        return leaf instanceof ParameterValue.Scalar s ? String.valueOf(s.value()) : "a gradient";
     }
 
     private static MethodSettings settings(MergeConfig config, MergeMethod method, boolean hasBase) {
@@ -524,7 +664,14 @@ public final class Planner {
                     + "the global parameters (a filter list needs an entry without filter as a fallback)");
             return Double.NaN;
         }
+        if (v instanceof String word) {
+            // checkForm refused words that are not the parameter's choices before values resolve.
+            return Math.max(0, parameter.choiceIndex(word));
+        }
         double value = v instanceof Boolean b ? (b ? 1.0 : 0.0) : (Double) v;
+        if (parameter.computed() && Double.isNaN(value)) {
+            return value; // not given: the method computes it
+        }
         switch (parameter.type()) {
             case BOOLEAN -> value = value != 0.0 ? 1.0 : 0.0;
             case INTEGER -> {
@@ -653,7 +800,7 @@ public final class Planner {
         long size = chunkElements;
         if (method.wholeTensor(t)) {
             size = Math.max(1, t.elements());
-        } else if (t.elements() > size && t.elements() <= wholeLimit
+        } else if (t.elements() > size && t.elements() <= wholeLimit && !method.wideStatistics(t)
                 && !method.statistics(t, 0, dev.amalgam.method.TensorStatistics.NONE).isEmpty()) {
             size = t.elements();
         } else if (method.rowAligned()) {

@@ -56,7 +56,9 @@ public final class ResourceCheck {
 
     /** Arrow bytes one task holds for the plan's largest chunk. */
     public static long taskHostBytes(MergePlan plan, boolean gpuHost) {
-        return hostBytes(maxChunk(plan), plan.modelCount(), plan.settings().hasBase(), gpuHost, plan.quantizedOutput());
+        // A companion input (a Fisher diagonal) takes a buffer like a model.
+        return hostBytes(maxChunk(plan), plan.modelCount() + plan.companionSlots(), plan.settings().hasBase(), gpuHost,
+                plan.quantizedOutput());
     }
 
     /** Arrow bytes one task holds for chunks of {@code count} elements, on the backend it may run. */

@@ -24,8 +24,43 @@ import dev.amalgam.kernels.Dtype;
  */
 public record TensorPlan(int index, String name, long[] shape, long elements, int cols, Dtype outDtype,
                          StoredTensor base, StoredTensor[] models, TensorParameters parameters,
-                         int shard, long outOffset, OutputQuantization outQuantization, boolean copy, Part part)
+                         int shard, long outOffset, OutputQuantization outQuantization, boolean copy, Part part,
+                         dev.amalgam.method.ModelExtent extent, StoredTensor[] companions)
         implements MethodTensor {
+
+    public TensorPlan {
+        if (extent == null) {
+            extent = dev.amalgam.method.ModelExtent.UNKNOWN;
+        }
+        if (companions == null) {
+            companions = new StoredTensor[0];
+        }
+    }
+
+    public TensorPlan(int index, String name, long[] shape, long elements, int cols, Dtype outDtype,
+                      StoredTensor base, StoredTensor[] models, TensorParameters parameters, int shard, long outOffset,
+                      OutputQuantization outQuantization, boolean copy, Part part, dev.amalgam.method.ModelExtent extent) {
+        this(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset, outQuantization,
+                copy, part, extent, null);
+    }
+
+    /** The same tensor reading {@code companions} too (slots after the base, kind by kind, model by model). */
+    public TensorPlan withCompanions(StoredTensor[] companions) {
+        return new TensorPlan(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset,
+                outQuantization, copy, part, extent, companions);
+    }
+    public TensorPlan(int index, String name, long[] shape, long elements, int cols, Dtype outDtype,
+                      StoredTensor base, StoredTensor[] models, TensorParameters parameters, int shard, long outOffset,
+                      OutputQuantization outQuantization, boolean copy, Part part) {
+        this(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset, outQuantization,
+                copy, part, null);
+    }
+
+    /** The same tensor, seeing the whole merge as {@code extent}. */
+    public TensorPlan withExtent(dev.amalgam.method.ModelExtent extent) {
+        return new TensorPlan(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset,
+                outQuantization, copy, part, extent, companions);
+    }
 
     /** One expert's slice of a fused {@code [experts, ...]} output tensor. */
     public record Part(String tensor, int index, int count, long[] wholeShape) {
@@ -63,7 +98,7 @@ public record TensorPlan(int index, String name, long[] shape, long elements, in
     /** The same tensor at another place in the plan and output, with {@code q}. */
     TensorPlan placed(int index, int shard, long outOffset, OutputQuantization q) {
         return new TensorPlan(index, name, shape, elements, cols, outDtype, base, models, parameters, shard, outOffset, q,
-                copy, part);
+                copy, part, extent, companions);
     }
 
     @Override

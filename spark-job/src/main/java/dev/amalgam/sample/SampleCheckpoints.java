@@ -137,6 +137,36 @@ public final class SampleCheckpoints {
         write(hadoop, dir + "/adapter_config.json", json.writerWithDefaultPrettyPrinter().writeValueAsString(config));
     }
 
+    /**
+     * Writes a companion checkpoint for fine-tune {@code model} (1, 2, ...) of {@code shape} into
+     * {@code dir}: tensors of the model's names and shapes holding {@code fisher} (a diagonal
+     * Fisher: squared gradients) or {@code second_moment} (Adam's {@code exp_avg_sq}). Values are
+     * non-negative, from a few levels, with exact zeros (so a Fisher floor matters) and ties.
+     */
+    public static void writeCompanion(Configuration hadoop, String dir, Shape shape, Dtype dtype, String kind, int model,
+                                      long seed) throws IOException {
+        if (!kind.equals("fisher") && !kind.equals("second_moment")) {
+            throw new IllegalArgumentException("no companion kind '" + kind + "' (fisher, second_moment)");
+        }
+        long salt = kind.equals("fisher") ? 1009 : 2003;
+        CheckpointWriter.write(hadoop, dir, shape.tensors(dtype), Long.MAX_VALUE, spec -> {
+            long n = spec.bytes() / spec.dtype().byteSize();
+            ByteBuffer out = ByteBuffer.allocate((int) spec.bytes()).order(ByteOrder.LITTLE_ENDIAN);
+            SplittableRandom random = new SplittableRandom(seed * salt + spec.name().hashCode() * 13L + model);
+            for (long i = 0; i < n; i++) {
+                int level = random.nextInt(6);
+                // Squared-gradient scale: 0, then powers of two from 2^-20 up.
+                float value = level == 0 ? 0.0f : Math.scalb(1.0f + random.nextInt(4) * 0.25f, -20 + 3 * level);
+                switch (spec.dtype()) {
+                    case F32 -> out.putFloat(value);
+                    case BF16 -> out.putShort(ElementCodec.floatToBfloat16(value));
+                    default -> out.putShort(ElementCodec.floatToHalf(value));
+                }
+            }
+            return out.flip();
+        });
+    }
+
     /** Base weights, or base plus a quantized delta for fine-tune {@code model} (>= 1). */
     static ByteBuffer values(CheckpointWriter.Spec spec, long seed, int model) {
         long n = spec.bytes() / spec.dtype().byteSize();

@@ -42,7 +42,9 @@ final class ChunkSums {
             switch (r.reduction()) {
                 case ABS_SUM -> absSum(kernels, method, plan, tensor, chunk, r, known, partial, requests, into);
                 case DOT -> kernels.dot(r.a(), r.b(), count, partial.products());
+                case SUM -> kernels.sum(r.a(), count, partial.products());
                 case NONZERO -> partial.addCount(kernels.countNonzero(r.a(), count));
+                case SIGN_SUM -> partial.addCount(signSum(kernels, method, plan, tensor, chunk, r, known));
                 default -> throw new IllegalStateException(r.toString());
             }
         }
@@ -85,9 +87,25 @@ final class ChunkSums {
         }
     }
 
-    /** Which models a chunk must load for {@code requests} (the base is always loaded when present). */
-    static boolean[] modelsNeeded(int models, List<StatisticRequest> requests) {
-        boolean[] needed = new boolean[models];
+    private static long signSum(ChunkKernels kernels, MergeMethod method, MergePlan plan, TensorPlan tensor,
+                                ChunkPlan chunk, StatisticRequest r, TensorStatistics known) {
+        if (!(r.a() instanceof Operand.Consensus)) {
+            throw new IllegalArgumentException("a SIGN_SUM of " + r.a() + " is not supported; sum the signs of a "
+                    + "Consensus");
+        }
+        var terms = method.terms(tensor, chunk.start(), known, plan.settings().seed());
+        if (terms == null) {
+            throw new IllegalStateException(method.name() + " asks for a consensus but gives no terms");
+        }
+        return kernels.consensusSigns(terms, chunk.start(), chunk.count());
+    }
+
+    /**
+     * Which inputs a chunk must load for {@code requests}: models, then (past the base's slot, which
+     * is always loaded when present) the companion slots {@code models + 1 + j}.
+     */
+    static boolean[] modelsNeeded(int models, int companions, List<StatisticRequest> requests) {
+        boolean[] needed = new boolean[models + 1 + companions];
         for (StatisticRequest r : requests) {
             mark(needed, r.a());
             if (r.b() != null) {
@@ -104,8 +122,11 @@ final class ChunkSums {
             needed[k.model()] = true;
         } else if (o instanceof Operand.Value v && v.slot() < needed.length) {
             needed[v.slot()] = true;
-        } else if (o instanceof Operand.Contribution || o instanceof Operand.Variance || o instanceof Operand.Selected) {
-            java.util.Arrays.fill(needed, true);
+        } else if (o instanceof Operand.Contribution || o instanceof Operand.Variance || o instanceof Operand.Selected
+                || o instanceof Operand.Consensus) {
+            for (int i = 0; i < needed.length; i++) {
+                needed[i] = true;
+            }
         } else if (o instanceof Operand.Importance && needed.length > 0) {
             needed[0] = true;
         }

@@ -25,9 +25,13 @@ import java.util.Map;
 public final class LocalStatistics {
     private final long[] histogram = new long[MagnitudeHistogram.BINS];
 
-    /** True when the plan cut the tensor into exactly one chunk. */
-    public static boolean isLocal(TensorPlan tensor, ChunkPlan chunk) {
-        return chunk.start() == 0 && chunk.count() == tensor.elements();
+    /**
+     * True when the plan cut the tensor into exactly one chunk and none of its statistics reach
+     * beyond it (a whole-model statistic needs every tensor's part before any tensor merges).
+     */
+    public static boolean isLocal(MergeMethod method, TensorPlan tensor, ChunkPlan chunk) {
+        return chunk.start() == 0 && chunk.count() == tensor.elements()
+                && (tensor.copy() || tensor.derived() || !method.wideStatistics(tensor));
     }
 
     /** Runs every round the method asks of the single-chunk tensor whose inputs {@code kernels} holds decoded. */
@@ -41,6 +45,10 @@ public final class LocalStatistics {
             }
             StatisticsStage.checkRound(method, tensor, round);
             for (StatisticRequest r : requests) {
+                if (r.wide()) {
+                    throw new IllegalStateException(method.name() + " asked tensor '" + tensor.name() + "' for a "
+                            + r.scope() + " statistic but does not declare wideStatistics for it");
+                }
                 if (r.reduction() == Reduction.ORDER) {
                     result.orders().put(new StatisticKey(tensor.index(), r), select(kernels, r, chunk.count()));
                 }

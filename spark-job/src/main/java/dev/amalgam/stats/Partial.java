@@ -17,7 +17,7 @@ public final class Partial {
     public Partial(Reduction reduction) {
         this.reduction = reduction;
         this.magnitudes = reduction == Reduction.ABS_SUM ? new ExactSum() : null;
-        this.products = reduction == Reduction.DOT ? new ExactDot() : null;
+        this.products = reduction == Reduction.DOT || reduction == Reduction.SUM ? new ExactDot() : null;
     }
 
     ExactSum magnitudes() {
@@ -35,8 +35,8 @@ public final class Partial {
     public Partial merge(Partial other) {
         switch (reduction) {
             case ABS_SUM -> magnitudes.merge(other.magnitudes);
-            case DOT -> products.merge(other.products);
-            case NONZERO -> count += other.count;
+            case DOT, SUM -> products.merge(other.products);
+            case NONZERO, SIGN_SUM -> count += other.count;
             case ORDER -> throw new IllegalStateException("order statistics are not partial sums");
         }
         return this;
@@ -49,8 +49,8 @@ public final class Partial {
     public double value() {
         return switch (reduction) {
             case ABS_SUM -> magnitudes.toFloat();
-            case DOT -> products.toFloat();
-            case NONZERO -> (double) count;
+            case DOT, SUM -> products.toFloat();
+            case NONZERO, SIGN_SUM -> (double) count;
             case ORDER -> throw new IllegalStateException("order statistics are not partial sums");
         };
     }

@@ -27,8 +27,8 @@ import java.util.Optional;
 public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, HashMap<StatisticKey, Long> equalsBefore,
                                HashMap<StatisticKey, Double> values) {
 
-    /** "AMS3": keys are requests, values doubles (exact counts). */
-    private static final int FORMAT = 0x414d5333;
+    /** "AMS4": keys are requests with their scope, values doubles (exact counts). */
+    private static final int FORMAT = 0x414d5334;
 
     public static StatisticsResult empty() {
         return new StatisticsResult(new HashMap<>(), new HashMap<>(), new HashMap<>());
@@ -39,7 +39,7 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
         return new TensorStatistics() {
             @Override
             public OrderStatistic order(StatisticRequest request) {
-                return orders.get(new StatisticKey(tensor, request));
+                return orders.get(StatisticKey.of(tensor, request));
             }
 
             @Override
@@ -49,12 +49,12 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
 
             @Override
             public double value(StatisticRequest request) {
-                return values.getOrDefault(new StatisticKey(tensor, request), Double.NaN);
+                return values.getOrDefault(StatisticKey.of(tensor, request), Double.NaN);
             }
 
             @Override
             public boolean has(StatisticRequest request) {
-                StatisticKey key = new StatisticKey(tensor, request);
+                StatisticKey key = StatisticKey.of(tensor, request);
                 return request.reduction() == Reduction.ORDER ? orders.containsKey(key) : values.containsKey(key);
             }
         };
@@ -130,6 +130,8 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
         writeOperand(out, r.a());
         writeOperand(out, r.b());
         out.writeLong(r.position());
+        out.writeByte(r.scope().ordinal());
+        out.writeInt(r.group());
     }
 
     private static StatisticKey readKey(DataInputStream in) throws IOException {
@@ -138,8 +140,8 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
         Operand a = readOperand(in);
         Operand b = readOperand(in);
         long position = in.readLong();
-        return new StatisticKey(owner, new StatisticRequest(reduction, a, b, position,
-                dev.amalgam.method.Scope.TENSOR));
+        dev.amalgam.method.Scope scope = dev.amalgam.method.Scope.values()[in.readByte()];
+        return new StatisticKey(owner, new StatisticRequest(reduction, a, b, position, scope, in.readInt()));
     }
 
     private static void writeOperand(DataOutputStream out, Operand o) throws IOException {
@@ -167,6 +169,8 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
         } else if (o instanceof Operand.Importance imp) {
             out.writeByte(7);
             out.writeInt(imp.cols());
+        } else if (o instanceof Operand.Consensus) {
+            out.writeByte(8);
         } else {
             throw new IllegalArgumentException("no encoding for " + o);
         }
@@ -182,6 +186,7 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
             case 5 -> new Operand.Variance();
             case 6 -> new Operand.Selected(in.readInt());
             case 7 -> new Operand.Importance(in.readInt());
+            case 8 -> new Operand.Consensus();
             default -> throw new IOException("unknown operand");
         };
     }

@@ -13,6 +13,7 @@ import dev.amalgam.method.MergeMethod;
 import dev.amalgam.method.MergeMethods;
 import dev.amalgam.method.OrderStatistic;
 import dev.amalgam.method.Reduction;
+import dev.amalgam.method.Scope;
 import dev.amalgam.method.StatisticRequest;
 import dev.amalgam.plan.ChunkPlan;
 import dev.amalgam.plan.MergePlan;
@@ -68,7 +69,8 @@ public final class StatisticsStage {
 
     /** Everything the passes of one round share. */
     private record Pass(JavaSparkContext sc, Broadcast<MergePlan> plan, Broadcast<StatisticsResult> known,
-                        int round, int partitions, int maxChunk, LongAccumulator bytesRead, PassListener listener) {
+                        Broadcast<OrderTargets> targets, int round, int partitions, int maxChunk,
+                        LongAccumulator bytesRead, PassListener listener) {
         AutoCloseable started(String name, long chunks, LongAccumulator done) {
             return listener.started("statistics round " + (round + 1) + ", " + name, chunks, done, bytesRead);
         }
@@ -103,11 +105,12 @@ public final class StatisticsStage {
         boolean[] multiChunk = new boolean[plan.tensors().length];
         for (ChunkPlan c : plan.chunks()) {
             maxChunk = Math.max(maxChunk, c.count());
-            multiChunk[c.tensor()] |= !LocalStatistics.isLocal(plan.tensors()[c.tensor()], c);
+            multiChunk[c.tensor()] |= !LocalStatistics.isLocal(method, plan.tensors()[c.tensor()], c);
         }
         StatisticsResult result = StatisticsResult.empty();
         for (int round = 0; ; round++) {
             boolean[] asking = new boolean[plan.tensors().length];
+            Map<Integer, List<StatisticRequest>> asked = new HashMap<>();
             boolean any = false;
             boolean orders = false;
             for (TensorPlan t : plan.tensors()) {
@@ -118,6 +121,7 @@ public final class StatisticsStage {
                 if (!requests.isEmpty()) {
                     checkRound(method, t, round);
                     asking[t.index()] = true;
+                    asked.put(t.index(), requests);
                     any = true;
                     orders |= requests.stream().anyMatch(r -> r.reduction() == Reduction.ORDER);
                 }
@@ -132,7 +136,8 @@ public final class StatisticsStage {
                 }
             }
             Broadcast<StatisticsResult> known = sc.broadcast(result);
-            Pass pass = new Pass(sc, planBroadcast, known, round, partitions, maxChunk, bytesRead, listener);
+            Broadcast<OrderTargets> targets = sc.broadcast(OrderTargets.of(plan, asked));
+            Pass pass = new Pass(sc, planBroadcast, known, targets, round, partitions, maxChunk, bytesRead, listener);
             String range = SparkWorkNames.chunkRange(plan, chunks);
             HashMap<StatisticKey, OrderBands.Band> bands = new HashMap<>();
             if (orders && onePass) {
@@ -145,6 +150,7 @@ public final class StatisticsStage {
                 found = fullPass(pass, chunks, bands);
             }
             known.unpersist();
+            targets.unpersist();
             result.putAll(found);
         }
     }
@@ -162,6 +168,7 @@ public final class StatisticsStage {
     private static HashMap<StatisticKey, OrderBands.Band> sample(Pass pass, List<Integer> chunks) {
         Broadcast<MergePlan> planB = pass.plan();
         Broadcast<StatisticsResult> knownB = pass.known();
+        Broadcast<OrderTargets> targetsB = pass.targets();
         int round = pass.round();
         int maxChunk = pass.maxChunk();
         LongAccumulator read = pass.bytesRead();
@@ -188,14 +195,14 @@ public final class StatisticsStage {
                                 if (ordersOnly.isEmpty()) {
                                     return; // this tensor's round has only sums: nothing to bracket
                                 }
-                                boolean[] models = ChunkSums.modelsNeeded(plan.modelCount(), ordersOnly);
+                                boolean[] models = ChunkSums.modelsNeeded(plan.modelCount(), plan.companionSlots(), ordersOnly);
                                 int row = method.rowAligned() ? Math.max(1, tensor.cols()) : 1;
                                 for (ChunkPlan block : OrderBands.blocks(chunk, row)) {
                                     loader.load(tensor, block, models);
-                                    for (Operand o : operands(ordersOnly)) {
-                                        long[] h = histograms.computeIfAbsent(operandKey(tensor, o),
+                                    for (StatisticRequest h : histograms(ordersOnly)) {
+                                        long[] counts = histograms.computeIfAbsent(StatisticKey.of(tensor.index(), h),
                                                 k -> new long[MagnitudeHistogram.BINS]);
-                                        loader.kernels().histogramHigh(o, block.count(), h);
+                                        loader.kernels().histogramHigh(h.a(), block.count(), counts);
                                     }
                                 }
                             }
@@ -209,17 +216,13 @@ public final class StatisticsStage {
                     .reduceByKey(StatisticsStage::combine)
                     .flatMapToPair(entry -> {
                         StatisticKey key = entry._1();
-                        MergePlan plan = planB.value();
-                        MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
-                        TensorPlan tensor = plan.tensors()[key.owner()];
+                        OrderTargets targets = targetsB.value();
                         List<Tuple2<StatisticKey, OrderBands.Band>> out = new ArrayList<>();
-                        for (StatisticRequest r : requests(method, tensor, round, knownB.value(), -1)) {
-                            if (r.reduction() == Reduction.ORDER && r.a().equals(key.request().a())) {
-                                OrderBands.Band band = OrderBands.band((SparseCounts) entry._2(), r.position(),
-                                        tensor.elements());
-                                if (band != null) {
-                                    out.add(new Tuple2<>(new StatisticKey(key.owner(), r), band));
-                                }
+                        for (StatisticRequest r : targets.requests().get(key)) {
+                            OrderBands.Band band = OrderBands.band((SparseCounts) entry._2(), r.position(),
+                                    targets.elements().get(key));
+                            if (band != null) {
+                                out.add(new Tuple2<>(new StatisticKey(key.owner(), r), band));
                             }
                         }
                         return out.iterator();
@@ -243,6 +246,7 @@ public final class StatisticsStage {
         Broadcast<MergePlan> planB = pass.plan();
         Broadcast<StatisticsResult> knownB = pass.known();
         Broadcast<HashMap<StatisticKey, OrderBands.Band>> bandsB = pass.sc().broadcast(bands);
+        Broadcast<OrderTargets> targetsB = pass.targets();
         int round = pass.round();
         int maxChunk = pass.maxChunk();
         LongAccumulator read = pass.bytesRead();
@@ -264,16 +268,18 @@ public final class StatisticsStage {
                             Map<StatisticRequest, Partial> sums = new HashMap<>();
                             ChunkSums.add(loader.kernels(), method, plan, tensor, chunk, requests,
                                     known.view(tensor.index(), chunk.index()), sums);
-                            sums.forEach((r, p) -> partials.merge(new StatisticKey(tensor.index(), r), p,
+                            // A sum of means is reduced per tensor first; the driver adds the means.
+                            sums.forEach((r, p) -> partials.merge(r.scope() == Scope.GROUP_MEANS
+                                    ? new StatisticKey(tensor.index(), r) : StatisticKey.of(tensor.index(), r), p,
                                     StatisticsStage::combine));
                             List<StatisticRequest> orders = orders(requests);
-                            for (Operand o : operands(orders)) {
-                                long[] h = (long[]) partials.computeIfAbsent(operandKey(tensor, o),
+                            for (StatisticRequest h : histograms(orders)) {
+                                long[] counts = (long[]) partials.computeIfAbsent(StatisticKey.of(tensor.index(), h),
                                         k -> new long[MagnitudeHistogram.BINS]);
-                                loader.kernels().histogramHigh(o, chunk.count(), h);
+                                loader.kernels().histogramHigh(h.a(), chunk.count(), counts);
                             }
                             for (StatisticRequest r : orders) {
-                                StatisticKey key = new StatisticKey(tensor.index(), r);
+                                StatisticKey key = StatisticKey.of(tensor.index(), r);
                                 OrderBands.Band band = bandOf.get(key);
                                 if (band == null) {
                                     continue;
@@ -302,6 +308,7 @@ public final class StatisticsStage {
         }
         StatisticsResult found = StatisticsResult.empty();
         HashMap<StatisticKey, OrderStatistic> buckets = new HashMap<>();
+        List<Tuple2<StatisticKey, Double>> means = new ArrayList<>();
         try (AutoCloseable ignored = pass.started("full read", chunks.size(), done)) {
             List<Tuple2<StatisticKey, Object>> reduced = perChunk
                     .filter(t -> !(t._2() instanceof BandChunk))
@@ -313,29 +320,24 @@ public final class StatisticsStage {
                             out.add(new Tuple2<>(key, p.value()));
                             return out.iterator();
                         }
-                        MergePlan plan = planB.value();
-                        MergeMethod method = MergeMethods.byName(plan.settings().method()).orElseThrow();
-                        TensorPlan tensor = plan.tensors()[key.owner()];
                         SparseCounts high = (SparseCounts) entry._2();
-                        for (StatisticRequest r : requests(method, tensor, round, knownB.value(), -1)) {
-                            if (r.reduction() == Reduction.ORDER && r.a().equals(key.request().a())) {
-                                long[] s = high.select(r.position());
-                                out.add(new Tuple2<>(new StatisticKey(key.owner(), r),
-                                        new long[]{s[0], s[1], s[2]}));
-                            }
+                        for (StatisticRequest r : targetsB.value().requests().get(key)) {
+                            long[] s = high.select(r.position());
+                            out.add(new Tuple2<>(new StatisticKey(key.owner(), r), new long[]{s[0], s[1], s[2]}));
                         }
                         return out.iterator();
                     })
                     .collect();
             for (Tuple2<StatisticKey, Object> t : reduced) {
-                if (t._2() instanceof Double f) {
+                if (t._2() instanceof Double f && t._1().request().scope() == Scope.GROUP_MEANS) {
+                    means.add(new Tuple2<>(t._1(), f));
+                } else if (t._2() instanceof Double f) {
                     found.values().put(t._1(), f);
                 } else {
                     long[] s = (long[]) t._2();
                     if (s[0] < 0) {
-                        throw new IllegalStateException("position " + t._1().request().position() + " of tensor '"
-                                + planB.value().tensors()[t._1().owner()].name() + "' is beyond its " + s[1]
-                                + " entries");
+                        throw new IllegalStateException("position " + t._1().request().position() + " of "
+                                + OrderTargets.describe(planB.value(), t._1()) + " is beyond its " + s[1] + " entries");
                     }
                     buckets.put(t._1(), new OrderStatistic((int) s[0], s[1], -1));
                 }
@@ -343,6 +345,7 @@ public final class StatisticsStage {
         } catch (Exception e) {
             throw rethrow(e);
         }
+        found.values().putAll(sumOfMeans(planB.value(), means));
         HashMap<StatisticKey, OrderStatistic> inBand = new HashMap<>();
         HashMap<StatisticKey, OrderStatistic> missed = new HashMap<>();
         buckets.forEach((k, b) -> {
@@ -366,6 +369,28 @@ public final class StatisticsStage {
             found.equalsBefore().putAll(equalPrefixes(pass, pass.plan().value(), exact));
         }
         return found;
+    }
+
+    /**
+     * {@link Scope#GROUP_MEANS} results: per request, the tensors' float32 sums divided by their
+     * element counts, added in double in canonical tensor order, filed under the wide key.
+     */
+    static HashMap<StatisticKey, Double> sumOfMeans(MergePlan plan, List<Tuple2<StatisticKey, Double>> perTensor) {
+        Map<StatisticRequest, List<Integer>> tensors = new HashMap<>();
+        Map<StatisticKey, Double> valueOf = new HashMap<>();
+        for (Tuple2<StatisticKey, Double> t : perTensor) {
+            tensors.computeIfAbsent(t._1().request(), r -> new ArrayList<>()).add(t._1().owner());
+            valueOf.put(t._1(), t._2());
+        }
+        HashMap<StatisticKey, Double> out = new HashMap<>();
+        tensors.forEach((r, members) -> {
+            double sum = 0.0;
+            for (int t : OrderTargets.canonical(plan, members)) {
+                sum += valueOf.get(new StatisticKey(t, r)) / plan.tensors()[t].elements();
+            }
+            out.put(StatisticKey.of(0, r), sum);
+        });
+        return out;
     }
 
     /** The exact statistic of each in-band position, from the kept candidates in its bucket. */
@@ -403,7 +428,7 @@ public final class StatisticsStage {
                 })
                 .collect();
         splitB.unpersist();
-        return prefixes(pass.plan().value(), split, counts);
+        return prefixes(pass.plan().value(), pass.targets().value(), split, counts);
     }
 
     /** The statistics whose position falls inside a run of equal values, with the value's bits. */
@@ -453,7 +478,7 @@ public final class StatisticsStage {
         int round = pass.round();
         int maxChunk = pass.maxChunk();
         LongAccumulator read = pass.bytesRead();
-        List<Integer> needed = chunksOf(pass.plan().value(), chunks, buckets.keySet());
+        List<Integer> needed = chunksOf(pass, chunks, buckets.keySet());
         LongAccumulator done = pass.sc().sc().longAccumulator("amalgam.statisticsLowChunks");
         List<Tuple2<StatisticKey, OrderStatistic>> values;
         try (AutoCloseable ignored = pass.started("exact values", needed.size(), done)) {
@@ -469,7 +494,7 @@ public final class StatisticsStage {
                             void visit(TensorPlan tensor, ChunkPlan chunk, ChunkLoader loader,
                                        List<StatisticRequest> requests, List<Tuple2<StatisticKey, Object>> out) {
                                 for (StatisticRequest r : requests) {
-                                    StatisticKey key = new StatisticKey(tensor.index(), r);
+                                    StatisticKey key = StatisticKey.of(tensor.index(), r);
                                     OrderStatistic bucket = bucketOf.get(key);
                                     if (bucket != null) {
                                         long[] h = histograms.computeIfAbsent(key, k -> new long[MagnitudeHistogram.BINS]);
@@ -507,7 +532,7 @@ public final class StatisticsStage {
         if (split.isEmpty()) {
             return new HashMap<>();
         }
-        List<Integer> chunks = chunksOf(plan, null, split.keySet());
+        List<Integer> chunks = chunksOf(pass, null, split.keySet());
         Broadcast<MergePlan> planB = pass.plan();
         Broadcast<StatisticsResult> knownB = pass.known();
         Broadcast<HashMap<StatisticKey, Integer>> splitB = pass.sc().broadcast(split);
@@ -527,7 +552,7 @@ public final class StatisticsStage {
                             void visit(TensorPlan tensor, ChunkPlan chunk, ChunkLoader loader,
                                        List<StatisticRequest> requests, List<Tuple2<StatisticKey, Object>> out) {
                                 for (StatisticRequest r : requests) {
-                                    Integer bits = valueOf.get(new StatisticKey(tensor.index(), r));
+                                    Integer bits = valueOf.get(StatisticKey.of(tensor.index(), r));
                                     if (bits != null) {
                                         long equal = loader.kernels().countEqual(ordered(r), chunk.count(), bits);
                                         out.add(new Tuple2<>(new StatisticKey(chunk.index(), r), equal));
@@ -542,34 +567,44 @@ public final class StatisticsStage {
             throw rethrow(e);
         }
         splitB.unpersist();
-        return prefixes(plan, split, counts);
+        return prefixes(plan, pass.targets().value(), split, counts);
     }
 
-    /** Turns per-chunk equal counts into the count of equal entries in earlier chunks of the tensor. */
-    private static Map<StatisticKey, Long> prefixes(MergePlan plan, HashMap<StatisticKey, Integer> split,
+    /**
+     * Turns per-chunk equal counts into the count of equal entries in earlier chunks: of the
+     * tensor, or for a wide statistic of every tensor it spans, in canonical order.
+     */
+    private static Map<StatisticKey, Long> prefixes(MergePlan plan, OrderTargets targets,
+                                                    HashMap<StatisticKey, Integer> split,
                                                     List<Tuple2<StatisticKey, Long>> counts) {
         Map<StatisticKey, Long> countOf = new HashMap<>();
         counts.forEach(c -> countOf.put(c._1(), c._2()));
-        Map<Integer, List<StatisticKey>> byTensor = new HashMap<>();
-        split.keySet().forEach(k -> byTensor.computeIfAbsent(k.owner(), t -> new ArrayList<>()).add(k));
-        // Chunks are planned in tensor order with rising ordinals, so one walk builds every prefix.
+        int[] first = plan.firstChunks();
         Map<StatisticKey, Long> prefixes = new HashMap<>();
-        Map<StatisticKey, Long> running = new HashMap<>();
-        for (ChunkPlan c : plan.chunks()) {
-            for (StatisticKey tensorKey : byTensor.getOrDefault(c.tensor(), List.of())) {
-                StatisticKey chunkKey = new StatisticKey(c.index(), tensorKey.request());
-                long before = running.getOrDefault(tensorKey, 0L);
-                prefixes.put(chunkKey, before);
-                running.put(tensorKey, before + countOf.getOrDefault(chunkKey, 0L));
+        for (StatisticKey key : split.keySet()) {
+            long before = 0;
+            for (int t : targets.tensorsOf(key)) {
+                // A tensor's chunks are planned together, in element order.
+                for (int c = first[t]; c < plan.chunks().length && plan.chunks()[c].tensor() == t; c++) {
+                    StatisticKey chunkKey = new StatisticKey(c, key.request());
+                    prefixes.put(chunkKey, before);
+                    before += countOf.getOrDefault(chunkKey, 0L);
+                }
             }
         }
         return prefixes;
     }
 
-    /** The chunks, among {@code among} (null: all), of the tensors the keys name. */
-    private static List<Integer> chunksOf(MergePlan plan, List<Integer> among, java.util.Set<StatisticKey> keys) {
+    /** The chunks, among {@code among} (null: all), of the tensors the keys span. */
+    private static List<Integer> chunksOf(Pass pass, List<Integer> among, java.util.Set<StatisticKey> keys) {
+        MergePlan plan = pass.plan().value();
+        OrderTargets targets = pass.targets().value();
         boolean[] wanted = new boolean[plan.tensors().length];
-        keys.forEach(k -> wanted[k.owner()] = true);
+        keys.forEach(k -> {
+            for (int t : targets.tensorsOf(k)) {
+                wanted[t] = true;
+            }
+        });
         List<Integer> chunks = new ArrayList<>();
         if (among == null) {
             for (ChunkPlan c : plan.chunks()) {
@@ -591,14 +626,9 @@ public final class StatisticsStage {
         return requests.stream().filter(r -> r.reduction() == Reduction.ORDER).toList();
     }
 
-    /** The distinct operands the order requests select from, in request order. */
-    private static List<Operand> operands(List<StatisticRequest> orders) {
-        return orders.stream().map(StatisticsStage::ordered).distinct().toList();
-    }
-
-    /** Requests on one operand share its high histogram, filed under the operand. */
-    private static StatisticKey operandKey(TensorPlan tensor, Operand o) {
-        return new StatisticKey(tensor.index(), StatisticRequest.order(o, 0));
+    /** The distinct histograms (operand and scope) the order requests select from, in request order. */
+    private static List<StatisticRequest> histograms(List<StatisticRequest> orders) {
+        return orders.stream().map(OrderTargets::histogramOf).distinct().toList();
     }
 
     private static RuntimeException rethrow(Exception e) {
@@ -669,7 +699,7 @@ public final class StatisticsStage {
                     List<StatisticRequest> requests = requests(method, t, round, known, chunk.index());
                     List<StatisticRequest> loaded = ordersOnly ? orders(requests) : requests;
                     try {
-                        load(loader, t, chunk, ChunkSums.modelsNeeded(plan.modelCount(), loaded));
+                        load(loader, t, chunk, ChunkSums.modelsNeeded(plan.modelCount(), plan.companionSlots(), loaded));
                         visit(t, chunk, loader, requests, out);
                     } catch (RuntimeException e) {
                         close();
@@ -703,7 +733,8 @@ public final class StatisticsStage {
         TaskContext task = TaskContext.get();
         String name = "statistics-task-" + (task == null ? 0 : task.taskAttemptId());
         return new ChunkLoader(ExecutorKernels.forTask(plan.primitives()), ExecutorMemory.root(),
-                ExecutorHadoop.configuration(), name, maxChunk, plan.modelCount(), plan.settings().hasBase());
+                ExecutorHadoop.configuration(), name, maxChunk, plan.modelCount(), plan.settings().hasBase(),
+                plan.companionSlots());
     }
 
     private static int slices(Pass pass, List<Integer> chunks) {

@@ -18,11 +18,11 @@ class WorkingSetPoolTest {
     @Test
     void theNextTaskOfTheSameShapeGetsTheSameBuffers() {
         try (BufferAllocator executor = new RootAllocator(4 * ONE_SET)) {
-            ChunkKernels first = WorkingSetPool.acquire(CpuBackend.INSTANCE, executor, "t1", 1 << 16, 2, true);
+            ChunkKernels first = WorkingSetPool.acquire(CpuBackend.INSTANCE, executor, "t1", 1 << 16, 2, true, 0);
             WorkingSetPool.release(first);
-            ChunkKernels second = WorkingSetPool.acquire(CpuBackend.INSTANCE, executor, "t2", 1 << 16, 2, true);
+            ChunkKernels second = WorkingSetPool.acquire(CpuBackend.INSTANCE, executor, "t2", 1 << 16, 2, true, 0);
             assertSame(first, second);
-            ChunkKernels concurrent = WorkingSetPool.acquire(CpuBackend.INSTANCE, executor, "t3", 1 << 16, 2, true);
+            ChunkKernels concurrent = WorkingSetPool.acquire(CpuBackend.INSTANCE, executor, "t3", 1 << 16, 2, true, 0);
             assertNotSame(second, concurrent);
             free(executor, second, concurrent);
         }
@@ -31,9 +31,9 @@ class WorkingSetPoolTest {
     @Test
     void aTaskOfAnotherShapeFreesTheIdleSetsFirst() {
         try (BufferAllocator executor = new RootAllocator(4 * ONE_SET)) {
-            WorkingSetPool.release(WorkingSetPool.acquire(CpuBackend.INSTANCE, executor, "t1", 1 << 16, 2, true));
+            WorkingSetPool.release(WorkingSetPool.acquire(CpuBackend.INSTANCE, executor, "t1", 1 << 16, 2, true, 0));
             assertEquals(ONE_SET, executor.getAllocatedMemory(), "kept idle");
-            ChunkKernels other = WorkingSetPool.acquire(CpuBackend.INSTANCE, executor, "t2", 1 << 10, 2, true);
+            ChunkKernels other = WorkingSetPool.acquire(CpuBackend.INSTANCE, executor, "t2", 1 << 10, 2, true, 0);
             assertThat(executor.getAllocatedMemory()).isLessThan(ONE_SET);
             free(executor, other);
         }
@@ -45,7 +45,7 @@ class WorkingSetPoolTest {
             WorkingSetPool.release(k);
         }
         // A task of a shape no one else asks for frees the idle sets; then it goes too.
-        ChunkKernels other = WorkingSetPool.acquire(CpuBackend.INSTANCE, executor, "cleanup", 1, 0, false);
+        ChunkKernels other = WorkingSetPool.acquire(CpuBackend.INSTANCE, executor, "cleanup", 1, 0, false, 0);
         assertEquals(CpuBackend.hostBytes(1, 0, false), executor.getAllocatedMemory());
         other.close();
         assertEquals(0, executor.getAllocatedMemory());

@@ -1,5 +1,6 @@
 package dev.amalgam.job;
 
+import dev.amalgam.cli.ExampleConfigs;
 import dev.amalgam.config.MergeConfigParser;
 import dev.amalgam.kernels.Dtype;
 import dev.amalgam.sample.SampleCheckpoints;
@@ -13,11 +14,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -30,8 +28,6 @@ import static org.assertj.core.api.Assertions.assertThat;
  * of their own. Mixture-of-experts configs run as {@code amalgam moe} does.
  */
 class ExampleConfigsRunTest {
-    private static final Pattern PATH = Pattern.compile("((?:hdfs://)?/[A-Za-z0-9_./-]+)");
-
     @TempDir
     static Path temp;
     static List<String> fineTunes;
@@ -42,6 +38,12 @@ class ExampleConfigsRunTest {
     static void generate() throws Exception {
         SampleCheckpoints.Shape shape = new SampleCheckpoints.Shape(32, 16, 24, 40);
         fineTunes = SampleCheckpoints.write(new Configuration(), temp.toString(), shape, Dtype.BF16, 3, 21, 40_000);
+        for (int i = 0; i < fineTunes.size(); i++) {
+            for (String kind : dev.amalgam.config.ModelSpec.COMPANION_KINDS) {
+                SampleCheckpoints.writeCompanion(new Configuration(), ExampleConfigs.companion(fineTunes.get(i), kind),
+                        shape, Dtype.BF16, kind, i + 1, 21);
+            }
+        }
         SampleCheckpoints.writeAdapter(new Configuration(), temp + "/adapter", shape, Dtype.BF16, 4, 8.0, false,
                 List.of("q_proj", "v_proj"), 2);
         List<String> base = Tensors.vocabulary(temp + "/base");
@@ -70,25 +72,14 @@ class ExampleConfigsRunTest {
     @MethodSource("examples")
     void runsOnGeneratedCheckpoints(Path example) throws Exception {
         String yaml = Files.readString(example);
-        Map<String, String> replaced = new LinkedHashMap<>();
         // A config that sets a tokenizer merges models whose vocabularies differ from the base's.
         List<String> models = yaml.contains("tokenizer") ? otherVocabularies : fineTunes;
-        StringBuilder out = new StringBuilder();
-        Matcher m = PATH.matcher(yaml);
-        while (m.find()) {
-            String path = m.group(1);
-            int before = m.start() == 0 ? ' ' : yaml.charAt(m.start() - 1);
-            String generated = before == '+' ? temp + "/adapter"
-                    : replaced.computeIfAbsent(path, p -> p.endsWith("base") ? temp + "/base"
-                    : models.get(replacedFineTunes(replaced) % models.size()));
-            m.appendReplacement(out, Matcher.quoteReplacement(generated));
-        }
-        m.appendTail(out);
+        String out = ExampleConfigs.onCheckpoints(yaml, temp + "/base", models, temp + "/adapter");
         Path config = temp.resolve(example.getFileName());
-        Files.writeString(config, out.toString());
+        Files.writeString(config, out);
         String destination = temp.resolve("out-" + example.getFileName()).toString();
         new MergeJob(TestSpark.context()).run(MergeRequest.of(config.toString(), destination));
-        boolean moe = MergeConfigParser.parse(config.toString(), out.toString()).moe() != null;
+        boolean moe = MergeConfigParser.parse(config.toString(), out).moe() != null;
         Map<String, ?> tensors = Tensors.open(destination).byName();
         assertThat(tensors).as(example.toString())
                 .containsKeys("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight");
@@ -106,7 +97,4 @@ class ExampleConfigsRunTest {
                 : "model.layers.0.block_sparse_moe.gate.weight";
     }
 
-    private static int replacedFineTunes(Map<String, String> replaced) {
-        return (int) replaced.values().stream().filter(v -> !v.equals(temp + "/base")).count();
-    }
 }

@@ -76,8 +76,15 @@ class GpuMergeJobTest {
     void emulatedGpuWritesTheCpuBytes(String method, Dtype dtype) throws Exception {
         EmulatedDevice device = new EmulatedDevice();
         compare(method, dtype, device, "emulated");
-        assertTrue(device.launches() > 0);
+        // A method whose plan needs a primitive the device kernels lack runs its tasks on the CPU.
+        assertEquals(!CPU_ONLY.contains(method), device.launches() > 0, method);
     }
+
+    /**
+     * Methods whose primitives have no CUDA kernel yet (their tasks run on the CPU on a GPU
+     * executor; the comparison above still checks they write the CPU's bytes).
+     */
+    private static final java.util.Set<String> CPU_ONLY = java.util.Set.of("fisher", "consensus_ta", "consensus_ties");
 
     @ParameterizedTest(name = "LoRA inputs on {0}, emulated device")
     @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})

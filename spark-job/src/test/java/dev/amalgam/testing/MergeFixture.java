@@ -29,6 +29,13 @@ public final class MergeFixture {
         try {
             List<String> models = SampleCheckpoints.write(new Configuration(), root.toString(), SHAPE, dtype, fineTunes,
                     11, shardBytes);
+            // Every fine-tune has its Fisher and second-moment companions, where generated configs look for them.
+            for (int i = 0; i < models.size(); i++) {
+                for (String kind : dev.amalgam.config.ModelSpec.COMPANION_KINDS) {
+                    SampleCheckpoints.writeCompanion(new Configuration(),
+                            dev.amalgam.cli.ExampleConfigs.companion(models.get(i), kind), SHAPE, dtype, kind, i + 1, 11);
+                }
+            }
             return new MergeFixture(root, root + "/base", models);
         } catch (IOException e) {
             throw new UncheckedIOException(e);

@@ -1,0 +1,380 @@
+package dev.amalgam.testing;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Whole-model references written from METHODS.md's definitions: every tensor of every model in
+ * memory, flattened in the canonical order (tensor names in ascending byte order, then element
+ * index), straightforward loops. Independent of the engine's statistics and kernels.
+ */
+public final class WholeModelReference {
+    private WholeModelReference() {
+    }
+
+    /** Tensor names in canonical order. */
+    public static List<String> canonical(Iterable<String> names) {
+        List<String> sorted = new ArrayList<>();
+        names.forEach(sorted::add);
+        sorted.sort((a, b) -> Arrays.compareUnsigned(a.getBytes(StandardCharsets.UTF_8), b.getBytes(StandardCharsets.UTF_8)));
+        return sorted;
+    }
+
+    /** The model's tensors concatenated in canonical order. */
+    public static float[] flatten(Map<String, float[]> tensors, List<String> order) {
+        int n = order.stream().mapToInt(t -> tensors.get(t).length).sum();
+        float[] flat = new float[n];
+        int at = 0;
+        for (String t : order) {
+            float[] v = tensors.get(t);
+            System.arraycopy(v, 0, flat, at, v.length);
+            at += v.length;
+        }
+        return flat;
+    }
+
+    /** Cuts a flat whole-model vector back into tensors. */
+    public static Map<String, float[]> split(float[] flat, Map<String, float[]> shapes, List<String> order) {
+        Map<String, float[]> out = new LinkedHashMap<>();
+        int at = 0;
+        for (String t : order) {
+            int n = shapes.get(t).length;
+            out.put(t, Arrays.copyOfRange(flat, at, at + n));
+            at += n;
+        }
+        return out;
+    }
+
+    /** {@code keep[j]} for the k largest |d| (ties: lower index first), k = floor(density * n) in double. */
+    public static boolean[] topK(float[] d, double density) {
+        int n = d.length;
+        long k = (long) Math.floor(density * n);
+        Integer[] idx = new Integer[n];
+        for (int j = 0; j < n; j++) {
+            idx[j] = j;
+        }
+        Arrays.sort(idx, Comparator.<Integer>comparingDouble(j -> -Math.abs(d[j])).thenComparingInt(j -> j));
+        boolean[] keep = new boolean[n];
+        for (int r = 0; r < k; r++) {
+            keep[idx[r]] = true;
+        }
+        return keep;
+    }
+
+    /**
+     * TIES as its paper defines it (METHODS.md, {@code trim_scope: model}) over flat whole-model
+     * vectors: per model the top {@code density_i} of |d_i| over the whole model, weighted; the
+     * elected sign per element, the whole model's majority where the total is 0; the mean of the
+     * agreeing non-zero entries by count, times lambda, plus the base.
+     */
+    public static float[] tiesPaper(float[] base, float[][] x, double[] density, float[] weight, float lambda) {
+        int m = x.length;
+        int n = base.length;
+        float[][] v = new float[m][n];
+        for (int i = 0; i < m; i++) {
+            float[] d = new float[n];
+            for (int j = 0; j < n; j++) {
+                d[j] = x[i][j] - base[j];
+            }
+            boolean[] keep = density[i] >= 1.0 ? null : topK(d, density[i]);
+            for (int j = 0; j < n; j++) {
+                v[i][j] = weight[i] * (keep == null || keep[j] ? d[j] : 0.0f);
+            }
+        }
+        float[] total = new float[n];
+        long signs = 0;
+        for (int j = 0; j < n; j++) {
+            float s = v[0][j];
+            for (int i = 1; i < m; i++) {
+                s += v[i][j];
+            }
+            total[j] = s;
+            signs += s > 0 ? 1 : s < 0 ? -1 : 0;
+        }
+        int majority = Long.signum(signs);
+        float[] out = new float[n];
+        for (int j = 0; j < n; j++) {
+            int sign = total[j] > 0 ? 1 : total[j] < 0 ? -1 : majority;
+            float mix = 0.0f;
+            int agreeing = 0;
+            for (int i = 0; i < m; i++) {
+                if ((sign > 0 && v[i][j] > 0) || (sign < 0 && v[i][j] < 0)) {
+                    mix += v[i][j];
+                    agreeing++;
+                }
+            }
+            out[j] = base[j] + lambda * (mix / Math.max(agreeing, 1));
+        }
+        return out;
+    }
+
+    /** f(d) as VaRM measures it: 0 square, 1 abs, 2 signed; exact (a BigDecimal). */
+    private static java.math.BigDecimal variation(float d, int variation) {
+        java.math.BigDecimal x = new java.math.BigDecimal(d);
+        return switch (variation) {
+            case 0 -> x.multiply(x);
+            case 1 -> x.abs();
+            default -> x;
+        };
+    }
+
+    /** The exact sum of f(x - b) over a tensor. */
+    private static java.math.BigDecimal variationSum(float[] x, float[] b, int variation) {
+        java.math.BigDecimal s = java.math.BigDecimal.ZERO;
+        for (int j = 0; j < x.length; j++) {
+            s = s.add(variation(x[j] - b[j], variation));
+        }
+        return s;
+    }
+
+    /** The module a VaRM tensor belongs to: {@code layers.N.<part>}, or the tensor itself outside the layers. */
+    public static String module(String tensor) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("layers\\.(\\d+)\\.([^.]+)").matcher(tensor);
+        return m.find() ? "layers." + m.group(1) + "." + m.group(2) : tensor;
+    }
+
+    public static String layer(String tensor) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("layers\\.(\\d+)\\.").matcher(tensor);
+        return m.find() ? "layers." + m.group(1) : tensor;
+    }
+
+    /**
+     * VaRM (METHODS.md) over whole models: per model and group the variation (tensor: the
+     * float32-rounded exact sum over the tensor / its size; module and layer: the sum of their
+     * tensors' values in canonical order; model: the rounded whole-model sum / N), weights by share
+     * of the sum (uniform if a variation is 0) or softmax, result {@code sum_i w_i x_i} from +0.
+     * {@code granularity} is tensor, module, layer or model.
+     */
+    public static Map<String, float[]> varm(Map<String, float[]> base, List<Map<String, float[]>> models,
+                                            String granularity, int variation, boolean softmax, double temperature) {
+        List<String> order = canonical(base.keySet());
+        int m = models.size();
+        long total = order.stream().mapToLong(t -> base.get(t).length).sum();
+        double[][] perTensor = new double[m][order.size()];
+        java.math.BigDecimal[] whole = new java.math.BigDecimal[m];
+        for (int i = 0; i < m; i++) {
+            whole[i] = java.math.BigDecimal.ZERO;
+            for (int k = 0; k < order.size(); k++) {
+                String t = order.get(k);
+                java.math.BigDecimal s = variationSum(models.get(i).get(t), base.get(t), variation);
+                whole[i] = whole[i].add(s);
+                perTensor[i][k] = (double) s.floatValue() / base.get(t).length;
+            }
+        }
+        Map<String, float[]> out = new LinkedHashMap<>();
+        for (int k = 0; k < order.size(); k++) {
+            String t = order.get(k);
+            double[] v = new double[m];
+            for (int i = 0; i < m; i++) {
+                switch (granularity) {
+                    case "tensor" -> v[i] = perTensor[i][k];
+                    case "model" -> v[i] = (double) whole[i].floatValue() / total;
+                    default -> {
+                        String group = granularity.equals("module") ? module(t) : layer(t);
+                        double sum = 0.0;
+                        for (int q = 0; q < order.size(); q++) {
+                            String other = order.get(q);
+                            if ((granularity.equals("module") ? module(other) : layer(other)).equals(group)) {
+                                sum += perTensor[i][q];
+                            }
+                        }
+                        v[i] = sum;
+                    }
+                }
+            }
+            float[] w = varmWeights(v, softmax, temperature);
+            float[] x0 = base.get(t);
+            float[] r = new float[x0.length];
+            for (int j = 0; j < r.length; j++) {
+                float sum = 0.0f;
+                for (int i = 0; i < m; i++) {
+                    sum += w[i] * models.get(i).get(t)[j];
+                }
+                r[j] = sum;
+            }
+            out.put(t, r);
+        }
+        return out;
+    }
+
+    private static float[] varmWeights(double[] v, boolean softmax, double temperature) {
+        int m = v.length;
+        float[] w = new float[m];
+        if (softmax) {
+            double max = Arrays.stream(v).max().orElseThrow();
+            double[] e = new double[m];
+            double total = 0.0;
+            for (int i = 0; i < m; i++) {
+                e[i] = Math.exp((v[i] - max) / temperature);
+                total += e[i];
+            }
+            for (int i = 0; i < m; i++) {
+                w[i] = (float) (e[i] / total);
+            }
+            return w;
+        }
+        double total = 0.0;
+        boolean zero = false;
+        for (double x : v) {
+            total += Math.abs(x);
+            zero |= x == 0.0;
+        }
+        for (int i = 0; i < m; i++) {
+            w[i] = (float) (zero ? 1.0 / m : Math.abs(v[i]) / total);
+        }
+        return w;
+    }
+
+    /** VaRM at element granularity, per element in float32 (METHODS.md), the exponential in double. */
+    public static float[] varmElement(float[] base, float[][] x, int variation, boolean softmax, float temperature) {
+        int m = x.length;
+        float[] out = new float[base.length];
+        for (int j = 0; j < base.length; j++) {
+            float[] f = new float[m];
+            for (int i = 0; i < m; i++) {
+                float d = x[i][j] - base[j];
+                f[i] = variation == 0 ? d * d : variation == 1 ? Math.abs(d) : d;
+            }
+            float[] w = new float[m];
+            if (softmax) {
+                float max = Float.NEGATIVE_INFINITY;
+                for (int i = 0; i < m; i++) {
+                    max = Math.max(max, f[i] / temperature);
+                }
+                float total = 0.0f;
+                for (int i = 0; i < m; i++) {
+                    w[i] = (float) Math.exp(f[i] / temperature - max);
+                    total += w[i];
+                }
+                for (int i = 0; i < m; i++) {
+                    w[i] = w[i] / total;
+                }
+            } else {
+                float total = 0.0f;
+                for (int i = 0; i < m; i++) {
+                    total += f[i];
+                }
+                for (int i = 0; i < m; i++) {
+                    w[i] = f[i] / Math.max(total, 1e-13f);
+                }
+            }
+            float sum = 0.0f;
+            for (int i = 0; i < m; i++) {
+                sum += w[i] * x[i][j];
+            }
+            out[j] = sum;
+        }
+        return out;
+    }
+
+    /**
+     * Fisher-weighted averaging as the authors' code merges: c_i = w_i / ||F_i|| over the whole
+     * model (the sum of squares exact, rounded to float32, its root in double; c_i rounded to
+     * float32), F floored for the first model (or all), per element sum c_i F_i x_i / sum c_i F_i.
+     */
+    public static Map<String, float[]> fisher(List<Map<String, float[]>> models, List<Map<String, float[]>> fishers,
+                                              double[] weights, float floor, boolean favorTarget, boolean normalize) {
+        int m = models.size();
+        float[] c = new float[m];
+        for (int i = 0; i < m; i++) {
+            double w = weights[i];
+            if (normalize) {
+                java.math.BigDecimal squares = java.math.BigDecimal.ZERO;
+                for (float[] f : fishers.get(i).values()) {
+                    for (float v : f) {
+                        java.math.BigDecimal b = new java.math.BigDecimal(v);
+                        squares = squares.add(b.multiply(b));
+                    }
+                }
+                w /= Math.sqrt(squares.floatValue());
+            }
+            c[i] = (float) w;
+        }
+        Map<String, float[]> out = new LinkedHashMap<>();
+        for (String t : models.get(0).keySet()) {
+            int n = models.get(0).get(t).length;
+            float[] r = new float[n];
+            for (int j = 0; j < n; j++) {
+                float lhs = 0.0f;
+                float rhs = 0.0f;
+                for (int i = 0; i < m; i++) {
+                    float diag = fishers.get(i).get(t)[j];
+                    if (!favorTarget || i == 0) {
+                        diag = Math.max(diag, floor);
+                    }
+                    float term = c[i] * diag;
+                    lhs += term;
+                    rhs += term * models.get(i).get(t)[j];
+                }
+                r[j] = rhs / lhs;
+            }
+            out.put(t, r);
+        }
+        return out;
+    }
+
+    /**
+     * Consensus merging (TALL masks) over flat whole-model vectors: per model the top
+     * {@code density_i} of |d_i| over the whole model (all when 1); {@code v_i = w_i d_i} where kept
+     * and non-zero, else +0; the multi-task vector (task arithmetic sum, or with {@code ties} the
+     * paper's TIES mean with the whole model's majority sign where the total is 0); the masks
+     * {@code |x_i - b| > |(b + tv) - x_i| * lambda_i}; {@code b + alpha * (tv where >= k masks, else 0)}.
+     */
+    public static float[] consensus(float[] base, float[][] x, float[] weight, double[] density, float[] tallLambda,
+                                    int k, float alpha, boolean ties) {
+        int m = x.length;
+        int n = base.length;
+        float[][] v = new float[m][n];
+        for (int i = 0; i < m; i++) {
+            float[] d = new float[n];
+            for (int j = 0; j < n; j++) {
+                d[j] = x[i][j] - base[j];
+            }
+            boolean[] keep = density[i] >= 1.0 ? null : topK(d, density[i]);
+            for (int j = 0; j < n; j++) {
+                v[i][j] = (keep == null || keep[j]) && d[j] != 0.0f ? weight[i] * d[j] : 0.0f;
+            }
+        }
+        float[] total = new float[n];
+        long signs = 0;
+        for (int j = 0; j < n; j++) {
+            float s = v[0][j];
+            for (int i = 1; i < m; i++) {
+                s += v[i][j];
+            }
+            total[j] = s;
+            signs += s > 0 ? 1 : s < 0 ? -1 : 0;
+        }
+        int majority = Long.signum(signs);
+        float[] out = new float[n];
+        for (int j = 0; j < n; j++) {
+            float tv = total[j];
+            if (ties) {
+                int sign = total[j] > 0 ? 1 : total[j] < 0 ? -1 : majority;
+                float mix = 0.0f;
+                int agreeing = 0;
+                for (int i = 0; i < m; i++) {
+                    if ((sign > 0 && v[i][j] > 0) || (sign < 0 && v[i][j] < 0)) {
+                        mix += v[i][j];
+                        agreeing++;
+                    }
+                }
+                tv = mix / Math.max(agreeing, 1);
+            }
+            float multi = base[j] + tv;
+            int tasks = 0;
+            for (int i = 0; i < m; i++) {
+                if (Math.abs(base[j] - x[i][j]) > Math.abs(multi - x[i][j]) * tallLambda[i]) {
+                    tasks++;
+                }
+            }
+            out[j] = base[j] + alpha * (tasks >= k ? tv : 0.0f);
+        }
+        return out;
+    }
+}
