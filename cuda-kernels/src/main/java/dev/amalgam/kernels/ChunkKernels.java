@@ -208,6 +208,14 @@ public interface ChunkKernels extends AutoCloseable {
         throw unsupported(Primitive.CONSENSUS);
     }
 
+    /**
+     * Adds {@code |out|} (or {@code |out - b|} with {@code minusBase}, the difference in float32)
+     * over the chunk's output buffer, as the last primitive left it, into {@code into}.
+     */
+    default void outputMagnitudes(boolean minusBase, int count, ExactSum into) {
+        throw unsupported(Primitive.OUTPUT_SUM);
+    }
+
     /** Exact signed {@code sum a} over the chunk, added into {@code into}. */
     default void sum(Operand a, int count, ExactDot into) {
         throw unsupported(Primitive.SUM);

@@ -324,6 +324,15 @@ final class CpuChunkKernels implements ChunkKernels {
     }
 
     @Override
+    public void outputMagnitudes(boolean minusBase, int count, ExactSum into) {
+        ArrowBuf base = values[models];
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            into.addMagnitude(minusBase ? out.getFloat(at) - base.getFloat(at) : out.getFloat(at));
+        }
+    }
+
+    @Override
     public void sum(Operand a, int count, ExactDot into) {
         ComposedKernels.sum(terms(count, a), 0, count, into);
     }

@@ -42,6 +42,14 @@ public sealed interface Operand {
     }
 
     /**
+     * A quantity the method itself writes into the working set's output for a statistic
+     * ({@code MergeMethod.output}), numbered by the method: LiNeS sums |sum_i w_i d_i| (0) and
+     * |merged delta| (1).
+     */
+    record Output(int which) implements Operand {
+    }
+
+    /**
      * arcee_fusion's importance of model 0 against the base: {@code |x - b|} times the KL
      * divergence of its row of {@code cols} (chunks hold whole rows).
      */

@@ -59,6 +59,8 @@ public enum Primitive {
     SUM,
     /** Consensus merging (TALL masks): the multi-task vector kept where enough tasks' masks agree. */
     CONSENSUS,
+    /** Exact L1 sums of the working set's output (a method's own combination, or its merge minus the base). */
+    OUTPUT_SUM,
     /** Input slots after the base for companion checkpoints (Fisher diagonals, second moments). */
     COMPANIONS,
     /** Fisher-weighted averaging with per-element diagonals. */

@@ -85,6 +85,17 @@ final class BenchCommand implements Callable<Integer> {
         if (methods == null || methods.isEmpty()) {
             methods = List.copyOf(MergeMethods.names());
         }
+        // Companion checkpoints (Fisher diagonals, second moments) beside each model, for the methods that read them.
+        java.util.Set<String> kinds = new java.util.TreeSet<>();
+        for (String method : methods) {
+            MergeMethods.byName(method).ifPresent(m -> kinds.addAll(m.companions()));
+        }
+        for (String kind : kinds) {
+            for (int i = 0; i < dirs.size(); i++) {
+                SampleCheckpoints.writeCompanion(hadoop, ExampleConfigs.companion(dirs.get(i), kind), shape, storage, kind,
+                        i + 1, 7);
+            }
+        }
         try (JavaSparkContext sc = spark.start()) {
             for (String method : methods) {
                 if (MergeMethods.byName(method).isEmpty()) {

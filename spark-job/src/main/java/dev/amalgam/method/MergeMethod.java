@@ -61,6 +61,17 @@ public interface MergeMethod {
         return null;
     }
 
+    /**
+     * Writes the method's own quantity {@code which} ({@link dev.amalgam.kernels.Operand.Output})
+     * for the chunk into the working set's output, for a statistic of it; returns true when the
+     * output then holds {@code b + q} (the statistic reduces {@code out - b}), false when it holds
+     * {@code q}. Runs after the chunk's other statistics (it may overwrite decoded inputs).
+     */
+    default boolean output(int which, ChunkKernels kernels, MethodTensor tensor, long chunkStart, int count,
+                           TensorStatistics known, MethodSettings settings) {
+        throw new UnsupportedOperationException(name() + " has no output quantity " + which);
+    }
+
     /** Problems with how many inputs a config gives (models besides the base), each with the fix. */
     default List<String> checkInputs(String file, boolean hasBase, int models, String key) {
         return inputs().check(file, name(), hasBase, models, key);

@@ -125,7 +125,7 @@ public record Parameter(String name, Scope scope, Type type, Double defaultValue
             return "required";
         }
         if (computed()) {
-            return "computed";
+            return "not set";
         }
         return format(defaultValue);
     }
@@ -135,7 +135,7 @@ public record Parameter(String name, Scope scope, Type type, Double defaultValue
         return switch (type) {
             case BOOLEAN -> value != 0 ? "true" : "false";
             case INTEGER -> Long.toString((long) value);
-            case NUMBER -> Double.isNaN(value) ? "computed" : number(value);
+            case NUMBER -> Double.isNaN(value) ? "not set" : number(value);
             case CHOICE -> choices.get((int) value);
         };
     }

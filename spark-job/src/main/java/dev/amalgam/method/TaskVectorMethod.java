@@ -26,6 +26,12 @@ import static dev.amalgam.method.Parameter.Scope.MODEL;
  * each model's top-k over its whole checkpoint (a {@link Scope#MODEL} order statistic), then the
  * whole-model sign sum of the trimmed total for the elements where it is 0, and a merge that
  * averages agreeing entries by their count ({@link Primitive#TIES_MODEL}).
+ *
+ * <p>Every member takes LiNeS ({@code lines: {alpha, beta}}, METHODS.md): the merged delta of
+ * decoder layer {@code l} of {@code L} scaled by {@code alpha + beta * l / (L - 1)}, other tensors
+ * by {@code alpha}, applied as the kernel's lambda ({@code float32(lambda * scale)}). Without
+ * {@code alpha}, a last round sums {@code |sum_i w_i d_i|} and {@code |merged delta|} over the
+ * whole model and {@code alpha} is their ratio over the model count.
  */
 public final class TaskVectorMethod implements MergeMethod {
     private final String name;
@@ -67,6 +73,11 @@ public final class TaskVectorMethod implements MergeMethod {
             p.add(Parameter.number("epsilon", MODEL, 0.15, Range.closedOpen(0, 1), true,
                     "spread of keep probabilities around density"));
         }
+        p.add(Parameter.number("lines.alpha", Parameter.Scope.GLOBAL, Double.NaN, Range.ANY, false,
+                "LiNeS: scale of the merged delta outside the layers and at layer 0; computed from whole-model L1 "
+                        + "norms when lines is given without it"));
+        p.add(Parameter.number("lines.beta", Parameter.Scope.GLOBAL, Double.NaN, Range.ANY, false,
+                "LiNeS: the scale's rise from the first layer to the last (LiNeS is off unless lines is given)"));
         if (trimScopes) {
             p.add(Parameter.choice("trim_scope", List.of("tensor", "model"),
                     "top-k per tensor, or per model over its whole checkpoint as in the TIES paper"));
@@ -90,6 +101,39 @@ public final class TaskVectorMethod implements MergeMethod {
     }
 
     private static final StatisticRequest MAJORITY = StatisticRequest.signSum(new Operand.Consensus()).over(Scope.MODEL);
+    /** LiNeS without alpha: the whole model's |sum_i w_i d_i| and |merged delta|. */
+    private static final StatisticRequest WEIGHTED_L1 = StatisticRequest.absSum(new Operand.Output(0)).over(Scope.MODEL);
+    private static final StatisticRequest MERGED_L1 = StatisticRequest.absSum(new Operand.Output(1)).over(Scope.MODEL);
+
+    /** Whether LiNeS scales this tensor's merged delta ({@code lines} given). */
+    private boolean lines(MethodTensor t) {
+        return !Double.isNaN(global(t, "lines.alpha")) || !Double.isNaN(global(t, "lines.beta"));
+    }
+
+    /** Whether LiNeS computes alpha from whole-model norms. */
+    private boolean linesAlphaComputed(MethodTensor t) {
+        return lines(t) && Double.isNaN(global(t, "lines.alpha"));
+    }
+
+    /** The LiNeS scale of this tensor, in double: 1 without LiNeS. */
+    private double linesScale(MethodTensor t, TensorStatistics stats) {
+        if (!lines(t)) {
+            return 1.0;
+        }
+        double alpha = global(t, "lines.alpha");
+        if (Double.isNaN(alpha)) {
+            double weighted = stats.value(WEIGHTED_L1);
+            double merged = stats.value(MERGED_L1);
+            if (Double.isNaN(weighted) || Double.isNaN(merged)) {
+                throw new IllegalStateException("tensor '" + t.name() + "' merges before LiNeS' norms were reduced");
+            }
+            alpha = merged == 0.0 ? 1.0 : weighted / (t.modelCount() * merged);
+        }
+        double beta = Double.isNaN(global(t, "lines.beta")) ? 0.0 : global(t, "lines.beta");
+        int layers = t.extent().layers();
+        int layer = t.layer();
+        return layer < 0 || layers <= 1 ? alpha : alpha + beta * layer / (layers - 1);
+    }
 
     @Override
     public String name() {
@@ -114,7 +158,7 @@ public final class TaskVectorMethod implements MergeMethod {
     @Override
     public Set<Primitive> primitives() {
         Set<Primitive> all = EnumSet.of(Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.KEPT_ABS_SUM,
-                Primitive.TASK_VECTOR);
+                Primitive.TASK_VECTOR, Primitive.COMBINE, Primitive.OUTPUT_SUM);
         if (trimScopes) {
             all.add(Primitive.TIES_MODEL);
         }
@@ -123,13 +167,18 @@ public final class TaskVectorMethod implements MergeMethod {
 
     @Override
     public Set<Primitive> primitives(MethodTensor tensor) {
-        return modelScope(tensor) ? EnumSet.of(Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.TIES_MODEL)
+        Set<Primitive> needed = modelScope(tensor) ? EnumSet.of(Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.TIES_MODEL)
                 : EnumSet.of(Primitive.CODEC, Primitive.DELTA_ORDER, Primitive.KEPT_ABS_SUM, Primitive.TASK_VECTOR);
+        if (linesAlphaComputed(tensor)) {
+            needed.add(Primitive.COMBINE);
+            needed.add(Primitive.OUTPUT_SUM);
+        }
+        return needed;
     }
 
     @Override
     public boolean wideStatistics(MethodTensor tensor) {
-        return modelScope(tensor);
+        return modelScope(tensor) || linesAlphaComputed(tensor);
     }
 
     @Override
@@ -252,7 +301,30 @@ public final class TaskVectorMethod implements MergeMethod {
                 rounds.add(r);
             }
         }
+        if (linesAlphaComputed(tensor)) {
+            // The merged delta needs every statistic of the method itself: a round after them.
+            rounds.add(List.of(WEIGHTED_L1, MERGED_L1));
+        }
         return round < rounds.size() ? rounds.get(round) : List.of();
+    }
+
+    /** LiNeS' quantities: 0 is {@code sum_i w_i d_i}, 1 the method's merge without LiNeS (its output minus b). */
+    @Override
+    public boolean output(int which, ChunkKernels kernels, MethodTensor tensor, long chunkStart, int count,
+                          TensorStatistics known, MethodSettings settings) {
+        int m = tensor.modelCount();
+        if (which == 0) {
+            Operand[] deltas = new Operand[m];
+            float[] weights = new float[m];
+            for (int i = 0; i < m; i++) {
+                deltas[i] = new Operand.Delta(i);
+                weights[i] = (float) model(tensor, i, "weight");
+            }
+            kernels.combine(deltas, weights, false, count, new ChunkMetrics(m));
+            return false;
+        }
+        mergeScaled(kernels, tensor, chunkStart, count, known, settings, new ChunkMetrics(m), 1.0);
+        return true;
     }
 
     @Override
@@ -295,8 +367,14 @@ public final class TaskVectorMethod implements MergeMethod {
     @Override
     public void merge(ChunkKernels kernels, MethodTensor tensor, long chunkStart, int count, TensorStatistics stats,
                       MethodSettings settings, ChunkMetrics metrics) {
+        mergeScaled(kernels, tensor, chunkStart, count, stats, settings, metrics, linesScale(tensor, stats));
+    }
+
+    /** The merge with its lambda times {@code scale} (LiNeS), the product rounded once to float32. */
+    private void mergeScaled(ChunkKernels kernels, MethodTensor tensor, long chunkStart, int count,
+                             TensorStatistics stats, MethodSettings settings, ChunkMetrics metrics, double scale) {
         TaskVectorKernel.ModelTerm[] terms = terms(tensor, chunkStart, stats, settings.seed());
-        float lambda = (float) global(tensor, "lambda");
+        float lambda = (float) (global(tensor, "lambda") * scale);
         if (modelScope(tensor)) {
             double majority = stats.value(MAJORITY);
             if (Double.isNaN(majority)) {

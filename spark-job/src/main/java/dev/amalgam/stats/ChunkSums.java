@@ -35,7 +35,7 @@ final class ChunkSums {
             kernels.select(selection.rankedBy(), selection.rule(), chunk.start(), count);
         }
         for (StatisticRequest r : requests) {
-            if (r.reduction() == Reduction.ORDER) {
+            if (r.reduction() == Reduction.ORDER || r.a() instanceof Operand.Output) {
                 continue;
             }
             Partial partial = into.computeIfAbsent(r, k -> new Partial(k.reduction()));
@@ -46,6 +46,26 @@ final class ChunkSums {
                 case NONZERO -> partial.addCount(kernels.countNonzero(r.a(), count));
                 case SIGN_SUM -> partial.addCount(signSum(kernels, method, plan, tensor, chunk, r, known));
                 default -> throw new IllegalStateException(r.toString());
+            }
+        }
+        addOutputs(kernels, method, plan, tensor, chunk, requests, known, into);
+    }
+
+    /**
+     * Sums of the method's own output quantities, last: writing one may overwrite the decoded
+     * inputs the other requests read.
+     */
+    static void addOutputs(ChunkKernels kernels, MergeMethod method, MergePlan plan, TensorPlan tensor, ChunkPlan chunk,
+                           List<StatisticRequest> requests, TensorStatistics known, Map<StatisticRequest, Partial> into) {
+        for (StatisticRequest r : requests) {
+            if (r.a() instanceof Operand.Output o) {
+                if (r.reduction() != Reduction.ABS_SUM) {
+                    throw new IllegalArgumentException("only ABS_SUM reduces a method's output, not " + r.reduction());
+                }
+                boolean minusBase = method.output(o.which(), kernels, tensor, chunk.start(), chunk.count(), known,
+                        plan.settings());
+                kernels.outputMagnitudes(minusBase, chunk.count(),
+                        into.computeIfAbsent(r, k -> new Partial(Reduction.ABS_SUM)).magnitudes());
             }
         }
     }
@@ -123,7 +143,7 @@ final class ChunkSums {
         } else if (o instanceof Operand.Value v && v.slot() < needed.length) {
             needed[v.slot()] = true;
         } else if (o instanceof Operand.Contribution || o instanceof Operand.Variance || o instanceof Operand.Selected
-                || o instanceof Operand.Consensus) {
+                || o instanceof Operand.Consensus || o instanceof Operand.Output) {
             for (int i = 0; i < needed.length; i++) {
                 needed[i] = true;
             }

@@ -171,6 +171,9 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
             out.writeInt(imp.cols());
         } else if (o instanceof Operand.Consensus) {
             out.writeByte(8);
+        } else if (o instanceof Operand.Output output) {
+            out.writeByte(9);
+            out.writeInt(output.which());
         } else {
             throw new IllegalArgumentException("no encoding for " + o);
         }
@@ -187,6 +190,7 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
             case 6 -> new Operand.Selected(in.readInt());
             case 7 -> new Operand.Importance(in.readInt());
             case 8 -> new Operand.Consensus();
+            case 9 -> new Operand.Output(in.readInt());
             default -> throw new IOException("unknown operand");
         };
     }

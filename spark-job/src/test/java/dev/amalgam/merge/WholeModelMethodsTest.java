@@ -284,6 +284,77 @@ class WholeModelMethodsTest {
         }
     }
 
+    static Stream<Arguments> linesCases() {
+        List<Arguments> cases = new ArrayList<>();
+        for (Dtype dtype : Dtype.floats()) {
+            cases.add(Arguments.of(dtype, "task_arithmetic", "{beta: 0.5}", 37));
+            cases.add(Arguments.of(dtype, "ties", "{alpha: 0.6, beta: 0.4}", 37));
+            cases.add(Arguments.of(dtype, "ties", "{beta: 1.5}", 1 << 20));
+        }
+        return cases.stream();
+    }
+
+    @ParameterizedTest(name = "{1} lines {2} on {0}, chunks of {3}")
+    @MethodSource("linesCases")
+    void linesScalesTheMergedDeltaByLayer(Dtype dtype, String method, String lines, int chunk) {
+        MergeFixture f = fixtures.get(dtype);
+        String name = "lines-" + method + "-" + dtype + "-" + Math.abs(lines.hashCode()) + "-" + chunk;
+        boolean ties = method.equals("ties");
+        StringBuilder yaml = new StringBuilder("merge_method: " + method + "\nbase_model: " + f.base + "\nmodels:\n");
+        for (int i = 0; i < 3; i++) {
+            yaml.append("  - model: ").append(f.models.get(i)).append("\n    parameters: {weight: ").append(WEIGHT[i])
+                    .append(ties ? ", density: " + DENSITY[i] : "").append("}\n");
+        }
+        yaml.append("parameters: {lambda: 1.25, lines: ").append(lines).append("}\n");
+        String out = f.out(name);
+        new MergeJob(TestSpark.context()).run(MergeRequest.of(f.config(name + ".yml", yaml.toString()), out)
+                .withChunkElements(chunk).withPartitions(3));
+
+        Map<String, float[]> base = Tensors.all(f.base);
+        List<Map<String, float[]>> models = f.models.subList(0, 3).stream().map(Tensors::all).toList();
+        Map<String, dev.amalgam.format.StoredTensor> shapes = Tensors.open(f.base).byName();
+        // Without alpha: |sum_i w_i d_i| and |merged delta| summed exactly over the whole model.
+        java.math.BigDecimal weightedL1 = java.math.BigDecimal.ZERO;
+        java.math.BigDecimal mergedL1 = java.math.BigDecimal.ZERO;
+        int layers = 0;
+        for (String t : base.keySet()) {
+            float[] b = base.get(t);
+            float[] merged = referenceTaskVector(method, t, shapes.get(t).shape(), b, models, 1.25f);
+            for (int j = 0; j < b.length; j++) {
+                float u = WEIGHT[0] * (models.get(0).get(t)[j] - b[j]);
+                for (int i = 1; i < 3; i++) {
+                    u += WEIGHT[i] * (models.get(i).get(t)[j] - b[j]);
+                }
+                weightedL1 = weightedL1.add(new java.math.BigDecimal(Math.abs(u)));
+                mergedL1 = mergedL1.add(new java.math.BigDecimal(Math.abs(merged[j] - b[j])));
+            }
+            layers = Math.max(layers, dev.amalgam.config.ParameterResolver.layerOf(t) + 1);
+        }
+        double alpha = lines.contains("alpha") ? 0.6
+                : (double) weightedL1.floatValue() / (3 * (double) mergedL1.floatValue());
+        double beta = Double.parseDouble(lines.substring(lines.indexOf("beta:") + 5, lines.indexOf('}')).trim());
+        Map<String, dev.amalgam.format.StoredTensor> mergedOut = Tensors.open(out).byName();
+        for (String t : base.keySet()) {
+            int layer = dev.amalgam.config.ParameterResolver.layerOf(t);
+            double scale = layer < 0 || layers <= 1 ? alpha : alpha + beta * layer / (layers - 1);
+            float[] expected = referenceTaskVector(method, t, shapes.get(t).shape(), base.get(t), models,
+                    (float) (1.25 * scale));
+            assertArrayEquals(Tensors.encode(expected, dtype), Tensors.bytes(mergedOut.get(t)),
+                    method + " with LiNeS differs on " + t);
+        }
+    }
+
+    private static float[] referenceTaskVector(String method, String tensor, long[] shape, float[] base,
+                                               List<Map<String, float[]>> models, float lambda) {
+        List<dev.amalgam.testing.ReferenceMerge.Model> inputs = new ArrayList<>();
+        for (int i = 0; i < models.size(); i++) {
+            inputs.add(new dev.amalgam.testing.ReferenceMerge.Model(models.get(i).get(tensor), WEIGHT[i],
+                    method.equals("ties") ? DENSITY[i] : 1.0, 0.0, 0.0));
+        }
+        return dev.amalgam.testing.ReferenceMerge.taskVector(method, tensor, shape, base, inputs,
+                new dev.amalgam.testing.ReferenceMerge.Settings(method.equals("ties"), false, lambda, 0));
+    }
+
     @Test
     void tiesWithModelTrimScopeDiffersFromPerTensorTrimming() {
         MergeFixture f = fixtures.get(Dtype.F32);
