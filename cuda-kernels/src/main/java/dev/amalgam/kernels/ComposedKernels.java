@@ -364,24 +364,35 @@ public final class ComposedKernels {
     public static void tiesModel(ArrowBuf base, ArrowBuf[] weighted, int tieSign, float lambda, int count,
                                  ArrowBuf out) {
         int m = weighted.length;
+        float[] v = new float[m];
         for (int j = 0; j < count; j++) {
             long at = (long) j << 2;
-            float total = weighted[0].getFloat(at);
-            for (int i = 1; i < m; i++) {
-                total += weighted[i].getFloat(at);
-            }
-            int sign = total > 0.0f ? 1 : total < 0.0f ? -1 : tieSign;
-            float mix = 0.0f;
-            int agreeing = 0;
             for (int i = 0; i < m; i++) {
-                float v = weighted[i].getFloat(at);
-                if (sign != 0 && (sign > 0 ? v > 0.0f : v < 0.0f)) {
-                    mix += v;
-                    agreeing++;
-                }
+                v[i] = weighted[i].getFloat(at);
             }
-            out.setFloat(at, base.getFloat(at) + lambda * (mix / Math.max(agreeing, 1)));
+            out.setFloat(at, base.getFloat(at) + lambda * electedMean(v, tieSign));
         }
+    }
+
+    /**
+     * Paper TIES for one element: the total's sign ({@code tieSign} where it is 0), then the
+     * agreeing non-zero values' sum (config order, from +0) over their count (at least 1).
+     */
+    static float electedMean(float[] v, int tieSign) {
+        float total = v[0];
+        for (int i = 1; i < v.length; i++) {
+            total += v[i];
+        }
+        int sign = total > 0.0f ? 1 : total < 0.0f ? -1 : tieSign;
+        float mix = 0.0f;
+        int agreeing = 0;
+        for (float x : v) {
+            if (sign != 0 && (sign > 0 ? x > 0.0f : x < 0.0f)) {
+                mix += x;
+                agreeing++;
+            }
+        }
+        return mix / Math.max(agreeing, 1);
     }
 
     /** Exact signed {@code sum a} over the chunk, added into {@code into}. */
@@ -487,21 +498,14 @@ public final class ComposedKernels {
                 // A dropped or zero delta is +0 whatever the weight's sign.
                 v[i] = keep && d != 0.0f ? weights[i] * d : 0.0f;
             }
-            float tv = v[0];
-            for (int i = 1; i < m; i++) {
-                tv += v[i];
-            }
+            float tv;
             if (ties) {
-                int sign = tv > 0.0f ? 1 : tv < 0.0f ? -1 : tieSign;
-                float mix = 0.0f;
-                int agreeing = 0;
-                for (int i = 0; i < m; i++) {
-                    if (sign != 0 && (sign > 0 ? v[i] > 0.0f : v[i] < 0.0f)) {
-                        mix += v[i];
-                        agreeing++;
-                    }
+                tv = electedMean(v, tieSign);
+            } else {
+                tv = v[0];
+                for (int i = 1; i < m; i++) {
+                    tv += v[i];
                 }
-                tv = mix / Math.max(agreeing, 1);
             }
             float multi = b + tv;
             int tasks = 0;

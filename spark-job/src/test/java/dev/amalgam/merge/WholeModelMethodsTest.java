@@ -90,6 +90,38 @@ class WholeModelMethodsTest {
         assertThat(straddledThresholds(flatBase, x)).as("equal magnitudes straddle a whole-model threshold").isPositive();
     }
 
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})
+    void tiesWithModelTrimScopeTakesTheWholeModelsMajorityWhereTheTotalIsZero(Dtype dtype) {
+        // Two models of weight 1 whose deltas often cancel exactly: the majority rule decides those entries.
+        MergeFixture f = fixtures.get(dtype);
+        String name = "ties-majority-" + dtype;
+        String config = f.config(name + ".yml", "merge_method: ties\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n    parameters: {weight: 1.0, density: 0.6}\n"
+                + "  - model: " + f.models.get(1) + "\n    parameters: {weight: 1.0, density: 0.6}\n"
+                + "parameters: {trim_scope: model}\n");
+        new MergeJob(TestSpark.context()).run(MergeRequest.of(config, f.out(name)).withChunkElements(37)
+                .withPartitions(3));
+
+        Map<String, float[]> base = Tensors.all(f.base);
+        List<String> order = WholeModelReference.canonical(base.keySet());
+        float[][] x = {WholeModelReference.flatten(Tensors.all(f.models.get(0)), order),
+                WholeModelReference.flatten(Tensors.all(f.models.get(1)), order)};
+        float[] flatBase = WholeModelReference.flatten(base, order);
+        double[] density = {0.6, 0.6};
+        float[] weight = {1.0f, 1.0f};
+        long[] decided = WholeModelReference.decidedByMajority(flatBase, x, density, weight);
+        assertThat(decided[0]).as("entries decided by the majority").isPositive();
+        assertThat(decided[1]).as("the whole model's majority").isNotZero();
+        Map<String, float[]> expected = WholeModelReference.split(
+                WholeModelReference.tiesPaper(flatBase, x, density, weight, 1.0f), base, order);
+        Map<String, dev.amalgam.format.StoredTensor> merged = Tensors.open(f.out(name)).byName();
+        for (String t : order) {
+            assertArrayEquals(Tensors.encode(expected.get(t), dtype), Tensors.bytes(merged.get(t)),
+                    "ties trim_scope: model differs on " + t);
+        }
+    }
+
     /** How many models' thresholds fall inside a run of equal magnitudes (so the tie rule decides). */
     private static int straddled(float[] d, double density) {
         float[] sorted = new float[d.length];

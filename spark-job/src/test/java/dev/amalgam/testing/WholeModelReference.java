@@ -73,44 +73,88 @@ public final class WholeModelReference {
      * agreeing non-zero entries by count, times lambda, plus the base.
      */
     public static float[] tiesPaper(float[] base, float[][] x, double[] density, float[] weight, float lambda) {
-        int m = x.length;
+        float[][] v = trimmedWeighted(base, x, density, weight, false);
+        int majority = majority(v);
+        float[] out = new float[base.length];
+        for (int j = 0; j < out.length; j++) {
+            out[j] = base[j] + lambda * electedMean(v, j, majority);
+        }
+        return out;
+    }
+
+    /**
+     * How many elements paper TIES decides by the whole model's majority (a total of 0 with
+     * non-zero entries), and that majority: a test's proof that its fixture exercises the rule.
+     */
+    public static long[] decidedByMajority(float[] base, float[][] x, double[] density, float[] weight) {
+        float[][] v = trimmedWeighted(base, x, density, weight, false);
+        long decided = 0;
+        for (int j = 0; j < base.length; j++) {
+            boolean any = false;
+            for (float[] vi : v) {
+                any |= vi[j] != 0.0f;
+            }
+            if (total(v, j) == 0.0f && any) {
+                decided++;
+            }
+        }
+        return new long[]{decided, majority(v)};
+    }
+
+    /**
+     * {@code v_i = w_i t_i}: each model's delta trimmed to its top {@code density_i} over the whole
+     * vector (all when 1); with {@code zeroPlus} a dropped or zero delta is +0 whatever the weight.
+     */
+    private static float[][] trimmedWeighted(float[] base, float[][] x, double[] density, float[] weight,
+                                             boolean zeroPlus) {
         int n = base.length;
-        float[][] v = new float[m][n];
-        for (int i = 0; i < m; i++) {
+        float[][] v = new float[x.length][n];
+        for (int i = 0; i < x.length; i++) {
             float[] d = new float[n];
             for (int j = 0; j < n; j++) {
                 d[j] = x[i][j] - base[j];
             }
             boolean[] keep = density[i] >= 1.0 ? null : topK(d, density[i]);
             for (int j = 0; j < n; j++) {
-                v[i][j] = weight[i] * (keep == null || keep[j] ? d[j] : 0.0f);
+                boolean kept = keep == null || keep[j];
+                v[i][j] = zeroPlus ? (kept && d[j] != 0.0f ? weight[i] * d[j] : 0.0f) : weight[i] * (kept ? d[j] : 0.0f);
             }
         }
-        float[] total = new float[n];
+        return v;
+    }
+
+    /** The total {@code v_0 + v_1 + ...} at element j, float32 in config order. */
+    private static float total(float[][] v, int j) {
+        float s = v[0][j];
+        for (int i = 1; i < v.length; i++) {
+            s += v[i][j];
+        }
+        return s;
+    }
+
+    /** The whole vector's majority: the sign of the count of positive minus negative totals. */
+    private static int majority(float[][] v) {
         long signs = 0;
-        for (int j = 0; j < n; j++) {
-            float s = v[0][j];
-            for (int i = 1; i < m; i++) {
-                s += v[i][j];
-            }
-            total[j] = s;
+        for (int j = 0; j < v[0].length; j++) {
+            float s = total(v, j);
             signs += s > 0 ? 1 : s < 0 ? -1 : 0;
         }
-        int majority = Long.signum(signs);
-        float[] out = new float[n];
-        for (int j = 0; j < n; j++) {
-            int sign = total[j] > 0 ? 1 : total[j] < 0 ? -1 : majority;
-            float mix = 0.0f;
-            int agreeing = 0;
-            for (int i = 0; i < m; i++) {
-                if ((sign > 0 && v[i][j] > 0) || (sign < 0 && v[i][j] < 0)) {
-                    mix += v[i][j];
-                    agreeing++;
-                }
+        return Long.signum(signs);
+    }
+
+    /** Paper TIES at element j: the elected sign (the majority where the total is 0), agreeing mean by count. */
+    private static float electedMean(float[][] v, int j, int majority) {
+        float total = total(v, j);
+        int sign = total > 0 ? 1 : total < 0 ? -1 : majority;
+        float mix = 0.0f;
+        int agreeing = 0;
+        for (float[] vi : v) {
+            if ((sign > 0 && vi[j] > 0) || (sign < 0 && vi[j] < 0)) {
+                mix += vi[j];
+                agreeing++;
             }
-            out[j] = base[j] + lambda * (mix / Math.max(agreeing, 1));
         }
-        return out;
+        return mix / Math.max(agreeing, 1);
     }
 
     /** f(d) as VaRM measures it: 0 square, 1 abs, 2 signed; exact (a BigDecimal). */
@@ -327,48 +371,14 @@ public final class WholeModelReference {
      */
     public static float[] consensus(float[] base, float[][] x, float[] weight, double[] density, float[] tallLambda,
                                     int k, float alpha, boolean ties) {
-        int m = x.length;
-        int n = base.length;
-        float[][] v = new float[m][n];
-        for (int i = 0; i < m; i++) {
-            float[] d = new float[n];
-            for (int j = 0; j < n; j++) {
-                d[j] = x[i][j] - base[j];
-            }
-            boolean[] keep = density[i] >= 1.0 ? null : topK(d, density[i]);
-            for (int j = 0; j < n; j++) {
-                v[i][j] = (keep == null || keep[j]) && d[j] != 0.0f ? weight[i] * d[j] : 0.0f;
-            }
-        }
-        float[] total = new float[n];
-        long signs = 0;
-        for (int j = 0; j < n; j++) {
-            float s = v[0][j];
-            for (int i = 1; i < m; i++) {
-                s += v[i][j];
-            }
-            total[j] = s;
-            signs += s > 0 ? 1 : s < 0 ? -1 : 0;
-        }
-        int majority = Long.signum(signs);
-        float[] out = new float[n];
-        for (int j = 0; j < n; j++) {
-            float tv = total[j];
-            if (ties) {
-                int sign = total[j] > 0 ? 1 : total[j] < 0 ? -1 : majority;
-                float mix = 0.0f;
-                int agreeing = 0;
-                for (int i = 0; i < m; i++) {
-                    if ((sign > 0 && v[i][j] > 0) || (sign < 0 && v[i][j] < 0)) {
-                        mix += v[i][j];
-                        agreeing++;
-                    }
-                }
-                tv = mix / Math.max(agreeing, 1);
-            }
+        float[][] v = trimmedWeighted(base, x, density, weight, true);
+        int majority = majority(v);
+        float[] out = new float[base.length];
+        for (int j = 0; j < out.length; j++) {
+            float tv = ties ? electedMean(v, j, majority) : total(v, j);
             float multi = base[j] + tv;
             int tasks = 0;
-            for (int i = 0; i < m; i++) {
+            for (int i = 0; i < x.length; i++) {
                 if (Math.abs(base[j] - x[i][j]) > Math.abs(multi - x[i][j]) * tallLambda[i]) {
                     tasks++;
                 }
