@@ -861,3 +861,55 @@ extern "C" __global__ void amalgam_fuse(const float* x, const float* base, const
     float b = base[i];
     out[i] = importance[i] >= threshold ? __fadd_rn(b, __fsub_rn(x[i], b)) : b;
 }
+
+// Paper TIES over trimmed deltas (ComposedKernels.tiesModel, electedMean): v_k = t_k * w_k; the
+// total's sign in config order (tie_sign where it is 0 or NaN), the agreeing non-zero values' sum
+// from +0 over their count (at least 1); out = base + lambda * mix. One thread per element.
+extern "C" __global__ void amalgam_merge_ties_model(const float* base, const u64* models, const float* weights,
+                                                    int m, int n, int tie_sign, float lambda, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float total = __fmul_rn(((const float*) models[0])[i], weights[0]);
+    for (int k = 1; k < m; k++) {
+        total = __fadd_rn(total, __fmul_rn(((const float*) models[k])[i], weights[k]));
+    }
+    int sign = total > 0.0f ? 1 : (total < 0.0f ? -1 : tie_sign);
+    float mix = 0.0f;
+    int agreeing = 0;
+    for (int k = 0; k < m; k++) {
+        float v = __fmul_rn(((const float*) models[k])[i], weights[k]);
+        if (sign != 0 && (sign > 0 ? v > 0.0f : v < 0.0f)) {
+            mix = __fadd_rn(mix, v);
+            agreeing++;
+        }
+    }
+    out[i] = __fadd_rn(base[i], __fmul_rn(lambda, __fdiv_rn(mix, (float) (agreeing > 1 ? agreeing : 1))));
+}
+
+// sum = weight * kept (first model), else sum + weight * kept: TIES' total, one model at a time
+// in config order (ComposedKernels.addWeighted).
+extern "C" __global__ void amalgam_add_weighted(const float* kept, float weight, int first, int n, float* sum) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float v = __fmul_rn(weight, kept[i]);
+    sum[i] = first ? v : __fadd_rn(sum[i], v);
+}
+
+// Positive entries counted in lanes [0, LANES), negative ones in [LANES, 2 LANES): the chunk's
+// sum of sign(x) (ComposedKernels.signSum; NaN and zeros count nothing).
+extern "C" __global__ void amalgam_sign_counts(const float* x, int n, u64* lanes) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float v = x[i];
+    if (v > 0.0f) {
+        atomicAdd(&lanes[amalgam_lane()], 1ULL);
+    } else if (v < 0.0f) {
+        atomicAdd(&lanes[AMALGAM_LANES + amalgam_lane()], 1ULL);
+    }
+}

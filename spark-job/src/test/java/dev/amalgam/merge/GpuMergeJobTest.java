@@ -86,6 +86,20 @@ class GpuMergeJobTest {
      */
     private static final java.util.Set<String> CPU_ONLY = java.util.Set.of("fisher", "consensus_ta", "consensus_ties");
 
+    @ParameterizedTest(name = "paper TIES on {0}, emulated device")
+    @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})
+    void paperTiesOnTheEmulatedGpuWritesTheCpuBytes(Dtype dtype) throws Exception {
+        MergeFixture f = fixtures.get(dtype);
+        // Whole-model thresholds and the whole model's sign count run on the device too.
+        String config = f.config("ties-model.yml", "merge_method: ties\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n    parameters: {weight: 1.0, density: 0.6}\n"
+                + "  - model: " + f.models.get(1) + "\n    parameters: {weight: 1.0, density: 0.4}\n"
+                + "parameters: {trim_scope: model, lambda: 0.9}\n");
+        EmulatedDevice device = new EmulatedDevice();
+        compare("ties-model", config, dtype, device, "emulated");
+        assertTrue(device.launches() > 0);
+    }
+
     @ParameterizedTest(name = "LoRA inputs on {0}, emulated device")
     @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})
     void loraInputsOnTheEmulatedGpuWriteTheCpuBytes(Dtype dtype) throws Exception {

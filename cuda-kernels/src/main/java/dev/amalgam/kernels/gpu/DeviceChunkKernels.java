@@ -426,6 +426,64 @@ public final class DeviceChunkKernels implements ChunkKernels {
     }
 
     @Override
+    public long consensusSigns(TaskVectorKernel.ModelTerm[] terms, long chunkStart, int count) {
+        if (count == 0) {
+            return 0;
+        }
+        BufferSet s = set();
+        s.held = null;
+        s.selection = false;
+        // Each model's trimmed delta in the delta (or spare) buffer, added into the total in the output buffer.
+        for (int i = 0; i < models; i++) {
+            device.launch(Kernel.DELTA, count, s.stream, new KernelArgs().pointer(s.values[i])
+                    .pointer(s.values[models]).pointer(s.delta).i32(count));
+            long kept = applyRule(s, terms[i].keep(), s.delta, s.spare, count, chunkStart,
+                    s.kept + (long) i * Kernel.LANES * 8);
+            device.launch(Kernel.ADD_WEIGHTED, count, s.stream, new KernelArgs().pointer(kept)
+                    .f32(terms[i].weight()).bool(i == 0).i32(count).pointer(s.out));
+        }
+        device.zero(s.counts, 2L * Kernel.LANES * 8, s.stream);
+        device.launch(Kernel.SIGN_COUNTS, count, s.stream, new KernelArgs().pointer(s.out).i32(count)
+                .pointer(s.counts));
+        long[] counts = downloadCounters(s, 2);
+        return counts[0] - counts[1];
+    }
+
+    @Override
+    public void mergeTiesModel(TaskVectorKernel.ModelTerm[] terms, int tieSign, float lambda, long chunkStart,
+                               int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.held = null;
+        s.expect(metrics, count, terms);
+        if (count == 0) {
+            return;
+        }
+        int sumTiles = ceilDiv(count, Kernel.SUM_TILE);
+        device.zero(s.kept, (long) (models + 1) * Kernel.LANES * 8, s.stream);
+        launchDeltaDots(s, count, sumTiles);
+        for (int i = 0; i < models; i++) {
+            long values = s.values[i];
+            device.launch(Kernel.DELTA, count, s.stream,
+                    new KernelArgs().pointer(values).pointer(s.values[models]).pointer(values).i32(count));
+            device.launch(Kernel.SQUARE_TILES, sumTiles, s.stream,
+                    new KernelArgs().pointer(values).i32(count).pointer(s.squares + (long) i * sumTiles * 8));
+            long survivors = applyRule(s, terms[i].keep(), values, s.spare, count, chunkStart,
+                    s.kept + (long) i * Kernel.LANES * 8);
+            if (survivors != values) {
+                s.values[i] = survivors;
+                s.spare = values;
+            }
+            s.paramsHost.setLong((long) i * 8, s.values[i]);
+            s.paramsHost.setFloat((long) models * 8 + i * 4L, terms[i].weight());
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 12, s.stream);
+        device.launch(Kernel.MERGE_TIES_MODEL, count, s.stream, new KernelArgs().pointer(s.values[models])
+                .pointer(s.params).pointer(s.params + (long) models * 8).i32(models).i32(count).i32(tieSign)
+                .f32(lambda).pointer(s.out));
+        s.squareTiles = sumTiles;
+    }
+
+    @Override
     public void mergeLinear(int count, float[] weights, boolean normalize, ChunkMetrics metrics) {
         BufferSet s = set();
         s.expect(metrics, count, null);

@@ -37,7 +37,10 @@ public enum Kernel {
     IMPORTANCE("amalgam_importance", "ppiip"),
     FUSE("amalgam_fuse", "pppfip"),
     DEQUANT_FP8("amalgam_dequant_fp8", "pipliiililpi"),
-    DEQUANT_MXFP4("amalgam_dequant_mxfp4", "pppi");
+    DEQUANT_MXFP4("amalgam_dequant_mxfp4", "pppi"),
+    MERGE_TIES_MODEL("amalgam_merge_ties_model", "pppiiifp"),
+    ADD_WEIGHTED("amalgam_add_weighted", "pfiip"),
+    SIGN_COUNTS("amalgam_sign_counts", "pip");
 
     /** Bins of an exact dot product (AMALGAM_DOT_BINS, ExactDot.BINS). */
     public static final int DOT_BINS = 555;

@@ -238,6 +238,32 @@ abstract class DeviceKernelsDifferentialTest {
 
     @ParameterizedTest(name = "{0} x {1}")
     @MethodSource("dtypesAndCounts")
+    void paperTiesSignCountsAndMergesMatch(Dtype dtype, int count) {
+        int cols = count % 5 == 0 ? 5 : 1;
+        for (int models : new int[]{2, 3}) {
+            Chunk c = chunk(dtype, count, models, 29 + models);
+            List<KeepRule> rules = rules(c, cols);
+            for (int r = 0; r < rules.size(); r++) {
+                ModelTerm[] terms = new ModelTerm[models];
+                for (int i = 0; i < models; i++) {
+                    // Weights of 1 make exact cancellations common, so the tie sign decides entries.
+                    terms[i] = new ModelTerm(i == 2 ? 0.6f : 1.0f, rules.get((r + i) % rules.size()), 1.0f);
+                }
+                String what = dtype + ", " + models + " models, " + Arrays.toString(terms);
+                same(c, k -> k.consensusSigns(terms, c.start(), c.count()),
+                        (a, b) -> assertEquals(a, b, "sign count " + what));
+                for (int tieSign : new int[]{-1, 0, 1}) {
+                    Dtype out = Dtype.floats()[(r + tieSign + 1) % 3];
+                    float lambda = tieSign == 0 ? 1.0f : 0.83f;
+                    same(c, k -> merged(k, c, out, m -> k.mergeTiesModel(terms, tieSign, lambda, c.start(), c.count(), m)),
+                            (a, b) -> assertMerged(a, b, "paper TIES " + what + ", tie sign " + tieSign + " -> " + out));
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
     void linearMergesMatch(Dtype dtype, int count) {
         Chunk c = chunk(dtype, count, 3, 17);
         for (boolean normalize : new boolean[]{false, true}) {
