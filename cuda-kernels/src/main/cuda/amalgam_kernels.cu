@@ -508,17 +508,11 @@ __device__ __forceinline__ i64 signed_significand(u32 bits, u32 exponent) {
 // halves added into the signed bins of their powers of two (two's complement in u64, so integer
 // atomics add signed values exactly), in AMALGAM_LANES copies; flags[0] NaN, flags[1] +inf,
 // flags[2] -inf.
-extern "C" __global__ void amalgam_exact_dot(const float* a, const float* b, int n, u64* bins, u32* flags) {
-    i64 i = amalgam_index();
-    if (i >= n) {
-        return;
-    }
-    u32 ba = __float_as_uint(a[i]);
-    u32 bb = __float_as_uint(b[i]);
+__device__ __forceinline__ void exact_product(u32 ba, u32 bb, float a, float b, u64* bins, u32* flags) {
     u32 ea = (ba >> 23) & 0xffu;
     u32 eb = (bb >> 23) & 0xffu;
     if (ea == 0xffu || eb == 0xffu) {
-        float p = __fmul_rn(a[i], b[i]);
+        float p = __fmul_rn(a, b);
         atomicOr(&flags[p != p ? 0 : (p > 0.0f ? 1 : 2)], 1u);
         return;
     }
@@ -530,6 +524,23 @@ extern "C" __global__ void amalgam_exact_dot(const float* a, const float* b, int
     u64* lane = bins + (u64) amalgam_lane() * AMALGAM_DOT_BINS;
     atomicAdd(&lane[e], (u64) (p & 0xffffff));
     atomicAdd(&lane[e + 24], (u64) (p >> 24));
+}
+
+extern "C" __global__ void amalgam_exact_dot(const float* a, const float* b, int n, u64* bins, u32* flags) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    exact_product(__float_as_uint(a[i]), __float_as_uint(b[i]), a[i], b[i], bins, flags);
+}
+
+// Exact signed sum of a[i]: the exact dot product with 1.0 (ExactDot.add(a, 1.0f)), same bins.
+extern "C" __global__ void amalgam_exact_signed_sum(const float* a, int n, u64* bins, u32* flags) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    exact_product(__float_as_uint(a[i]), 0x3f800000u, a[i], 1.0f, bins, flags);
 }
 
 // How many a[i] are not zero, in AMALGAM_LANES counters.

@@ -100,6 +100,18 @@ class GpuMergeJobTest {
         assertTrue(device.launches() > 0);
     }
 
+    @ParameterizedTest(name = "varm by layer, signed variation, on {0}, emulated device")
+    @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})
+    void varmOnTheEmulatedGpuWritesTheCpuBytes(Dtype dtype) throws Exception {
+        MergeFixture f = fixtures.get(dtype);
+        String config = f.config("varm-signed.yml", "merge_method: varm\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n  - model: " + f.models.get(1) + "\n  - model: " + f.models.get(2)
+                + "\nparameters: {variation: signed, granularity: layer, weighting: softmax, temperature: 0.01}\n");
+        EmulatedDevice device = new EmulatedDevice();
+        compare("varm-signed", config, dtype, device, "emulated");
+        assertTrue(device.launches() > 0);
+    }
+
     @ParameterizedTest(name = "LoRA inputs on {0}, emulated device")
     @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})
     void loraInputsOnTheEmulatedGpuWriteTheCpuBytes(Dtype dtype) throws Exception {

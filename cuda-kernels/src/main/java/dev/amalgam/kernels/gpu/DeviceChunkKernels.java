@@ -554,10 +554,24 @@ public final class DeviceChunkKernels implements ChunkKernels {
         }
         BufferSet s = set();
         long[] p = operands(s, a, b, count);
+        exactSum(s, count, into, Kernel.EXACT_DOT, new KernelArgs().pointer(p[0]).pointer(p[1]).i32(count));
+    }
+
+    @Override
+    public void sum(Operand a, int count, ExactDot into) {
+        if (count == 0) {
+            return;
+        }
+        BufferSet s = set();
+        long p = operand(s, a, count, false);
+        exactSum(s, count, into, Kernel.EXACT_SIGNED_SUM, new KernelArgs().pointer(p).i32(count));
+    }
+
+    /** Runs an exact-product kernel ({@code args} then its bins and flags) and adds its lanes into {@code into}. */
+    private void exactSum(BufferSet s, int count, ExactDot into, Kernel kernel, KernelArgs args) {
         long binBytes = (long) Kernel.DOT_BINS * Kernel.LANES * 8;
         device.zero(s.dotBins, binBytes + 16, s.stream);
-        device.launch(Kernel.EXACT_DOT, count, s.stream, new KernelArgs().pointer(p[0]).pointer(p[1]).i32(count)
-                .pointer(s.dotBins).pointer(s.dotBins + binBytes));
+        device.launch(kernel, count, s.stream, args.pointer(s.dotBins).pointer(s.dotBins + binBytes));
         device.download(s.histogramHost, s.dotBins, binBytes + 16, s.stream);
         s.stream.synchronize();
         long[] bins = new long[Kernel.DOT_BINS];

@@ -40,7 +40,8 @@ public enum Kernel {
     DEQUANT_MXFP4("amalgam_dequant_mxfp4", "pppi"),
     MERGE_TIES_MODEL("amalgam_merge_ties_model", "pppiiifp"),
     ADD_WEIGHTED("amalgam_add_weighted", "pfiip"),
-    SIGN_COUNTS("amalgam_sign_counts", "pip");
+    SIGN_COUNTS("amalgam_sign_counts", "pip"),
+    EXACT_SIGNED_SUM("amalgam_exact_signed_sum", "pipp");
 
     /** Bins of an exact dot product (AMALGAM_DOT_BINS, ExactDot.BINS). */
     public static final int DOT_BINS = 555;

@@ -439,6 +439,19 @@ abstract class DeviceKernelsDifferentialTest {
 
     @ParameterizedTest(name = "{0} x {1}")
     @MethodSource("dtypesAndCounts")
+    void exactSignedSumsMatch(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 2, 33);
+        for (Operand a : List.of(D0, D1, V0, new Operand.Value(c.models()))) {
+            same(c, k -> {
+                ExactDot sum = new ExactDot();
+                k.sum(a, c.count(), sum);
+                return Float.floatToRawIntBits(sum.toFloat());
+            }, (x, y) -> assertEquals(x, y, "signed sum " + a));
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
     void rowDotsMatchWholeRowsInIndexOrder(Dtype dtype, int count) {
         Chunk c = chunk(dtype, count, 2, 33);
         for (int cols : new int[]{1, count % 5 == 0 ? 5 : count, count}) {
