@@ -95,9 +95,7 @@ class GpuMergeJobTest {
                 + "  - model: " + f.models.get(0) + "\n    parameters: {weight: 1.0, density: 0.6}\n"
                 + "  - model: " + f.models.get(1) + "\n    parameters: {weight: 1.0, density: 0.4}\n"
                 + "parameters: {trim_scope: model, lambda: 0.9}\n");
-        EmulatedDevice device = new EmulatedDevice();
-        compare("ties-model", config, dtype, device, "emulated");
-        assertTrue(device.launches() > 0);
+        mergesAlikeOnTheEmulatedDevice("ties-model", config, dtype);
     }
 
     @ParameterizedTest(name = "varm by layer, signed variation, on {0}, emulated device")
@@ -107,9 +105,7 @@ class GpuMergeJobTest {
         String config = f.config("varm-signed.yml", "merge_method: varm\nbase_model: " + f.base + "\nmodels:\n"
                 + "  - model: " + f.models.get(0) + "\n  - model: " + f.models.get(1) + "\n  - model: " + f.models.get(2)
                 + "\nparameters: {variation: signed, granularity: layer, weighting: softmax, temperature: 0.01}\n");
-        EmulatedDevice device = new EmulatedDevice();
-        compare("varm-signed", config, dtype, device, "emulated");
-        assertTrue(device.launches() > 0);
+        mergesAlikeOnTheEmulatedDevice("varm-signed", config, dtype);
     }
 
     @ParameterizedTest(name = "LoRA inputs on {0}, emulated device")
@@ -122,9 +118,7 @@ class GpuMergeJobTest {
         String config = f.config("lora-ties.yml", "merge_method: ties\nbase_model: " + f.base + "\nmodels:\n"
                 + "  - model: " + f.base + "+" + adapter + "\n    parameters: {weight: 0.6, density: 0.5}\n"
                 + "  - model: " + f.models.get(0) + "+" + adapter + "\n    parameters: {weight: 0.4, density: 0.7}\n");
-        EmulatedDevice device = new EmulatedDevice();
-        compare("lora-ties", config, dtype, device, "emulated");
-        assertTrue(device.launches() > 0);
+        mergesAlikeOnTheEmulatedDevice("lora-ties", config, dtype);
     }
 
     @ParameterizedTest(name = "MoE assembly on {0}, emulated device")
@@ -136,9 +130,7 @@ class GpuMergeJobTest {
                 + "dtype: bfloat16\nexpert_layout: fused\nexperts:\n  - source_model: " + f.models.get(0)
                 + "\n    residual_scale: 0.7\n  - source_model: " + f.models.get(1) + "\nshared_experts:\n"
                 + "  - source_model: " + f.models.get(2) + "\n    residual_scale: 1.5\n");
-        EmulatedDevice device = new EmulatedDevice();
-        compare("moe", config, dtype, device, "emulated");
-        assertTrue(device.launches() > 0);
+        mergesAlikeOnTheEmulatedDevice("moe", config, dtype);
     }
 
     @Test
@@ -158,9 +150,7 @@ class GpuMergeJobTest {
                 + "  source: union\n  pad_to_multiple_of: 8\nmodels:\n  - model: " + f.models.get(0)
                 + "\n    parameters: {weight: 0.6, density: 0.5}\n  - model: " + other + "/base"
                 + "\n    parameters: {weight: 0.4, density: 0.7}\n");
-        EmulatedDevice device = new EmulatedDevice();
-        compare("union", config, Dtype.BF16, device, "emulated");
-        assertTrue(device.launches() > 0);
+        mergesAlikeOnTheEmulatedDevice("union", config, Dtype.BF16);
     }
 
     @Test
@@ -207,9 +197,7 @@ class GpuMergeJobTest {
                 + "  - model: " + f.models.get(0) + "\n    parameters: {weight: 0.4}\n"
                 + "  - model: " + f.models.get(1) + "\n    parameters: {weight: 0.7}\n"
                 + "parameters: {nuslerp_flatten: false, nuslerp_row_wise: true}\n");
-        EmulatedDevice device = new EmulatedDevice();
-        compare("nuslerp-columns", config, dtype, device, "emulated");
-        assertTrue(device.launches() > 0);
+        mergesAlikeOnTheEmulatedDevice("nuslerp-columns", config, dtype);
     }
 
     @ParameterizedTest(name = "{0} on {1}, CUDA")
@@ -218,6 +206,13 @@ class GpuMergeJobTest {
         CudaDriver.Availability cuda = CudaDriver.probe();
         assumeTrue(cuda.usable(), () -> "no GPU test: " + cuda.reason());
         compare(method, dtype, CudaDevice.open(0), "cuda");
+    }
+
+    /** The merge writes the CPU's bytes on the emulated device, which ran kernels for it. */
+    private void mergesAlikeOnTheEmulatedDevice(String name, String config, Dtype dtype) throws Exception {
+        EmulatedDevice device = new EmulatedDevice();
+        compare(name, config, dtype, device, "emulated");
+        assertTrue(device.launches() > 0);
     }
 
     private void compare(String method, Dtype dtype, Device device, String label) throws Exception {

@@ -390,11 +390,34 @@ public final class DeviceChunkKernels implements ChunkKernels {
         if (count == 0) {
             return;
         }
+        int sumTiles = sparsifiedDeltas(s, terms, count, chunkStart);
+        float plainDiv = 0.0f;
+        for (int i = 0; i < models; i++) {
+            s.paramsHost.setFloat((long) models * 12 + i * 4L, terms[i].rescale());
+            plainDiv += terms[i].weight();
+        }
+        if (Math.abs(plainDiv) < 1e-8f) {
+            plainDiv = 1.0f;
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 16, s.stream);
+        device.launch(Kernel.MERGE_TASK_VECTOR, count, s.stream, new KernelArgs()
+                .pointer(s.values[models]).pointer(s.params).pointer(s.params + (long) models * 8)
+                .pointer(s.params + (long) models * 12).i32(models).i32(count)
+                .bool(consensus == TaskVectorKernel.Consensus.SUM).bool(normalize).f32(lambda).f32(plainDiv)
+                .pointer(s.out).pointer(s.kept + (long) models * Kernel.LANES * 8));
+        s.squareTiles = sumTiles;
+    }
+
+    /**
+     * Turns each model's input into its delta after its keep rule (the report's squares and
+     * agreement taken on the way, kept counts into the kept lanes), and writes each model's
+     * pointer and weight into the parameter block; returns the square tiles per model.
+     */
+    private int sparsifiedDeltas(BufferSet s, TaskVectorKernel.ModelTerm[] terms, int count, long chunkStart) {
         int sumTiles = ceilDiv(count, Kernel.SUM_TILE);
         device.zero(s.kept, (long) (models + 1) * Kernel.LANES * 8, s.stream);
         // From the inputs, before the loop below turns them into sparsified deltas.
         launchDeltaDots(s, count, sumTiles);
-        float plainDiv = 0.0f;
         for (int i = 0; i < models; i++) {
             long values = s.values[i];
             device.launch(Kernel.DELTA, count, s.stream,
@@ -410,19 +433,8 @@ public final class DeviceChunkKernels implements ChunkKernels {
             }
             s.paramsHost.setLong((long) i * 8, s.values[i]);
             s.paramsHost.setFloat((long) models * 8 + i * 4L, terms[i].weight());
-            s.paramsHost.setFloat((long) models * 12 + i * 4L, terms[i].rescale());
-            plainDiv += terms[i].weight();
         }
-        if (Math.abs(plainDiv) < 1e-8f) {
-            plainDiv = 1.0f;
-        }
-        device.upload(s.params, s.paramsHost, (long) models * 16, s.stream);
-        device.launch(Kernel.MERGE_TASK_VECTOR, count, s.stream, new KernelArgs()
-                .pointer(s.values[models]).pointer(s.params).pointer(s.params + (long) models * 8)
-                .pointer(s.params + (long) models * 12).i32(models).i32(count)
-                .bool(consensus == TaskVectorKernel.Consensus.SUM).bool(normalize).f32(lambda).f32(plainDiv)
-                .pointer(s.out).pointer(s.kept + (long) models * Kernel.LANES * 8));
-        s.squareTiles = sumTiles;
+        return sumTiles;
     }
 
     @Override
@@ -458,24 +470,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
         if (count == 0) {
             return;
         }
-        int sumTiles = ceilDiv(count, Kernel.SUM_TILE);
-        device.zero(s.kept, (long) (models + 1) * Kernel.LANES * 8, s.stream);
-        launchDeltaDots(s, count, sumTiles);
-        for (int i = 0; i < models; i++) {
-            long values = s.values[i];
-            device.launch(Kernel.DELTA, count, s.stream,
-                    new KernelArgs().pointer(values).pointer(s.values[models]).pointer(values).i32(count));
-            device.launch(Kernel.SQUARE_TILES, sumTiles, s.stream,
-                    new KernelArgs().pointer(values).i32(count).pointer(s.squares + (long) i * sumTiles * 8));
-            long survivors = applyRule(s, terms[i].keep(), values, s.spare, count, chunkStart,
-                    s.kept + (long) i * Kernel.LANES * 8);
-            if (survivors != values) {
-                s.values[i] = survivors;
-                s.spare = values;
-            }
-            s.paramsHost.setLong((long) i * 8, s.values[i]);
-            s.paramsHost.setFloat((long) models * 8 + i * 4L, terms[i].weight());
-        }
+        int sumTiles = sparsifiedDeltas(s, terms, count, chunkStart);
         device.upload(s.params, s.paramsHost, (long) models * 12, s.stream);
         device.launch(Kernel.MERGE_TIES_MODEL, count, s.stream, new KernelArgs().pointer(s.values[models])
                 .pointer(s.params).pointer(s.params + (long) models * 8).i32(models).i32(count).i32(tieSign)
