@@ -924,3 +924,61 @@ extern "C" __global__ void amalgam_sign_counts(const float* x, int n, u64* lanes
         atomicAdd(&lanes[AMALGAM_LANES + amalgam_lane()], 1ULL);
     }
 }
+
+// Java's Math.max for floats: NaN wins, +0 above -0.
+__device__ __forceinline__ float java_maxf(float a, float b) {
+    if (a != a) {
+        return a;
+    }
+    if (a == 0.0f && b == 0.0f && (__float_as_uint(a) >> 31)) {
+        return b;
+    }
+    return a >= b ? a : b;
+}
+
+// VaRM's variation of one delta (ComposedKernels.variation): 0 square, 1 abs, 2 signed.
+__device__ __forceinline__ float varm_f(float x, float b, int variation) {
+    float d = __fsub_rn(x, b);
+    return variation == 0 ? __fmul_rn(d, d) : (variation == 1 ? fabsf(d) : d);
+}
+
+// VaRM at element granularity (ComposedKernels.varmElement): weights f_k / max(sum f, 1e-13) or
+// a softmax of f_k / temperature with amalgam_exp; out = sum_k w_k x_k from +0, models in config
+// order, float32. Each f_k is recomputed where needed rather than held (no per-model array).
+extern "C" __global__ void amalgam_varm_element(const float* base, const u64* models, int m, int variation,
+                                                int softmax, float temperature, int n, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float b = base[i];
+    float sum = 0.0f;
+    if (softmax) {
+        float mx = __fdiv_rn(varm_f(((const float*) models[0])[i], b, variation), temperature);
+        for (int k = 1; k < m; k++) {
+            mx = java_maxf(mx, __fdiv_rn(varm_f(((const float*) models[k])[i], b, variation), temperature));
+        }
+        float total = 0.0f;
+        for (int k = 0; k < m; k++) {
+            float z = __fdiv_rn(varm_f(((const float*) models[k])[i], b, variation), temperature);
+            total = __fadd_rn(total, (float) amalgam_exp((double) __fsub_rn(z, mx)));
+        }
+        for (int k = 0; k < m; k++) {
+            float x = ((const float*) models[k])[i];
+            float z = __fdiv_rn(varm_f(x, b, variation), temperature);
+            float w = __fdiv_rn((float) amalgam_exp((double) __fsub_rn(z, mx)), total);
+            sum = __fadd_rn(sum, __fmul_rn(w, x));
+        }
+    } else {
+        float total = 0.0f;
+        for (int k = 0; k < m; k++) {
+            total = __fadd_rn(total, varm_f(((const float*) models[k])[i], b, variation));
+        }
+        float div = java_maxf(total, 1e-13f);
+        for (int k = 0; k < m; k++) {
+            float x = ((const float*) models[k])[i];
+            sum = __fadd_rn(sum, __fmul_rn(__fdiv_rn(varm_f(x, b, variation), div), x));
+        }
+    }
+    out[i] = sum;
+}

@@ -413,7 +413,7 @@ public final class ComposedKernels {
 
     /**
      * VaRM at element granularity (see {@link ChunkKernels#varmElement}); float32, models in
-     * config order, the exponential in double rounded to float32.
+     * config order, the exponential {@link PortableMath#exp} in double rounded to float32.
      */
     public static void varmElement(ArrowBuf base, ArrowBuf[] models, int variation, boolean softmax,
                                    float temperature, int count, ArrowBuf out) {
@@ -432,7 +432,8 @@ public final class ComposedKernels {
                 }
                 float total = 0.0f;
                 for (int i = 0; i < m; i++) {
-                    f[i] = (float) Math.exp(f[i] / temperature - max);
+                    // PortableMath: a correctly specified exp the CUDA kernel reproduces bit for bit.
+                    f[i] = (float) PortableMath.exp(f[i] / temperature - max);
                     total += f[i];
                 }
                 for (int i = 0; i < m; i++) {

@@ -75,7 +75,8 @@ final class PlanDescription {
             out.append(line("statistics", "none: " + method.name() + " merges each chunk on its own, one read of the inputs"));
         } else {
             out.append(line("statistics", (whole + cut) + " tensors need them: " + whole + " kept whole, computed in "
-                    + "their merge task (no extra read); " + cut + " cut into chunks"
+                    + "their merge task (no extra read); " + cut + " cut into chunks or reduced over more than their "
+                    + "tensor"
                     + (cut == 0 ? "" : ", whose statistics read their inputs once more"
                     + (orders && onePass ? " after a 1/64 sample" : "") + " (" + gb(statisticsBytes) + ")")
                     + ". A method that asks for further rounds after seeing these values reads those tensors again."));

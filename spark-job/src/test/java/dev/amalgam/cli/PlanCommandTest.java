@@ -84,7 +84,8 @@ class PlanCommandTest {
         JsonNode report = new ObjectMapper().readTree(new File(out, "amalgam-report.json"));
         assertThat(run.out()).contains("merge       ties of 2 models onto the base ")
                 .contains(report.get("chunks").asLong() + " chunks of at most 50 elements")
-                .contains("cut into chunks, whose statistics read their inputs once more after a 1/64 sample")
+                .contains("cut into chunks or reduced over more than their tensor, whose statistics read their inputs once "
+                        + "more after a 1/64 sample")
                 .contains("estimate");
         try (var shards = Files.list(Path.of(out))) {
             for (String shard : shards.map(p -> p.getFileName().toString()).filter(n -> n.endsWith(".safetensors")).toList()) {

@@ -98,7 +98,7 @@ class GpuMergeJobTest {
         mergesAlikeOnTheEmulatedDevice("ties-model", config, dtype);
     }
 
-    @ParameterizedTest(name = "varm by layer, signed variation, on {0}, emulated device")
+    @ParameterizedTest(name = "varm by layer (signed) and by element (softmax) on {0}, emulated device")
     @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})
     void varmOnTheEmulatedGpuWritesTheCpuBytes(Dtype dtype) throws Exception {
         MergeFixture f = fixtures.get(dtype);
@@ -106,6 +106,10 @@ class GpuMergeJobTest {
                 + "  - model: " + f.models.get(0) + "\n  - model: " + f.models.get(1) + "\n  - model: " + f.models.get(2)
                 + "\nparameters: {variation: signed, granularity: layer, weighting: softmax, temperature: 0.01}\n");
         mergesAlikeOnTheEmulatedDevice("varm-signed", config, dtype);
+        String element = f.config("varm-element.yml", "merge_method: varm\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n  - model: " + f.models.get(1) + "\n  - model: " + f.models.get(2)
+                + "\nparameters: {variation: abs, granularity: element, weighting: softmax, temperature: 0.01}\n");
+        mergesAlikeOnTheEmulatedDevice("varm-element", element, dtype);
     }
 
     @ParameterizedTest(name = "LoRA inputs on {0}, emulated device")

@@ -274,7 +274,7 @@ public final class WholeModelReference {
         return w;
     }
 
-    /** VaRM at element granularity, per element in float32 (METHODS.md), the exponential in double. */
+    /** VaRM at element granularity, per element in float32 (METHODS.md), the exponential PortableMath's, in double. */
     public static float[] varmElement(float[] base, float[][] x, int variation, boolean softmax, float temperature) {
         int m = x.length;
         float[] out = new float[base.length];
@@ -292,7 +292,7 @@ public final class WholeModelReference {
                 }
                 float total = 0.0f;
                 for (int i = 0; i < m; i++) {
-                    w[i] = (float) Math.exp(f[i] / temperature - max);
+                    w[i] = (float) dev.amalgam.kernels.PortableMath.exp(f[i] / temperature - max);
                     total += w[i];
                 }
                 for (int i = 0; i < m; i++) {

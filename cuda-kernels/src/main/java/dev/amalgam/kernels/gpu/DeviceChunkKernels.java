@@ -438,6 +438,21 @@ public final class DeviceChunkKernels implements ChunkKernels {
     }
 
     @Override
+    public void varmElement(int variation, boolean softmax, float temperature, int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.expectObserved(metrics, count);
+        if (count == 0) {
+            return;
+        }
+        uploadPointers(s, models);
+        device.upload(s.params, s.paramsHost, (long) models * 8, s.stream);
+        device.launch(Kernel.VARM_ELEMENT, count, s.stream, new KernelArgs().pointer(s.values[models])
+                .pointer(s.params).i32(models).i32(variation).bool(softmax).f32(temperature).i32(count)
+                .pointer(s.out));
+        observeModels(s, count);
+    }
+
+    @Override
     public long consensusSigns(TaskVectorKernel.ModelTerm[] terms, long chunkStart, int count) {
         if (count == 0) {
             return 0;

@@ -41,7 +41,8 @@ public enum Kernel {
     MERGE_TIES_MODEL("amalgam_merge_ties_model", "pppiiifp"),
     ADD_WEIGHTED("amalgam_add_weighted", "pfiip"),
     SIGN_COUNTS("amalgam_sign_counts", "pip"),
-    EXACT_SIGNED_SUM("amalgam_exact_signed_sum", "pipp");
+    EXACT_SIGNED_SUM("amalgam_exact_signed_sum", "pipp"),
+    VARM_ELEMENT("amalgam_varm_element", "ppiiifip");
 
     /** Bins of an exact dot product (AMALGAM_DOT_BINS, ExactDot.BINS). */
     public static final int DOT_BINS = 555;

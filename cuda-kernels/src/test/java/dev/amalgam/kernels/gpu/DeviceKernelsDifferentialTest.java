@@ -264,6 +264,22 @@ abstract class DeviceKernelsDifferentialTest {
 
     @ParameterizedTest(name = "{0} x {1}")
     @MethodSource("dtypesAndCounts")
+    void varmElementMergesMatch(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 3, 37);
+        for (int variation = 0; variation < 3; variation++) {
+            for (boolean softmax : new boolean[]{false, true}) {
+                int v = variation;
+                Dtype out = Dtype.floats()[(variation + (softmax ? 1 : 0)) % 3];
+                float temperature = softmax ? 0.01f : 1.0f;
+                same(c, k -> merged(k, c, out, m -> k.varmElement(v, softmax, temperature, c.count(), m)),
+                        (a, b) -> assertMerged(a, b, "varm element " + dtype + ", variation " + v + ", softmax "
+                                + softmax + " -> " + out));
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
     void linearMergesMatch(Dtype dtype, int count) {
         Chunk c = chunk(dtype, count, 3, 17);
         for (boolean normalize : new boolean[]{false, true}) {
