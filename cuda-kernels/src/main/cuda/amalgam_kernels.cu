@@ -982,3 +982,65 @@ extern "C" __global__ void amalgam_varm_element(const float* base, const u64* mo
     }
     out[i] = sum;
 }
+
+// ---- consensus merging (TALL masks) -----------------------------------------------------------
+
+// bits[i] |= 1 << bit where the kept delta is not zero (bit 0 starts the word): which entries a
+// model's keep rule kept, one bit per model, in a 32-bit word per element.
+extern "C" __global__ void amalgam_kept_bits(const float* kept, int bit, int first, int n, u32* bits) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    u32 word = first ? 0u : bits[i];
+    bits[i] = word | (kept[i] != 0.0f ? (1u << bit) : 0u);
+}
+
+// v_k of consensus merging (ComposedKernels.consensus): w_k d_k where kept and d_k != 0, else +0.
+__device__ __forceinline__ float consensus_v(const u64* models, const float* weights, int k, i64 i, float b,
+                                            u32 ruled, u32 bits) {
+    float d = __fsub_rn(((const float*) models[k])[i], b);
+    int keep = ((ruled >> k) & 1u) ? (int) ((bits >> k) & 1u) : 1;
+    return keep && d != 0.0f ? __fmul_rn(weights[k], d) : 0.0f;
+}
+
+// Consensus merging (ComposedKernels.consensus): the multi-task vector (the v_k's sum, or with
+// ties paper TIES' elected mean), each task's TALL mask |x_k - b| > |(b + tv) - x_k| * lambda_k,
+// out = b + alpha * (tv where at least min_tasks masks hold, else +0). `ruled` marks the models
+// whose kept bits are in `io` (as u32 words); the output overwrites them element by element.
+extern "C" __global__ void amalgam_consensus(const float* base, const u64* models, const float* weights,
+                                             const float* lambdas, int m, int ties, int tie_sign, int min_tasks,
+                                             float alpha, u32 ruled, int n, u32* io) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float b = base[i];
+    u32 bits = ruled ? io[i] : 0u;
+    float tv = consensus_v(models, weights, 0, i, b, ruled, bits);
+    for (int k = 1; k < m; k++) {
+        tv = __fadd_rn(tv, consensus_v(models, weights, k, i, b, ruled, bits));
+    }
+    if (ties) {
+        int sign = tv > 0.0f ? 1 : (tv < 0.0f ? -1 : tie_sign);
+        float mix = 0.0f;
+        int agreeing = 0;
+        for (int k = 0; k < m; k++) {
+            float v = consensus_v(models, weights, k, i, b, ruled, bits);
+            if (sign != 0 && (sign > 0 ? v > 0.0f : v < 0.0f)) {
+                mix = __fadd_rn(mix, v);
+                agreeing++;
+            }
+        }
+        tv = __fdiv_rn(mix, (float) (agreeing > 1 ? agreeing : 1));
+    }
+    float multi = __fadd_rn(b, tv);
+    int tasks = 0;
+    for (int k = 0; k < m; k++) {
+        float x = ((const float*) models[k])[i];
+        if (fabsf(__fsub_rn(x, b)) > __fmul_rn(fabsf(__fsub_rn(multi, x)), lambdas[k])) {
+            tasks++;
+        }
+    }
+    io[i] = __float_as_uint(__fadd_rn(b, __fmul_rn(alpha, tasks >= min_tasks ? tv : 0.0f)));
+}

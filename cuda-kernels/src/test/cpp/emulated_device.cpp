@@ -99,7 +99,8 @@ const Entry KERNELS[] = {
     KERNEL(amalgam_combine), KERNEL(amalgam_nearswap), KERNEL(amalgam_scale), KERNEL(amalgam_low_rank), KERNEL(amalgam_ram), KERNEL(amalgam_ram_counts), KERNEL(amalgam_variance), KERNEL(amalgam_selected_delta),
     KERNEL(amalgam_sce), KERNEL(amalgam_importance), KERNEL(amalgam_fuse), KERNEL(amalgam_column_dots),
     KERNEL(amalgam_dequant_fp8), KERNEL(amalgam_dequant_mxfp4), KERNEL(amalgam_merge_ties_model),
-    KERNEL(amalgam_add_weighted), KERNEL(amalgam_sign_counts), KERNEL(amalgam_exact_signed_sum), KERNEL(amalgam_varm_element),
+    KERNEL(amalgam_add_weighted), KERNEL(amalgam_sign_counts), KERNEL(amalgam_exact_signed_sum), KERNEL(amalgam_varm_element), KERNEL(amalgam_kept_bits),
+    KERNEL(amalgam_consensus),
 };
 
 void throw_java(JNIEnv* env, const std::string& message) {

@@ -453,6 +453,47 @@ public final class DeviceChunkKernels implements ChunkKernels {
     }
 
     @Override
+    public void consensus(TaskVectorKernel.ModelTerm[] terms, boolean ties, int tieSign, float[] tallLambdas,
+                          int minTasks, float alpha, long chunkStart, int count, ChunkMetrics metrics) {
+        if (models > 32) {
+            throw new IllegalArgumentException("consensus merging on the device takes at most 32 models, not " + models);
+        }
+        BufferSet s = set();
+        s.held = null;
+        s.expect(metrics, count, terms);
+        if (count == 0) {
+            return;
+        }
+        int sumTiles = ceilDiv(count, Kernel.SUM_TILE);
+        device.zero(s.kept, (long) (models + 1) * Kernel.LANES * 8, s.stream);
+        launchDeltaDots(s, count, sumTiles);
+        // The inputs stay as decoded (the masks read them); each ruled model's kept entries become
+        // one bit of a word per element, in the output buffer, which the merge then overwrites.
+        int ruled = 0;
+        for (int i = 0; i < models; i++) {
+            device.launch(Kernel.DELTA, count, s.stream, new KernelArgs().pointer(s.values[i])
+                    .pointer(s.values[models]).pointer(s.delta).i32(count));
+            device.launch(Kernel.SQUARE_TILES, sumTiles, s.stream,
+                    new KernelArgs().pointer(s.delta).i32(count).pointer(s.squares + (long) i * sumTiles * 8));
+            if (!(terms[i].keep() instanceof KeepRule.All)) {
+                long kept = applyRule(s, terms[i].keep(), s.delta, s.spare, count, chunkStart,
+                        s.kept + (long) i * Kernel.LANES * 8);
+                device.launch(Kernel.KEPT_BITS, count, s.stream, new KernelArgs().pointer(kept).i32(i)
+                        .bool(ruled == 0).i32(count).pointer(s.out));
+                ruled |= 1 << i;
+            }
+            s.paramsHost.setLong((long) i * 8, s.values[i]);
+            s.paramsHost.setFloat((long) models * 8 + i * 4L, terms[i].weight());
+            s.paramsHost.setFloat((long) models * 12 + i * 4L, tallLambdas[i]);
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 16, s.stream);
+        device.launch(Kernel.CONSENSUS, count, s.stream, new KernelArgs().pointer(s.values[models])
+                .pointer(s.params).pointer(s.params + (long) models * 8).pointer(s.params + (long) models * 12)
+                .i32(models).bool(ties).i32(tieSign).i32(minTasks).f32(alpha).u32(ruled).i32(count).pointer(s.out));
+        s.squareTiles = sumTiles;
+    }
+
+    @Override
     public long consensusSigns(TaskVectorKernel.ModelTerm[] terms, long chunkStart, int count) {
         if (count == 0) {
             return 0;

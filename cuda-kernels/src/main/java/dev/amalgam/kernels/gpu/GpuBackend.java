@@ -13,7 +13,8 @@ public final class GpuBackend implements KernelBackend {
             Primitive.DOT, Primitive.COUNT, Primitive.ROW_DOT, Primitive.COMBINE, Primitive.COMBINE_ROWS,
             Primitive.NEARSWAP, Primitive.RAM, Primitive.VARIANCE, Primitive.SELECT, Primitive.SCE, Primitive.IMPORTANCE,
             Primitive.FUSE, Primitive.COLUMN_DOT, Primitive.COMBINE_COLUMNS, Primitive.DEQUANTIZE, Primitive.SCALE,
-            Primitive.LOW_RANK, Primitive.TIES_MODEL, Primitive.SUM, Primitive.VARM));
+            Primitive.LOW_RANK, Primitive.TIES_MODEL, Primitive.SUM, Primitive.VARM,
+            Primitive.CONSENSUS));
 
     private final Device device;
     private final GpuMemoryBudget budget;

@@ -42,7 +42,9 @@ public enum Kernel {
     ADD_WEIGHTED("amalgam_add_weighted", "pfiip"),
     SIGN_COUNTS("amalgam_sign_counts", "pip"),
     EXACT_SIGNED_SUM("amalgam_exact_signed_sum", "pipp"),
-    VARM_ELEMENT("amalgam_varm_element", "ppiiifip");
+    VARM_ELEMENT("amalgam_varm_element", "ppiiifip"),
+    KEPT_BITS("amalgam_kept_bits", "piiip"),
+    CONSENSUS("amalgam_consensus", "ppppiiiifuip");
 
     /** Bins of an exact dot product (AMALGAM_DOT_BINS, ExactDot.BINS). */
     public static final int DOT_BINS = 555;

@@ -264,6 +264,33 @@ abstract class DeviceKernelsDifferentialTest {
 
     @ParameterizedTest(name = "{0} x {1}")
     @MethodSource("dtypesAndCounts")
+    void consensusMergesMatch(Dtype dtype, int count) {
+        int cols = count % 5 == 0 ? 5 : 1;
+        Chunk c = chunk(dtype, count, 3, 41);
+        List<KeepRule> rules = rules(c, cols);
+        float[] lambdas = {0.4f, 0.6f, 0.3f};
+        for (int r = 0; r < rules.size(); r++) {
+            ModelTerm[] terms = new ModelTerm[3];
+            for (int i = 0; i < 3; i++) {
+                // One model keeps everything, the others a rule each; weights of 1 make cancellations.
+                terms[i] = new ModelTerm(i == 2 ? 0.7f : 1.0f, i == 0 ? new KeepRule.All()
+                        : rules.get((r + i) % rules.size()), 1.0f);
+            }
+            for (boolean ties : new boolean[]{false, true}) {
+                for (int k = 1; k <= 3; k++) {
+                    int minTasks = k;
+                    int tieSign = ties ? (r % 3) - 1 : 0;
+                    Dtype out = Dtype.floats()[(r + k) % 3];
+                    String what = dtype + ", " + Arrays.toString(terms) + ", ties " + ties + ", k " + k + " -> " + out;
+                    same(c, kernels -> merged(kernels, c, out, m -> kernels.consensus(terms, ties, tieSign, lambdas,
+                            minTasks, 0.9f, c.start(), c.count(), m)), (a, b) -> assertMerged(a, b, "consensus " + what));
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
     void varmElementMergesMatch(Dtype dtype, int count) {
         Chunk c = chunk(dtype, count, 3, 37);
         for (int variation = 0; variation < 3; variation++) {
