@@ -22,7 +22,6 @@ import java.util.List;
  * needs the whole model's majority sign ({@link Operand.Consensus}'s sign sum) where a total is 0.
  */
 final class ConsensusMethod extends DeclaredMethod {
-    private static final StatisticRequest MAJORITY = StatisticRequest.signSum(new Operand.Consensus()).over(Scope.MODEL);
     private final boolean ties;
 
     ConsensusMethod(boolean ties) {
@@ -61,18 +60,17 @@ final class ConsensusMethod extends DeclaredMethod {
 
     private StatisticRequest threshold(MethodTensor t, int i) {
         long n = t.extent().elements();
-        return StatisticRequest.order(new Operand.Delta(i), n - Sparsifier.keepCount(density(t, i), n)).over(Scope.MODEL);
+        long position = n - Sparsifier.keepCount(density(t, i), n);
+        return StatisticRequest.order(new Operand.Delta(i), position).over(Scope.MODEL);
     }
 
     @Override
     public List<String> check(MethodTensor tensor) {
         List<String> problems = new ArrayList<>();
         for (int i = 0; i < tensor.modelCount(); i++) {
-            double density = density(tensor, i);
-            if (density < 1.0 && Sparsifier.keepCount(density, tensor.extent().elements()) == 0) {
-                problems.add("models[" + i + "] (" + tensor.inputFile(i) + "): density " + density + " keeps "
-                        + "floor(density x " + tensor.extent().elements() + ") = 0 entries of the whole model; "
-                        + "raise density");
+            String problem = WholeModelTrim.keepsNothing(tensor, i, density(tensor, i));
+            if (problem != null) {
+                problems.add(problem);
             }
         }
         return problems;
@@ -94,7 +92,7 @@ final class ConsensusMethod extends DeclaredMethod {
             rounds.add(orders);
         }
         // The majority sign needs the keep rules, and so the thresholds, of the round before.
-        rounds.add(List.of(MAJORITY));
+        rounds.add(List.of(WholeModelTrim.MAJORITY));
         return round < rounds.size() ? rounds.get(round) : List.of();
     }
 
@@ -123,14 +121,7 @@ final class ConsensusMethod extends DeclaredMethod {
         for (int i = 0; i < lambdas.length; i++) {
             lambdas[i] = (float) model(tensor, i, "tall_mask_lambda");
         }
-        int tieSign = 0;
-        if (ties) {
-            double majority = stats.value(MAJORITY);
-            if (Double.isNaN(majority)) {
-                throw new IllegalStateException("tensor '" + tensor.name() + "' merges before its whole-model sign sum");
-            }
-            tieSign = (int) Math.signum(majority);
-        }
+        int tieSign = ties ? WholeModelTrim.tieSign(tensor, stats) : 0;
         kernels.consensus(terms(tensor, chunkStart, stats, settings.seed()), ties, tieSign, lambdas,
                 (int) global(tensor, "k"), (float) global(tensor, "lambda"), chunkStart, count, metrics);
     }

@@ -77,9 +77,9 @@ final class FisherMethod extends DeclaredMethod {
             if (normalize) {
                 double norm = Math.sqrt(stats.value(squares(tensor, i)));
                 if (!(norm > 0.0) || Double.isInfinite(norm)) {
-                    throw new IllegalArgumentException("the Fisher of models[" + i + "] has L2 norm " + norm
-                            + " over the whole model; give a Fisher with non-zero finite values, or set "
-                            + "normalize_fishers: false");
+                    throw new IllegalArgumentException("the Fisher checkpoint given for models[" + i + "] ("
+                            + tensor.inputFile(i) + ") has L2 norm " + norm + " over the whole model; give a Fisher with non-zero finite "
+                            + "values, or set normalize_fishers: false");
                 }
                 weight /= norm;
             }

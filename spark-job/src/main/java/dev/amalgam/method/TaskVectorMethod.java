@@ -100,7 +100,6 @@ public final class TaskVectorMethod implements MergeMethod {
         return modelScope(t) ? r.over(Scope.MODEL) : r;
     }
 
-    private static final StatisticRequest MAJORITY = StatisticRequest.signSum(new Operand.Consensus()).over(Scope.MODEL);
     /** LiNeS without alpha: the whole model's |sum_i w_i d_i| and |merged delta|. */
     private static final StatisticRequest WEIGHTED_L1 = StatisticRequest.absSum(new Operand.Output(0)).over(Scope.MODEL);
     private static final StatisticRequest MERGED_L1 = StatisticRequest.absSum(new Operand.Output(1)).over(Scope.MODEL);
@@ -206,9 +205,9 @@ public final class TaskVectorMethod implements MergeMethod {
             double density = density(tensor, i);
             String where = "models[" + i + "] (" + tensor.inputFile(i) + "), tensor '" + tensor.name() + "'";
             if (modelScope(tensor)) {
-                if (density < 1.0 && Sparsifier.keepCount(density, ranked(tensor)) == 0) {
-                    problems.add("models[" + i + "] (" + tensor.inputFile(i) + "): density " + density + " keeps "
-                            + "floor(density x " + ranked(tensor) + ") = 0 entries of the whole model; raise density");
+                String problem = WholeModelTrim.keepsNothing(tensor, i, density);
+                if (problem != null) {
+                    problems.add(problem);
                 }
                 continue;
             }
@@ -292,7 +291,7 @@ public final class TaskVectorMethod implements MergeMethod {
         }
         if (modelScope(tensor)) {
             // The whole-model majority sign needs the keep rules, and so the thresholds, of the round before.
-            sums.add(MAJORITY);
+            sums.add(WholeModelTrim.MAJORITY);
         }
         // The kept sums need the keep rules, and so the order statistics, of the round before.
         List<List<StatisticRequest>> rounds = new ArrayList<>();
@@ -376,11 +375,7 @@ public final class TaskVectorMethod implements MergeMethod {
         TaskVectorKernel.ModelTerm[] terms = terms(tensor, chunkStart, stats, settings.seed());
         float lambda = (float) (global(tensor, "lambda") * scale);
         if (modelScope(tensor)) {
-            double majority = stats.value(MAJORITY);
-            if (Double.isNaN(majority)) {
-                throw new IllegalStateException("tensor '" + tensor.name() + "' merges before its whole-model sign sum");
-            }
-            kernels.mergeTiesModel(terms, (int) Math.signum(majority), lambda, chunkStart, count, metrics);
+            kernels.mergeTiesModel(terms, WholeModelTrim.tieSign(tensor, stats), lambda, chunkStart, count, metrics);
             return;
         }
         kernels.mergeTaskVector(count, chunkStart, terms, consensus, flag(tensor, "normalize"), lambda, metrics);

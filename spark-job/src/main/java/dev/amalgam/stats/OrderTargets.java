@@ -73,15 +73,6 @@ public record OrderTargets(HashMap<StatisticKey, StatisticRequest[]> requests, H
         return tensors.stream().sorted(byName).mapToInt(Integer::intValue).toArray();
     }
 
-    /** Whether the request filed under {@code key} spans tensor {@code tensor}. */
-    boolean covers(StatisticKey key, int tensor) {
-        if (!key.wide()) {
-            return key.owner() == tensor;
-        }
-        int[] m = members.get(histogramKey(key));
-        return m != null && Arrays.stream(m).anyMatch(t -> t == tensor);
-    }
-
     /** The tensors a key's request spans, in canonical order. */
     int[] tensorsOf(StatisticKey key) {
         return key.wide() ? members.getOrDefault(histogramKey(key), new int[0]) : new int[]{key.owner()};
