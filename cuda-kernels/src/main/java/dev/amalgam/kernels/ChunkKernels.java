@@ -197,6 +197,32 @@ public interface ChunkKernels extends AutoCloseable {
     }
 
     /**
+     * OTA: with second moments {@code v_i} in companion slot {@code models + 1 + i}, per element
+     * {@code p_i = sqrt(v_i + epsilon) + epsilon} and {@code out = (sum p_i x_i) / (sum p_i)},
+     * float32, models in config order, sums from +0.
+     */
+    default void ota(float epsilon, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.OTA);
+    }
+
+    /**
+     * Fast Fisher Grafting of model 0: {@code out = b + d} where {@code keep} keeps the position of
+     * {@code salience} (its top k, zero scores included), else {@code b}.
+     */
+    default void graft(Operand.Salience salience, KeepRule.TopK keep, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.GRAFT);
+    }
+
+    /**
+     * WIDEN on a tensor without rows and columns to disentangle: per element the models' {@code |d_i|}
+     * scored by {@link ComposedKernels#widenScores} against {@code thresholds[i]}, and
+     * {@code out = b + sum_i d_i s_i} (the sum from the first term, models in config order).
+     */
+    default void widenElements(float[] thresholds, float calibration, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.WIDEN);
+    }
+
+    /**
      * Consensus merging: the multi-task vector {@code tv} (task arithmetic {@code sum w_i t_i}, or
      * with {@code ties} paper TIES over {@code v_i = w_i t_i} with {@code tieSign} where the total
      * is 0; {@code t_i} the delta after the term's keep rule), each task's TALL mask

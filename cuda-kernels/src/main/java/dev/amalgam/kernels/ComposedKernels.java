@@ -482,6 +482,103 @@ public final class ComposedKernels {
     }
 
     /**
+     * OTA per element, float32, models in config order: {@code p_i = sqrt(v_i + epsilon) + epsilon},
+     * {@code out = (sum p_i x_i) / (sum p_i)}, sums from +0.
+     */
+    public static void ota(ArrowBuf[] models, ArrowBuf[] moments, float epsilon, int count, ArrowBuf out) {
+        int m = models.length;
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float weights = 0.0f;
+            float sum = 0.0f;
+            for (int i = 0; i < m; i++) {
+                // The double root of a float rounds to the float root: sqrt is correctly rounded in both.
+                float p = (float) Math.sqrt(moments[i].getFloat(at) + epsilon) + epsilon;
+                weights += p;
+                sum += p * models[i].getFloat(at);
+            }
+            out.setFloat(at, sum / weights);
+        }
+    }
+
+    /** {@code out = (d * d) * v} with {@code d = x - b}, float32: Fast Fisher Grafting's salience. */
+    public static void salience(ArrowBuf x, ArrowBuf base, ArrowBuf moment, int count, ArrowBuf out) {
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float d = x.getFloat(at) - base.getFloat(at);
+            out.setFloat(at, (d * d) * moment.getFloat(at));
+        }
+    }
+
+    /**
+     * {@code out = b + (x - b)} where {@code keep} keeps the position's score (zero scores too: the
+     * top k is of positions, not of non-zero scores), else {@code b}; returns how many it kept.
+     * {@code scores} may alias no other argument.
+     */
+    public static long graft(ArrowBuf x, ArrowBuf base, ArrowBuf scores, KeepRule.TopK keep, int count, ArrowBuf out) {
+        long equalRank = keep.equalsBefore();
+        long kept = 0;
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            int bits = Float.floatToRawIntBits(scores.getFloat(at)) & 0x7fffffff;
+            boolean keeps = Integer.compareUnsigned(bits, keep.thresholdBits()) > 0
+                    || (bits == keep.thresholdBits() && equalRank++ < keep.equalsToKeep());
+            float b = base.getFloat(at);
+            out.setFloat(at, keeps ? b + (x.getFloat(at) - b) : b);
+            kept += keeps ? 1 : 0;
+        }
+        return kept;
+    }
+
+    /**
+     * WIDEN's importance scores of one vector (or element) across the models, float32: the softmax
+     * of {@code significance} ({@code e_i = exp(s_i - max s)} by {@link PortableMath#exp}, summed
+     * in model order, {@code e_i / sum}), replaced by {@code calibration} where
+     * {@code significance[i] > thresholds[i]}.
+     */
+    public static void widenScores(float[] significance, float[] thresholds, float calibration, float[] into) {
+        int m = significance.length;
+        float max = significance[0];
+        for (int i = 1; i < m; i++) {
+            max = Math.max(max, significance[i]);
+        }
+        float total = 0.0f;
+        for (int i = 0; i < m; i++) {
+            into[i] = (float) PortableMath.exp(significance[i] - max);
+            total += into[i];
+        }
+        for (int i = 0; i < m; i++) {
+            into[i] = significance[i] > thresholds[i] ? calibration : into[i] / total;
+        }
+    }
+
+    /**
+     * WIDEN per element (tensors without a matrix to disentangle): {@code s = widenScores(|d|)},
+     * {@code out = b + (d_0 s_0 + d_1 s_1 + ...)}, float32, models in config order.
+     */
+    public static void widenElements(ArrowBuf base, ArrowBuf[] models, float[] thresholds, float calibration, int count,
+                                     ArrowBuf out) {
+        int m = models.length;
+        float[] d = new float[m];
+        float[] diff = new float[m];
+        float[] s = new float[m];
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float b = base.getFloat(at);
+            for (int i = 0; i < m; i++) {
+                d[i] = models[i].getFloat(at) - b;
+                diff[i] = Math.abs(d[i]);
+            }
+            widenScores(diff, thresholds, calibration, s);
+            float sum = d[0] * s[0];
+            for (int i = 1; i < m; i++) {
+                sum += d[i] * s[i];
+            }
+            out.setFloat(at, b + sum);
+        }
+    }
+
+    /**
      * Consensus merging per element (see {@link ChunkKernels#consensus}), float32, models in
      * config order; {@code kept[i]} marks model i's entries its keep rule kept (null: all);
      * {@code v_i = w_i d_i} where kept and {@code d_i != 0}, else +0.

@@ -120,6 +120,8 @@ final class CpuChunkKernels implements ChunkKernels {
             ComposedKernels.selectedDelta(values[sel.model()], base, out, count, delta);
         } else if (o instanceof Operand.Importance imp) {
             ComposedKernels.importance(values[0], base, imp.cols(), count, delta);
+        } else if (o instanceof Operand.Salience sal) {
+            ComposedKernels.salience(values[sal.model()], base, values[sal.slot()], count, delta);
         } else {
             throw new IllegalArgumentException(o + " is not held in the delta buffer");
         }
@@ -195,7 +197,7 @@ final class CpuChunkKernels implements ChunkKernels {
             } else if (operands[k] instanceof Operand.Value v) {
                 buffers[k] = values[v.slot()];
             } else if (operands[k] instanceof Operand.Variance || operands[k] instanceof Operand.Selected
-                    || operands[k] instanceof Operand.Importance) {
+                    || operands[k] instanceof Operand.Importance || operands[k] instanceof Operand.Salience) {
                 if (derived != null && !derived.equals(operands[k])) {
                     throw new IllegalArgumentException("two derived operands in one primitive: " + derived + ", "
                             + operands[k]);
@@ -357,6 +359,39 @@ final class CpuChunkKernels implements ChunkKernels {
         for (int i = 0; i < models; i++) {
             metrics.kept[i] += count;
         }
+    }
+
+    @Override
+    public void ota(float epsilon, int count, ChunkMetrics metrics) {
+        held = null;
+        selection = false;
+        ArrowBuf[] moments = java.util.Arrays.copyOfRange(values, models + 1, models + 1 + models);
+        ComposedKernels.ota(java.util.Arrays.copyOf(values, models), moments, epsilon, count, out);
+        metrics.elements += count;
+        for (int i = 0; i < models; i++) {
+            metrics.kept[i] += count;
+        }
+    }
+
+    @Override
+    public void graft(Operand.Salience salience, KeepRule.TopK keep, int count, ChunkMetrics metrics) {
+        ArrowBuf scores = held(salience, count);
+        metrics.kept[salience.model()] += ComposedKernels.graft(values[salience.model()], values[models], scores, keep,
+                count, out);
+        held = null;
+        selection = false;
+        metrics.elements += count;
+        ComposedKernels.deltaFigures(values[models], java.util.Arrays.copyOf(values, models), count,
+                metrics.deltaSquares, metrics.deltaDots);
+    }
+
+    @Override
+    public void widenElements(float[] thresholds, float calibration, int count, ChunkMetrics metrics) {
+        held = null;
+        selection = false;
+        ComposedKernels.widenElements(values[models], java.util.Arrays.copyOf(values, models), thresholds, calibration,
+                count, out);
+        observe(count, metrics);
     }
 
     @Override

@@ -50,6 +50,13 @@ public sealed interface Operand {
     }
 
     /**
+     * Model {@code model}'s salience against the base, {@code (d * d) * v} in float32 with {@code v}
+     * the decoded input at {@code slot} (its second-moment companion): Fast Fisher Grafting's score.
+     */
+    record Salience(int model, int slot) implements Operand {
+    }
+
+    /**
      * arcee_fusion's importance of model 0 against the base: {@code |x - b|} times the KL
      * divergence of its row of {@code cols} (chunks hold whole rows).
      */

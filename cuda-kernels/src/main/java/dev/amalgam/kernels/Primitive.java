@@ -66,5 +66,14 @@ public enum Primitive {
     /** Fisher-weighted averaging with per-element diagonals. */
     FISHER,
     /** VaRM's per-element weights from the models' variations, and their weighted sum of the models. */
-    VARM
+    VARM,
+    /** OTA's curvature-weighted average: per element, weights {@code sqrt(v_i + eps) + eps} from second moments. */
+    OTA,
+    /**
+     * Fast Fisher Grafting: a delta's salience {@code d^2 v} (second moment {@code v}) as an operand,
+     * and the graft of the delta where an exact top-k of it keeps the position.
+     */
+    GRAFT,
+    /** WIDEN's element path: per element, scores from the models' |delta| and the merged deltas they weigh. */
+    WIDEN
 }

@@ -23,6 +23,8 @@ public final class MergeMethods {
 
     /** Per-tensor statistics: none where a tensor fits one chunk (its merge task computes them). */
     private static final String ONE_ROUND = "1; 2 for tensors cut into chunks";
+    private static final String OTA = "Mahdavi et al. 2025, \"Harnessing Optimization Dynamics for "
+            + "Curvature-Informed Model Merging\" (OTA)";
     private static final String TALL_MASKS = "Wang et al. 2024, \"Localizing Task Information for Improved Model "
             + "Merging and Compression\" (TALL masks)";
 
@@ -66,6 +68,10 @@ public final class MergeMethods {
         register(new ConsensusMethod(false), TALL_MASKS, "1");
         register(new ConsensusMethod(true), TALL_MASKS, "2; 3 with a density below 1");
         register(new FisherMethod(), "Matena and Raffel 2022, \"Merging Models with Fisher-Weighted Averaging\"", "2 with normalize_fishers, else 1");
+        register(new OtaMethod(), OTA, "1");
+        register(new FisherGraftMethod(), OTA + ", its mask variant (Fast Fisher Grafting)", ONE_ROUND);
+        register(new WidenMethod(), "Yu et al. 2024, \"Extend Model Merging from Fine-Tuned to Pre-Trained Large "
+                + "Language Models via Weight Disentanglement\" (WIDEN)", "matrices: 1; other tensors: 1, 2 when cut into chunks");
     }
 
     private MergeMethods() {

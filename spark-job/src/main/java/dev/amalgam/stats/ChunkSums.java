@@ -149,6 +149,9 @@ final class ChunkSums {
             }
         } else if (o instanceof Operand.Importance && needed.length > 0) {
             needed[0] = true;
+        } else if (o instanceof Operand.Salience sal) {
+            needed[sal.model()] = true;
+            needed[sal.slot()] = true;
         }
     }
 }

@@ -174,6 +174,10 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
         } else if (o instanceof Operand.Output output) {
             out.writeByte(9);
             out.writeInt(output.which());
+        } else if (o instanceof Operand.Salience sal) {
+            out.writeByte(10);
+            out.writeInt(sal.model());
+            out.writeInt(sal.slot());
         } else {
             throw new IllegalArgumentException("no encoding for " + o);
         }
@@ -191,6 +195,7 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
             case 7 -> new Operand.Importance(in.readInt());
             case 8 -> new Operand.Consensus();
             case 9 -> new Operand.Output(in.readInt());
+            case 10 -> new Operand.Salience(in.readInt(), in.readInt());
             default -> throw new IOException("unknown operand");
         };
     }

@@ -387,4 +387,181 @@ public final class WholeModelReference {
         }
         return out;
     }
+    /**
+     * OTA as its authors' merge method defines it, per element in float32:
+     * {@code p_i = sqrt(v_i + eps) + eps} (the float root), {@code sum p_i x_i / sum p_i}.
+     */
+    public static float[] ota(float[][] x, float[][] moments, float epsilon) {
+        float[] out = new float[x[0].length];
+        for (int j = 0; j < out.length; j++) {
+            float num = 0.0f;
+            float den = 0.0f;
+            for (int i = 0; i < x.length; i++) {
+                float p = (float) Math.sqrt((double) (moments[i][j] + epsilon)) + epsilon;
+                den += p;
+                num += p * x[i][j];
+            }
+            out[j] = num / den;
+        }
+        return out;
+    }
+
+    /**
+     * Fast Fisher Grafting of one tensor: scores {@code (d * d) * v} in float32; the positions of
+     * the {@code max(1, round_half_even(density * n))} largest scores (a full sort, equal scores
+     * by lower index) take {@code b + d}, the rest {@code b}; {@code density >= 1} is {@code x},
+     * {@code <= 0} is {@code b}.
+     */
+    public static float[] graft(float[] base, float[] x, float[] moment, double density) {
+        int n = base.length;
+        if (density >= 1.0) {
+            return x.clone();
+        }
+        float[] out = base.clone();
+        if (density <= 0.0 || n == 0) {
+            return out;
+        }
+        long k = Math.max(1L, Math.round(Math.rint(density * n)));
+        float[] score = new float[n];
+        Integer[] order = new Integer[n];
+        for (int j = 0; j < n; j++) {
+            float d = x[j] - base[j];
+            score[j] = (d * d) * moment[j];
+            order[j] = j;
+        }
+        java.util.Arrays.sort(order, (a, b) -> {
+            int bySize = Float.compare(score[b], score[a]);
+            return bySize != 0 ? bySize : Integer.compare(a, b);
+        });
+        for (int r = 0; r < k; r++) {
+            int j = order[r];
+            out[j] = base[j] + (x[j] - base[j]);
+        }
+        return out;
+    }
+    /**
+     * WIDEN on one tensor as the authors' code merges it, written out whole: a 2-D tensor's
+     * vectors are its columns (its rows when {@code byRow}, an input embedding); per vector the
+     * float32 norm (the root of the float32-rounded sum of squares, summed in double down the
+     * vector) and the cosine to the base from the same kind of dot product; magnitude change
+     * {@code |n_i - n_b|}, direction change {@code 1 - cos} (cos 0 for a zero vector); each
+     * model's vectors ranked ascending (stable), significance {@code rank / count} in float32;
+     * scores: softmax across models ({@code exp(s - max)}, {@link dev.amalgam.kernels.PortableMath#exp}),
+     * {@code calibration} where the significance exceeds the model's mean significance times
+     * {@code ratio}; weights {@code 0.5 (magnitude + direction)}; {@code b + sum_i d_i w_i}.
+     * Other tensors score elements by {@code |d_i|} against the mean |d_i| over the tensor.
+     */
+    public static float[] widen(float[] base, float[][] x, long[] shape, boolean byRow, float ratio, float calibration) {
+        int m = x.length;
+        int n = base.length;
+        float[] out = new float[n];
+        if (shape.length != 2) {
+            float[] thresholds = new float[m];
+            for (int i = 0; i < m; i++) {
+                java.math.BigDecimal sum = java.math.BigDecimal.ZERO;
+                for (int j = 0; j < n; j++) {
+                    sum = sum.add(new java.math.BigDecimal(Math.abs(x[i][j] - base[j])));
+                }
+                thresholds[i] = (float) (sum.doubleValue() / n) * ratio;
+            }
+            for (int j = 0; j < n; j++) {
+                float[] diff = new float[m];
+                for (int i = 0; i < m; i++) {
+                    diff[i] = Math.abs(x[i][j] - base[j]);
+                }
+                float[] s = softmaxCalibrated(diff, thresholds, calibration);
+                float sum = (x[0][j] - base[j]) * s[0];
+                for (int i = 1; i < m; i++) {
+                    sum += (x[i][j] - base[j]) * s[i];
+                }
+                out[j] = base[j] + sum;
+            }
+            return out;
+        }
+        int rows = (int) shape[0];
+        int cols = (int) shape[1];
+        int vectors = byRow ? rows : cols;
+        int length = byRow ? cols : rows;
+        java.util.function.IntBinaryOperator at = byRow ? (v, k) -> v * cols + k : (v, k) -> k * cols + v;
+        float[][][] changes = new float[2][m][vectors];
+        for (int v = 0; v < vectors; v++) {
+            double bb = 0.0;
+            for (int k = 0; k < length; k++) {
+                double b = base[at.applyAsInt(v, k)];
+                bb += b * b;
+            }
+            float nb = (float) Math.sqrt((float) bb);
+            for (int i = 0; i < m; i++) {
+                double xx = 0.0;
+                double xb = 0.0;
+                for (int k = 0; k < length; k++) {
+                    double xv = x[i][at.applyAsInt(v, k)];
+                    xx += xv * xv;
+                    xb += xv * (double) base[at.applyAsInt(v, k)];
+                }
+                float nx = (float) Math.sqrt((float) xx);
+                float norms = nx * nb;
+                changes[0][i][v] = Math.abs(nx - nb);
+                changes[1][i][v] = 1.0f - (norms == 0.0f ? 0.0f : (float) xb / norms);
+            }
+        }
+        float[][][] scores = new float[2][m][vectors];
+        for (int kind = 0; kind < 2; kind++) {
+            float[][] significance = new float[m][vectors];
+            float[] thresholds = new float[m];
+            for (int i = 0; i < m; i++) {
+                float[] c = changes[kind][i];
+                List<Integer> order = new ArrayList<>();
+                for (int v = 0; v < vectors; v++) {
+                    order.add(v);
+                }
+                order.sort((a, b) -> Float.compare(c[a] + 0.0f, c[b] + 0.0f));
+                java.math.BigDecimal sum = java.math.BigDecimal.ZERO;
+                for (int r = 0; r < vectors; r++) {
+                    significance[i][order.get(r)] = (float) r / (float) vectors;
+                    sum = sum.add(new java.math.BigDecimal((float) r / (float) vectors));
+                }
+                thresholds[i] = (float) (sum.doubleValue() / vectors) * ratio;
+            }
+            for (int v = 0; v < vectors; v++) {
+                float[] s = new float[m];
+                for (int i = 0; i < m; i++) {
+                    s[i] = significance[i][v];
+                }
+                float[] sc = softmaxCalibrated(s, thresholds, calibration);
+                for (int i = 0; i < m; i++) {
+                    scores[kind][i][v] = sc[i];
+                }
+            }
+        }
+        for (int v = 0; v < vectors; v++) {
+            for (int k = 0; k < length; k++) {
+                int j = at.applyAsInt(v, k);
+                float sum = (x[0][j] - base[j]) * (0.5f * (scores[0][0][v] + scores[1][0][v]));
+                for (int i = 1; i < m; i++) {
+                    sum += (x[i][j] - base[j]) * (0.5f * (scores[0][i][v] + scores[1][i][v]));
+                }
+                out[j] = base[j] + sum;
+            }
+        }
+        return out;
+    }
+
+    private static float[] softmaxCalibrated(float[] s, float[] thresholds, float calibration) {
+        int m = s.length;
+        float max = Float.NEGATIVE_INFINITY;
+        for (float v : s) {
+            max = Math.max(max, v);
+        }
+        float[] e = new float[m];
+        float total = 0.0f;
+        for (int i = 0; i < m; i++) {
+            e[i] = (float) dev.amalgam.kernels.PortableMath.exp(s[i] - max);
+            total += e[i];
+        }
+        for (int i = 0; i < m; i++) {
+            e[i] = s[i] > thresholds[i] ? calibration : e[i] / total;
+        }
+        return e;
+    }
 }
