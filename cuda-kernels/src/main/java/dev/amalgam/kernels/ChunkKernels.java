@@ -223,6 +223,17 @@ public interface ChunkKernels extends AutoCloseable {
     }
 
     /**
+     * PCB-merging: per model {@code i} the balance {@code pcb_i} against {@code lo[i], hi[i]}
+     * (its |delta| clamp), the scale {@code (max(pcb_i, low[i]) - low[i]) / (high[i] - low[i])}
+     * (0 when {@code high[i] <= low[i]}) and the clamped delta {@code sign(d_i) clamp(|d_i|)};
+     * {@code out = b + lambda * (sum scale_i t_i) / max(sum scale_i, 1e-12)}
+     * ({@link ComposedKernels#pcb}).
+     */
+    default void pcb(float[] lo, float[] hi, float[] low, float[] high, float lambda, int count, ChunkMetrics metrics) {
+        throw unsupported(Primitive.PCB);
+    }
+
+    /**
      * Consensus merging: the multi-task vector {@code tv} (task arithmetic {@code sum w_i t_i}, or
      * with {@code ties} paper TIES over {@code v_i = w_i t_i} with {@code tieSign} where the total
      * is 0; {@code t_i} the delta after the term's keep rule), each task's TALL mask

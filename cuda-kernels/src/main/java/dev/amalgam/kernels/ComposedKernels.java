@@ -579,6 +579,72 @@ public final class ComposedKernels {
     }
 
     /**
+     * PCB-merging's balance of model {@code i} at one element, float32: with {@code S} the sum of
+     * the deltas (from the first, config order), {@code a = min(max(|d_i|, lo), hi)},
+     * {@code s = (a - lo) / (hi - lo)} (0 when {@code hi <= lo}),
+     * {@code pcb = exp(M * (s * s)) * tanh(d_i * S)} with {@link PortableMath#exp} rounded to
+     * float32 and {@link PortableMath#tanh}.
+     */
+    static float balanceOf(float[] d, float sum, int i, float lo, float hi) {
+        float a = Math.min(Math.max(Math.abs(d[i]), lo), hi);
+        float s = hi > lo ? (a - lo) / (hi - lo) : 0.0f;
+        float self = (float) PortableMath.exp(d.length * (s * s));
+        return self * PortableMath.tanh(d[i] * sum);
+    }
+
+    /** {@code max(pcb, 0)} or {@code max(-pcb, 0)} of {@link #balanceOf} per element, as the operand says. */
+    public static void balance(ArrowBuf base, ArrowBuf[] models, Operand.Balance operand, int count, ArrowBuf out) {
+        int m = models.length;
+        float[] d = new float[m];
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float sum = deltasAt(base, models, at, d);
+            float pcb = balanceOf(d, sum, operand.model(), operand.lo(), operand.hi());
+            out.setFloat(at, operand.positive() ? (pcb > 0.0f ? pcb : 0.0f) : (pcb < 0.0f ? -pcb : 0.0f));
+        }
+    }
+
+    /** The deltas at one element into {@code d}; returns their sum from the first, in order. */
+    private static float deltasAt(ArrowBuf base, ArrowBuf[] models, long at, float[] d) {
+        float b = base.getFloat(at);
+        float sum = 0.0f;
+        for (int i = 0; i < models.length; i++) {
+            d[i] = models[i].getFloat(at) - b;
+            sum = i == 0 ? d[0] : sum + d[i];
+        }
+        return sum;
+    }
+
+    /**
+     * PCB-merging per element, float32, models in config order (sums from the first term):
+     * {@code t_i = sign(d_i) * min(max(|d_i|, lo_i), hi_i)}, {@code c_i = (max(pcb_i, low_i) - low_i)
+     * / (high_i - low_i)} (0 when {@code high_i <= low_i}), {@code out = b + lambda *
+     * ((sum c_i t_i) / max(sum c_i, 1e-12))}.
+     */
+    public static void pcb(ArrowBuf base, ArrowBuf[] models, float[] lo, float[] hi, float[] low, float[] high,
+                           float lambda, int count, ArrowBuf out) {
+        int m = models.length;
+        float[] d = new float[m];
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float sum = deltasAt(base, models, at, d);
+            float num = 0.0f;
+            float den = 0.0f;
+            for (int i = 0; i < m; i++) {
+                float c = 0.0f;
+                if (high[i] > low[i]) {
+                    c = (Math.max(balanceOf(d, sum, i, lo[i], hi[i]), low[i]) - low[i]) / (high[i] - low[i]);
+                }
+                float a = Math.min(Math.max(Math.abs(d[i]), lo[i]), hi[i]);
+                float t = d[i] > 0.0f ? a : d[i] < 0.0f ? -a : 0.0f;
+                num = i == 0 ? c * t : num + c * t;
+                den = i == 0 ? c : den + c;
+            }
+            out.setFloat(at, base.getFloat(at) + lambda * (num / Math.max(den, 1e-12f)));
+        }
+    }
+
+    /**
      * Consensus merging per element (see {@link ChunkKernels#consensus}), float32, models in
      * config order; {@code kept[i]} marks model i's entries its keep rule kept (null: all);
      * {@code v_i = w_i d_i} where kept and {@code d_i != 0}, else +0.

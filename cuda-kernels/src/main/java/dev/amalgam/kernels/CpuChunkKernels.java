@@ -120,6 +120,8 @@ final class CpuChunkKernels implements ChunkKernels {
             ComposedKernels.selectedDelta(values[sel.model()], base, out, count, delta);
         } else if (o instanceof Operand.Importance imp) {
             ComposedKernels.importance(values[0], base, imp.cols(), count, delta);
+        } else if (o instanceof Operand.Balance bal) {
+            ComposedKernels.balance(base, java.util.Arrays.copyOf(values, models), bal, count, delta);
         } else if (o instanceof Operand.Salience sal) {
             ComposedKernels.salience(values[sal.model()], base, values[sal.slot()], count, delta);
         } else {
@@ -197,7 +199,8 @@ final class CpuChunkKernels implements ChunkKernels {
             } else if (operands[k] instanceof Operand.Value v) {
                 buffers[k] = values[v.slot()];
             } else if (operands[k] instanceof Operand.Variance || operands[k] instanceof Operand.Selected
-                    || operands[k] instanceof Operand.Importance || operands[k] instanceof Operand.Salience) {
+                    || operands[k] instanceof Operand.Importance || operands[k] instanceof Operand.Salience
+                    || operands[k] instanceof Operand.Balance) {
                 if (derived != null && !derived.equals(operands[k])) {
                     throw new IllegalArgumentException("two derived operands in one primitive: " + derived + ", "
                             + operands[k]);
@@ -391,6 +394,15 @@ final class CpuChunkKernels implements ChunkKernels {
         selection = false;
         ComposedKernels.widenElements(values[models], java.util.Arrays.copyOf(values, models), thresholds, calibration,
                 count, out);
+        observe(count, metrics);
+    }
+
+    @Override
+    public void pcb(float[] lo, float[] hi, float[] low, float[] high, float lambda, int count, ChunkMetrics metrics) {
+        held = null;
+        selection = false;
+        ComposedKernels.pcb(values[models], java.util.Arrays.copyOf(values, models), lo, hi, low, high, lambda, count,
+                out);
         observe(count, metrics);
     }
 

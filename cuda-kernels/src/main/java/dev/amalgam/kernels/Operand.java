@@ -57,6 +57,15 @@ public sealed interface Operand {
     }
 
     /**
+     * PCB-merging's balance of model {@code model}, {@code pcb_i = exp(M s_i^2) tanh(d_i S)} with
+     * {@code s_i} its |delta| clamped to {@code [lo, hi]} and normalized, {@code S} the sum of all
+     * deltas ({@link ComposedKernels#balance}), split by sign so that order statistics of |x|
+     * order it: {@code positive} gives {@code max(pcb, 0)}, otherwise {@code max(-pcb, 0)}.
+     */
+    record Balance(int model, float lo, float hi, boolean positive) implements Operand {
+    }
+
+    /**
      * arcee_fusion's importance of model 0 against the base: {@code |x - b|} times the KL
      * divergence of its row of {@code cols} (chunks hold whole rows).
      */

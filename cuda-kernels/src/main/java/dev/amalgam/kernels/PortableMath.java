@@ -47,6 +47,23 @@ public final class PortableMath {
     }
 
     /**
+     * tanh of a float32, rounded to float32: {@code x} itself below 2^-12 in magnitude (the cubic
+     * term is under half a float32 unit there), {@code sign(x)} above 20, else
+     * {@code (e - 1) / (e + 1)} with {@code e = exp(2x)} in double.
+     */
+    public static float tanh(float x) {
+        float size = Math.abs(x);
+        if (!(size >= 0x1p-12f)) {
+            return x; // also NaN
+        }
+        if (size > 20.0f) {
+            return Math.copySign(1.0f, x);
+        }
+        double e = exp(2.0 * x);
+        return (float) ((e - 1.0) / (e + 1.0));
+    }
+
+    /**
      * ln x for positive normal x: {@code x = m 2^e} with {@code m} in [sqrt(1/2), sqrt(2)),
      * {@code ln m = 2 atanh(f)}, {@code f = (m - 1)/(m + 1)}, by its series to f^23.
      */

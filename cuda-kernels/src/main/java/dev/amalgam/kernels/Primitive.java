@@ -75,5 +75,7 @@ public enum Primitive {
      */
     GRAFT,
     /** WIDEN's element path: per element, scores from the models' |delta| and the merged deltas they weigh. */
-    WIDEN
+    WIDEN,
+    /** PCB-merging's balance as an operand (by sign), and its balanced, clamped merge. */
+    PCB
 }

@@ -20,11 +20,24 @@ import java.util.Optional;
  * @param moe         a mixture-of-experts assembly ({@code amalgam moe}): its tensors are copied by
  *                    passthrough from where the assembly says; null for a merge
  * @param tokenizer   the {@code tokenizer:} section's tokens and padding, and {@code chat_template}
+ * @param groups      {@code groups:}, named tensor groups for group statistics: name to a regex a
+ *                    tensor name contains, in the order given (a tensor joins the first it matches)
  */
 public record MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models, List<SliceSpec> slices,
                           Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype,
                           String tokenizerSource, Long randomSeed, String source, ExpertScope expertScope,
-                          MoeConfig moe, TokenizerSpec tokenizer) {
+                          MoeConfig moe, TokenizerSpec tokenizer, Map<String, String> groups) {
+
+    public MergeConfig {
+        groups = groups == null ? Map.of() : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(groups));
+    }
+
+    public MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models, List<SliceSpec> slices,
+                       Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype, String tokenizerSource,
+                       Long randomSeed, String source, ExpertScope expertScope, MoeConfig moe, TokenizerSpec tokenizer) {
+        this(mergeMethod, baseModel, models, slices, parameters, dtype, outDtype, tokenizerSource, randomSeed, source,
+                expertScope, moe, tokenizer, Map.of());
+    }
 
     public MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> models, List<SliceSpec> slices,
                        Map<String, ParameterValue> parameters, Dtype dtype, Dtype outDtype, String tokenizerSource,
@@ -57,7 +70,7 @@ public record MergeConfig(String mergeMethod, String baseModel, List<ModelSpec> 
                 moe.expertsPerToken(), moe.gateMode(), moe.architecture(), moe.dtype(), seed, moe.gateVectors(),
                 moe.expertLayout());
         return new MergeConfig(mergeMethod, baseModel, models, slices, parameters, dtype, outDtype, tokenizerSource,
-                seed, source, expertScope, m, tokenizer);
+                seed, source, expertScope, m, tokenizer, groups);
     }
 
     /** Where the statistics of a fused expert tensor ({@code [experts, ...]}) are taken: per expert, or whole. */

@@ -19,7 +19,7 @@ import java.util.Set;
 public final class MergeConfigParser {
     private static final Set<String> TOP_KEYS = Set.of("merge_method", "base_model", "models", "parameters",
             "dtype", "out_dtype", "tokenizer_source", "random_seed", "slices", "tokenizer", "chat_template", "name",
-            "expert_scope");
+            "expert_scope", "groups");
     private static final Set<String> NOT_YET = Set.of();
 
     private MergeConfigParser() {
@@ -102,11 +102,43 @@ public final class MergeConfigParser {
                         + "fused [experts, ...] tensor, the default) or tensor (over the whole fused tensor)");
             }
         }
+        Map<String, String> groups = groups(file, root.get("groups"), problems);
         if (!problems.isEmpty()) {
             throw new AmalgamException(AmalgamException.Kind.CONFIG, problems);
         }
         return new MergeConfig(method, base, List.copyOf(models), List.copyOf(slices), parameters, dtype, outDtype,
-                tokenizer, seed, yaml, scope, null, vocabulary);
+                tokenizer, seed, yaml, scope, null, vocabulary, groups);
+    }
+
+    /**
+     * {@code groups:}: a mapping of group names to regular expressions (Java syntax, matched
+     * anywhere in a tensor name), kept in the order written.
+     */
+    private static Map<String, String> groups(String file, JsonNode node, List<String> problems) {
+        Map<String, String> groups = new java.util.LinkedHashMap<>();
+        if (node == null || node.isNull()) {
+            return groups;
+        }
+        if (!node.isObject() || node.isEmpty()) {
+            problems.add(file + ": 'groups' must be a mapping of group names to tensor-name patterns, e.g. "
+                    + "{attention: 'self_attn', mlp: 'mlp\\.'}");
+            return groups;
+        }
+        node.fields().forEachRemaining(e -> {
+            String key = "groups." + e.getKey();
+            if (!e.getValue().isTextual() || e.getValue().asText().isEmpty()) {
+                problems.add(file + ": '" + key + "' must be a regular expression a tensor name contains, as a string");
+                return;
+            }
+            try {
+                java.util.regex.Pattern.compile(e.getValue().asText());
+                groups.put(e.getKey(), e.getValue().asText());
+            } catch (java.util.regex.PatternSyntaxException bad) {
+                problems.add(file + ": '" + key + "' is not a valid regular expression (" + bad.getDescription()
+                        + " near index " + bad.getIndex() + "); fix the pattern");
+            }
+        });
+        return groups;
     }
 
     private static void slices(String file, JsonNode node, List<SliceSpec> slices, List<String> problems) {

@@ -40,7 +40,7 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
                 TensorParameters.class, StoredTensor.class, StatisticsResult.class, OrderStatistic.class,
                 StatisticKey.class, StatisticRequest.class, Operand.Delta.class, Operand.Value.class,
                 Operand.KeptDelta.class, Operand.Contribution.class, Operand.Variance.class, Operand.Selected.class,
-                Operand.Importance.class, Operand.Consensus.class, Operand.Output.class, Operand.Salience.class,
+                Operand.Importance.class, Operand.Consensus.class, Operand.Output.class, Operand.Salience.class, Operand.Balance.class,
                 ChunkReport.class, OutputTarget.class, BandChunk.class, OrderBands.Band.class,
                 dev.amalgam.format.Quantization.BlockScaled.class, dev.amalgam.format.Quantization.Mxfp4.class,
                 dev.amalgam.plan.OutputQuantization.Weight.class, dev.amalgam.plan.OutputQuantization.Scales.class,

@@ -68,6 +68,8 @@ public final class MergeMethods {
         register(new ConsensusMethod(false), TALL_MASKS, "1");
         register(new ConsensusMethod(true), TALL_MASKS, "2; 3 with a density below 1");
         register(new FisherMethod(), "Matena and Raffel 2022, \"Merging Models with Fisher-Weighted Averaging\"", "2 with normalize_fishers, else 1");
+        register(new PcbMethod(), "Du et al. 2024, \"Parameter Competition Balancing for Model Merging\" (PCB-merging)",
+                "3");
         register(new OtaMethod(), OTA, "1");
         register(new FisherGraftMethod(), OTA + ", its mask variant (Fast Fisher Grafting)", ONE_ROUND);
         register(new WidenMethod(), "Yu et al. 2024, \"Extend Model Merging from Fine-Tuned to Pre-Trained Large "

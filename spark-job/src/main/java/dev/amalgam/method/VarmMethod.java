@@ -26,7 +26,7 @@ import java.util.regex.Pattern;
  */
 final class VarmMethod extends DeclaredMethod {
     static final List<String> VARIATIONS = List.of("square", "abs", "signed");
-    static final List<String> GRANULARITIES = List.of("tensor", "module", "layer", "model", "element");
+    static final List<String> GRANULARITIES = List.of("tensor", "module", "layer", "model", "element", "group");
     static final List<String> WEIGHTINGS = List.of("sum", "softmax");
     /** The modules a decoder layer has in FuseChat's grouping; other parts of a layer are modules of their own. */
     private static final List<String> MODULES = List.of("self_attn", "mlp", "input_layernorm", "post_attention_layernorm");
@@ -39,13 +39,15 @@ final class VarmMethod extends DeclaredMethod {
     private static final int LAYER = 2;
     private static final int MODEL = 3;
     private static final int ELEMENT = 4;
+    private static final int GROUP = 5;
 
     VarmMethod() {
         super("varm", "FuseChat VaRM: models weighted by their variation from the base",
                 Inputs.base(1, Integer.MAX_VALUE),
                 List.of(Parameter.choice("variation", VARIATIONS, "f(d): d^2, |d| or d"),
                         Parameter.choice("granularity", GRANULARITIES,
-                                "where variation is measured: per tensor, module, layer, whole model, or element"),
+                                "where variation is measured: per tensor, module, layer, whole model, element, or "
+                                        + "the config's groups"),
                         Parameter.choice("weighting", WEIGHTINGS, "weights from variations: by share of the sum, or softmax"),
                         Parameter.number("temperature", Parameter.Scope.GLOBAL, 1.0, Parameter.Range.above(0), false,
                                 "softmax temperature")),
@@ -84,6 +86,10 @@ final class VarmMethod extends DeclaredMethod {
             case MODULE_G -> layer < 0 ? r : r.over(Scope.GROUP_MEANS, moduleGroup(t.name()));
             case LAYER -> layer < 0 ? r : r.over(Scope.GROUP_MEANS, layer);
             case MODEL -> r.over(Scope.MODEL);
+            case GROUP -> {
+                int group = t.extent().groupOf(t.name());
+                yield group < 0 ? r : r.over(Scope.GROUP_MEANS, group);
+            }
             default -> r;
         };
     }
@@ -118,14 +124,21 @@ final class VarmMethod extends DeclaredMethod {
     @Override
     public boolean wideStatistics(MethodTensor tensor) {
         int g = granularity(tensor);
-        return g == MODEL || ((g == MODULE_G || g == LAYER) && tensor.layer() >= 0);
+        return g == MODEL || ((g == MODULE_G || g == LAYER) && tensor.layer() >= 0)
+                || (g == GROUP && tensor.extent().groupOf(tensor.name()) >= 0);
     }
+
 
     @Override
     public List<String> checkAll(String file, List<? extends MethodTensor> tensors) {
         // Module group numbers must tell every module of a layer apart (a hash could collide).
         Map<Integer, String> owner = new HashMap<>();
         List<String> problems = new ArrayList<>();
+        if (tensors.stream().anyMatch(t -> granularity(t) == GROUP && t.extent().groupCount() == 0)) {
+            problems.add(file + ": parameters.granularity: group measures variation over the config's tensor groups, "
+                    + "and the config gives none; add a top-level 'groups:' mapping (e.g. {attention: 'self_attn', "
+                    + "mlp: 'mlp'}) or use granularity: module or layer");
+        }
         for (MethodTensor t : tensors) {
             if (granularity(t) != MODULE_G || t.layer() < 0) {
                 continue;

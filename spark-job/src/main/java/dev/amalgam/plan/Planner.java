@@ -284,7 +284,8 @@ public final class Planner {
                     + "inputs store in FP8 with block scales, and " + reference.directory() + " has none; use "
                     + "out_dtype: bfloat16 (or float16, float32)");
         }
-        tensors = withExtent(tensors);
+        tensors = withExtent(tensors, config.groups());
+        valueProblems.addAll(unmatchedGroups(configFile, config.groups(), tensors));
         if (valueProblems.isEmpty()) {
             // Method checks read resolved values, so they run once every value resolved.
             for (TensorPlan t : tensors) {
@@ -408,8 +409,26 @@ public final class Planner {
                 planned.modelNames(), planned.layerOrigins(), planned.moe(), planned.vocabulary());
     }
 
-    /** Every tensor, seeing how many elements the merged tensors hold together and how many layers there are. */
-    private static List<TensorPlan> withExtent(List<TensorPlan> tensors) {
+    /** A group no merged tensor belongs to is a typo in its pattern (or a pattern an earlier group shadows). */
+    private static List<String> unmatchedGroups(String configFile, Map<String, String> groups, List<TensorPlan> tensors) {
+        List<String> problems = new ArrayList<>();
+        List<String> names = new ArrayList<>(groups.keySet());
+        for (int g = 0; g < names.size(); g++) {
+            int group = g;
+            if (tensors.stream().noneMatch(t -> !t.copy() && !t.derived() && t.extent().groupOf(t.name()) == group)) {
+                problems.add(configFile + ": groups." + names.get(g) + " ('" + groups.get(names.get(g)) + "') has no "
+                        + "merged tensor" + (g > 0 ? " that an earlier group does not already take" : "")
+                        + "; fix the pattern (a Java regular expression found anywhere in a tensor name)");
+            }
+        }
+        return problems;
+    }
+
+    /**
+     * Every tensor, seeing how many elements the merged tensors hold together, how many layers
+     * there are, and the config's groups.
+     */
+    private static List<TensorPlan> withExtent(List<TensorPlan> tensors, Map<String, String> groups) {
         long elements = 0;
         int layers = 0;
         for (TensorPlan t : tensors) {
@@ -418,7 +437,7 @@ public final class Planner {
             }
             layers = Math.max(layers, t.layer() + 1);
         }
-        ModelExtent extent = new ModelExtent(elements, layers);
+        ModelExtent extent = new ModelExtent(elements, layers, groups.values().toArray(new String[0]));
         return tensors.stream().map(t -> t.withExtent(extent)).collect(java.util.stream.Collectors.toList());
     }
 

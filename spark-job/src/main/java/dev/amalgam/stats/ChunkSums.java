@@ -143,7 +143,7 @@ final class ChunkSums {
         } else if (o instanceof Operand.Value v && v.slot() < needed.length) {
             needed[v.slot()] = true;
         } else if (o instanceof Operand.Contribution || o instanceof Operand.Variance || o instanceof Operand.Selected
-                || o instanceof Operand.Consensus || o instanceof Operand.Output) {
+                || o instanceof Operand.Consensus || o instanceof Operand.Output || o instanceof Operand.Balance) {
             for (int i = 0; i < needed.length; i++) {
                 needed[i] = true;
             }

@@ -174,6 +174,12 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
         } else if (o instanceof Operand.Output output) {
             out.writeByte(9);
             out.writeInt(output.which());
+        } else if (o instanceof Operand.Balance bal) {
+            out.writeByte(11);
+            out.writeInt(bal.model());
+            out.writeFloat(bal.lo());
+            out.writeFloat(bal.hi());
+            out.writeBoolean(bal.positive());
         } else if (o instanceof Operand.Salience sal) {
             out.writeByte(10);
             out.writeInt(sal.model());
@@ -196,6 +202,7 @@ public record StatisticsResult(HashMap<StatisticKey, OrderStatistic> orders, Has
             case 8 -> new Operand.Consensus();
             case 9 -> new Operand.Output(in.readInt());
             case 10 -> new Operand.Salience(in.readInt(), in.readInt());
+            case 11 -> new Operand.Balance(in.readInt(), in.readFloat(), in.readFloat(), in.readBoolean());
             default -> throw new IOException("unknown operand");
         };
     }

@@ -87,7 +87,7 @@ public final class StatisticsStage {
     /** The operand whose |values| an order request selects from: a delta or a derived quantity. */
     static Operand ordered(StatisticRequest r) {
         if (r.a() instanceof Operand.Delta || r.a() instanceof Operand.Variance || r.a() instanceof Operand.Importance
-                || r.a() instanceof Operand.Salience) {
+                || r.a() instanceof Operand.Salience || r.a() instanceof Operand.Balance) {
             return r.a();
         }
         throw new IllegalArgumentException("order statistics of " + r.a() + " are not supported; order a delta, "

@@ -416,4 +416,102 @@ class WholeModelMethodsTest {
                 .isInstanceOf(AmalgamException.class)
                 .hasMessageContaining("parameters.trim_scope must be one of tensor, model; got modle");
     }
+    static Stream<Arguments> pcbCases() {
+        List<Arguments> cases = new ArrayList<>();
+        for (Dtype dtype : Dtype.floats()) {
+            cases.add(Arguments.of(dtype, 0.1, 37));
+            cases.add(Arguments.of(dtype, 0.7, 1 << 20));
+        }
+        cases.add(Arguments.of(Dtype.BF16, 1.0, 37));
+        return cases.stream();
+    }
+
+    @ParameterizedTest(name = "{0} pcb_ratio {1}, chunks of {2}")
+    @MethodSource("pcbCases")
+    void pcbBalancesTheModelsByWholeModelQuantiles(Dtype dtype, double ratio, int chunk) {
+        MergeFixture f = fixtures.get(dtype);
+        String name = "pcb-" + dtype + "-" + ratio + "-" + chunk;
+        StringBuilder yaml = new StringBuilder("merge_method: pcb\nbase_model: " + f.base + "\nmodels:\n");
+        for (int i = 0; i < 3; i++) {
+            yaml.append("  - model: ").append(f.models.get(i)).append("\n");
+        }
+        yaml.append("parameters: {pcb_ratio: ").append(ratio).append(", lambda: 0.9}\n");
+        String out = f.out(name);
+        new MergeJob(TestSpark.context()).run(MergeRequest.of(f.config(name + ".yml", yaml.toString()), out)
+                .withChunkElements(chunk).withPartitions(3));
+
+        Map<String, float[]> base = Tensors.all(f.base);
+        List<String> order = WholeModelReference.canonical(base.keySet());
+        float[][] x = new float[3][];
+        for (int i = 0; i < 3; i++) {
+            x[i] = WholeModelReference.flatten(Tensors.all(f.models.get(i)), order);
+        }
+        float[] expected = WholeModelReference.pcb(WholeModelReference.flatten(base, order), x, ratio, 0.9f);
+        Map<String, float[]> expectedTensors = WholeModelReference.split(expected, base, order);
+        Map<String, dev.amalgam.format.StoredTensor> merged = Tensors.open(out).byName();
+        for (String t : order) {
+            assertArrayEquals(Tensors.encode(expectedTensors.get(t), dtype), Tensors.bytes(merged.get(t)),
+                    "pcb differs on " + t);
+        }
+    }
+    @ParameterizedTest(name = "{0}, chunks of {1}")
+    @MethodSource("chunkings")
+    void varmMeasuresVariationOverTheConfigsGroups(Dtype dtype, int chunk) {
+        MergeFixture f = fixtures.get(dtype);
+        String name = "varm-groups-" + dtype + "-" + chunk;
+        StringBuilder yaml = new StringBuilder("merge_method: varm\nbase_model: " + f.base + "\nmodels:\n");
+        for (int i = 0; i < 3; i++) {
+            yaml.append("  - model: ").append(f.models.get(i)).append('\n');
+        }
+        // Attention across every layer is one group; the layer norms another; the rest per tensor.
+        yaml.append("groups: {attention: 'self_attn\\.', norms: 'layers\\.\\d+\\..*layernorm'}\n");
+        yaml.append("parameters: {granularity: group, variation: abs, weighting: softmax, temperature: 0.5}\n");
+        String out = f.out(name);
+        new MergeJob(TestSpark.context()).run(MergeRequest.of(f.config(name + ".yml", yaml.toString()), out)
+                .withChunkElements(chunk).withPartitions(3));
+
+        Map<String, float[]> base = Tensors.all(f.base);
+        List<Map<String, float[]>> models = f.models.subList(0, 3).stream().map(Tensors::all).toList();
+        java.util.function.Function<String, String> groups = t -> t.contains("self_attn.") ? "attention"
+                : t.matches(".*layers\\.\\d+\\..*layernorm.*") ? "norms" : t;
+        Map<String, float[]> expected = WholeModelReference.varm(base, models, "group", 1, true, 0.5, groups);
+        Map<String, dev.amalgam.format.StoredTensor> merged = Tensors.open(out).byName();
+        for (String t : base.keySet()) {
+            assertArrayEquals(Tensors.encode(expected.get(t), dtype), Tensors.bytes(merged.get(t)),
+                    "varm by group differs on " + t);
+        }
+    }
+
+    @Test
+    void aGroupPatternThatMatchesNoTensorIsRefused() {
+        MergeFixture f = fixtures.get(Dtype.F32);
+        String config = f.config("groups-typo.yml", "merge_method: varm\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n  - model: " + f.models.get(1) + "\n"
+                + "groups: {attention: 'self_atn'}\nparameters: {granularity: group}\n");
+        assertThatThrownBy(() -> new MergeJob(TestSpark.context()).run(MergeRequest.of(config, f.out("gt"))))
+                .isInstanceOf(AmalgamException.class)
+                .hasMessageContaining("groups.attention ('self_atn') has no merged tensor");
+    }
+
+    @Test
+    void groupGranularityNeedsTheConfigsGroups() {
+        MergeFixture f = fixtures.get(Dtype.F32);
+        String config = f.config("groups-none.yml", "merge_method: varm\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n  - model: " + f.models.get(1) + "\n"
+                + "parameters: {granularity: group}\n");
+        assertThatThrownBy(() -> new MergeJob(TestSpark.context()).run(MergeRequest.of(config, f.out("gn"))))
+                .isInstanceOf(AmalgamException.class)
+                .hasMessageContaining("add a top-level 'groups:' mapping");
+    }
+
+    @Test
+    void anInvalidGroupPatternIsRefused() {
+        MergeFixture f = fixtures.get(Dtype.F32);
+        String config = f.config("groups-bad.yml", "merge_method: varm\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n  - model: " + f.models.get(1) + "\n"
+                + "groups: {attention: 'self_attn('}\nparameters: {granularity: group}\n");
+        assertThatThrownBy(() -> new MergeJob(TestSpark.context()).run(MergeRequest.of(config, f.out("gb"))))
+                .isInstanceOf(AmalgamException.class)
+                .hasMessageContaining("'groups.attention' is not a valid regular expression");
+    }
 }

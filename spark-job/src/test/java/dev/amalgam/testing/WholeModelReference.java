@@ -196,6 +196,16 @@ public final class WholeModelReference {
      */
     public static Map<String, float[]> varm(Map<String, float[]> base, List<Map<String, float[]>> models,
                                             String granularity, int variation, boolean softmax, double temperature) {
+        return varm(base, models, granularity, variation, softmax, temperature, t -> t);
+    }
+
+    /**
+     * The same, with granularity {@code group}: {@code groups} names each tensor's group (the
+     * tensor itself for a tensor of no group), whose variation is the sum of its tensors' values.
+     */
+    public static Map<String, float[]> varm(Map<String, float[]> base, List<Map<String, float[]>> models,
+                                            String granularity, int variation, boolean softmax, double temperature,
+                                            java.util.function.Function<String, String> groups) {
         List<String> order = canonical(base.keySet());
         int m = models.size();
         long total = order.stream().mapToLong(t -> base.get(t).length).sum();
@@ -219,11 +229,13 @@ public final class WholeModelReference {
                     case "tensor" -> v[i] = perTensor[i][k];
                     case "model" -> v[i] = (double) whole[i].floatValue() / total;
                     default -> {
-                        String group = granularity.equals("module") ? module(t) : layer(t);
+                        java.util.function.Function<String, String> key = granularity.equals("module")
+                                ? WholeModelReference::module : granularity.equals("layer")
+                                ? WholeModelReference::layer : groups;
+                        String group = key.apply(t);
                         double sum = 0.0;
                         for (int q = 0; q < order.size(); q++) {
-                            String other = order.get(q);
-                            if ((granularity.equals("module") ? module(other) : layer(other)).equals(group)) {
+                            if (key.apply(order.get(q)).equals(group)) {
                                 sum += perTensor[i][q];
                             }
                         }
@@ -563,5 +575,83 @@ public final class WholeModelReference {
             e[i] = s[i] > thresholds[i] ? calibration : e[i] / total;
         }
         return e;
+    }
+    /**
+     * PCB-merging as the authors' {@code pcb_merging} computes it on flat whole-model task
+     * vectors, with full sorts: |d_i| clamped to its sorted entries at {@code int(D * 1e-4)} and
+     * {@code int(D * (1 - 1e-4) - 1)}; the clamped magnitudes min-max normalized (0 where
+     * max == min), squared, times M, exponentiated; times {@code tanh(d_i * sum_j d_j)}; that
+     * balance clamped below at its sorted entry {@code int(D * (1 - ratio))} and min-max
+     * normalized into the scale (0 where max == min); {@code b + lambda * sum scale_i t_i /
+     * max(sum scale_i, 1e-12)}, {@code t_i} the signed clamped delta. Float32 throughout, sums
+     * from the first term, exp and tanh by {@link dev.amalgam.kernels.PortableMath}.
+     */
+    public static float[] pcb(float[] base, float[][] x, double ratio, float lambda) {
+        int m = x.length;
+        int n = base.length;
+        float[][] d = new float[m][n];
+        float[] sum = new float[n];
+        for (int j = 0; j < n; j++) {
+            for (int i = 0; i < m; i++) {
+                d[i][j] = x[i][j] - base[j];
+                sum[j] = i == 0 ? d[i][j] : sum[j] + d[i][j];
+            }
+        }
+        float[][] t = new float[m][n];
+        float[][] scale = new float[m][n];
+        for (int i = 0; i < m; i++) {
+            float[] a = new float[n];
+            for (int j = 0; j < n; j++) {
+                a[j] = Math.abs(d[i][j]);
+            }
+            float[] sorted = a.clone();
+            Arrays.sort(sorted);
+            float lo = sorted[(int) (n * 0.0001)];
+            float hi = sorted[(int) (n * (1 - 0.0001) - 1)];
+            for (int j = 0; j < n; j++) {
+                a[j] = Math.min(Math.max(a[j], lo), hi);
+                t[i][j] = Math.signum(d[i][j]) * a[j] + 0.0f;
+            }
+            float[] self = normalized(a);
+            float[] balance = new float[n];
+            for (int j = 0; j < n; j++) {
+                float e = (float) dev.amalgam.kernels.PortableMath.exp(m * (self[j] * self[j]));
+                balance[j] = e * dev.amalgam.kernels.PortableMath.tanh(d[i][j] * sum[j]);
+            }
+            float[] sortedBalance = balance.clone();
+            Arrays.sort(sortedBalance);
+            float low = sortedBalance[(int) (n * (1.0 - ratio))];
+            float high = sortedBalance[(int) (n * 1.0 - 1)];
+            for (int j = 0; j < n; j++) {
+                balance[j] = Math.min(Math.max(balance[j], low), high);
+            }
+            scale[i] = normalized(balance);
+        }
+        float[] out = new float[n];
+        for (int j = 0; j < n; j++) {
+            float num = scale[0][j] * t[0][j];
+            float den = scale[0][j];
+            for (int i = 1; i < m; i++) {
+                num += scale[i][j] * t[i][j];
+                den += scale[i][j];
+            }
+            out[j] = base[j] + lambda * (num / Math.max(den, 1e-12f));
+        }
+        return out;
+    }
+
+    /** {@code (v - min) / (max - min)} over the vector, all 0 where max == min. */
+    private static float[] normalized(float[] v) {
+        float min = Float.POSITIVE_INFINITY;
+        float max = Float.NEGATIVE_INFINITY;
+        for (float e : v) {
+            min = Math.min(min, e);
+            max = Math.max(max, e);
+        }
+        float[] out = new float[v.length];
+        for (int j = 0; j < v.length; j++) {
+            out[j] = max > min ? (v[j] - min) / (max - min) : 0.0f;
+        }
+        return out;
     }
 }
