@@ -1044,3 +1044,127 @@ extern "C" __global__ void amalgam_consensus(const float* base, const u64* model
     }
     io[i] = __float_as_uint(__fadd_rn(b, __fmul_rn(alpha, tasks >= min_tasks ? tv : 0.0f)));
 }
+
+// ---- WIDEN's element path and PCB-merging ----------------------------------------------------
+
+// Java's Math.min for floats: NaN wins, -0 below +0.
+__device__ __forceinline__ float java_minf(float a, float b) {
+    if (a != a) {
+        return a;
+    }
+    if (a == 0.0f && b == 0.0f && (__float_as_uint(b) >> 31)) {
+        return b;
+    }
+    return a <= b ? a : b;
+}
+
+// WIDEN per element (ComposedKernels.widenElements): scores of |d_k| across the models (a softmax
+// with amalgam_exp, or `calibration` above the model's threshold), out = b + (d_0 s_0 + d_1 s_1 ...).
+extern "C" __global__ void amalgam_widen_elements(const float* base, const u64* models, int m,
+                                                  const float* thresholds, float calibration, int n, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float b = base[i];
+    float mx = fabsf(__fsub_rn(((const float*) models[0])[i], b));
+    for (int k = 1; k < m; k++) {
+        mx = java_maxf(mx, fabsf(__fsub_rn(((const float*) models[k])[i], b)));
+    }
+    float total = 0.0f;
+    for (int k = 0; k < m; k++) {
+        float diff = fabsf(__fsub_rn(((const float*) models[k])[i], b));
+        total = __fadd_rn(total, (float) amalgam_exp((double) __fsub_rn(diff, mx)));
+    }
+    float sum = 0.0f;
+    for (int k = 0; k < m; k++) {
+        float d = __fsub_rn(((const float*) models[k])[i], b);
+        float diff = fabsf(d);
+        float score = diff > thresholds[k] ? calibration
+                : __fdiv_rn((float) amalgam_exp((double) __fsub_rn(diff, mx)), total);
+        float term = __fmul_rn(d, score);
+        sum = k == 0 ? term : __fadd_rn(sum, term);
+    }
+    out[i] = __fadd_rn(b, sum);
+}
+
+// PortableMath.tanh: x below 2^-12 in magnitude, sign(x) above 20, else (e - 1)/(e + 1) with
+// e = exp(2x) in double, rounded to float32.
+__device__ __forceinline__ float amalgam_tanhf(float x) {
+    float size = fabsf(x);
+    if (!(size >= 2.44140625e-4f)) {
+        return x;
+    }
+    if (size > 20.0f) {
+        return x < 0.0f ? -1.0f : 1.0f;
+    }
+    double e = amalgam_exp(__dmul_rn(2.0, (double) x));
+    return (float) __ddiv_rn(__dsub_rn(e, 1.0), __dadd_rn(e, 1.0));
+}
+
+// The sum of the deltas at element i from the first, config order (ComposedKernels.deltasAt).
+__device__ __forceinline__ float pcb_delta_sum(const u64* models, int m, i64 i, float b) {
+    float sum = 0.0f;
+    for (int k = 0; k < m; k++) {
+        float d = __fsub_rn(((const float*) models[k])[i], b);
+        sum = k == 0 ? d : __fadd_rn(sum, d);
+    }
+    return sum;
+}
+
+// |d| clamped to [lo, hi] (ComposedKernels.balanceOf's a).
+__device__ __forceinline__ float pcb_clamped(float d, float lo, float hi) {
+    return java_minf(java_maxf(fabsf(d), lo), hi);
+}
+
+// PCB's balance of one delta (ComposedKernels.balanceOf): exp(M s^2) tanh(d S).
+__device__ __forceinline__ float pcb_balance_of(float d, float sum, int m, float lo, float hi) {
+    float a = pcb_clamped(d, lo, hi);
+    float s = hi > lo ? __fdiv_rn(__fsub_rn(a, lo), __fsub_rn(hi, lo)) : 0.0f;
+    float self = (float) amalgam_exp((double) __fmul_rn((float) m, __fmul_rn(s, s)));
+    return __fmul_rn(self, amalgam_tanhf(__fmul_rn(d, sum)));
+}
+
+// The balance of model `model` as its positive part (positive != 0) or negative part
+// (ComposedKernels.balance).
+extern "C" __global__ void amalgam_pcb_balance(const float* base, const u64* models, int m, int model, float lo,
+                                               float hi, int positive, int n, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float b = base[i];
+    float sum = pcb_delta_sum(models, m, i, b);
+    float pcb = pcb_balance_of(__fsub_rn(((const float*) models[model])[i], b), sum, m, lo, hi);
+    out[i] = positive ? (pcb > 0.0f ? pcb : 0.0f) : (pcb < 0.0f ? -pcb : 0.0f);
+}
+
+// PCB-merging (ComposedKernels.pcb): bounds holds lo[m], hi[m], low[m], high[m].
+extern "C" __global__ void amalgam_pcb(const float* base, const u64* models, int m, const float* bounds,
+                                       float lambda, int n, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float b = base[i];
+    float sum = pcb_delta_sum(models, m, i, b);
+    float num = 0.0f;
+    float den = 0.0f;
+    for (int k = 0; k < m; k++) {
+        float lo = bounds[k];
+        float hi = bounds[m + k];
+        float low = bounds[2 * m + k];
+        float high = bounds[3 * m + k];
+        float d = __fsub_rn(((const float*) models[k])[i], b);
+        float c = 0.0f;
+        if (high > low) {
+            c = __fdiv_rn(__fsub_rn(java_maxf(pcb_balance_of(d, sum, m, lo, hi), low), low), __fsub_rn(high, low));
+        }
+        float a = pcb_clamped(d, lo, hi);
+        float t = d > 0.0f ? a : (d < 0.0f ? -a : 0.0f);
+        float term = __fmul_rn(c, t);
+        num = k == 0 ? term : __fadd_rn(num, term);
+        den = k == 0 ? c : __fadd_rn(den, c);
+    }
+    out[i] = __fadd_rn(b, __fmul_rn(lambda, __fdiv_rn(num, java_maxf(den, 1e-12f))));
+}

@@ -84,7 +84,7 @@ class GpuMergeJobTest {
      * Methods whose primitives have no CUDA kernel yet (their tasks run on the CPU on a GPU
      * executor; the comparison above still checks they write the CPU's bytes).
      */
-    private static final java.util.Set<String> CPU_ONLY = java.util.Set.of("fisher", "ota", "ffg", "widen", "pcb");
+    private static final java.util.Set<String> CPU_ONLY = java.util.Set.of("fisher", "ota", "ffg");
 
     @ParameterizedTest(name = "paper TIES on {0}, emulated device")
     @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})

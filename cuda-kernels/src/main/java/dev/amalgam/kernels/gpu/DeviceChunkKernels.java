@@ -243,6 +243,12 @@ public final class DeviceChunkKernels implements ChunkKernels {
             int rows = imp.cols() == 0 ? 0 : count / imp.cols();
             device.launch(Kernel.IMPORTANCE, rows, s.stream, new KernelArgs().pointer(s.values[0])
                     .pointer(s.values[models]).i32(rows).i32(imp.cols()).pointer(s.delta));
+        } else if (o instanceof Operand.Balance bal) {
+            uploadPointers(s, models);
+            device.upload(s.params, s.paramsHost, (long) models * 8, s.stream);
+            device.launch(Kernel.PCB_BALANCE, count, s.stream, new KernelArgs().pointer(s.values[models])
+                    .pointer(s.params).i32(models).i32(bal.model()).f32(bal.lo()).f32(bal.hi()).bool(bal.positive())
+                    .i32(count).pointer(s.delta));
         } else {
             throw new IllegalArgumentException(o + " is not held in the delta buffer");
         }
@@ -453,6 +459,46 @@ public final class DeviceChunkKernels implements ChunkKernels {
     }
 
     @Override
+    public void widenElements(float[] thresholds, float calibration, int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.held = null;
+        s.expectObserved(metrics, count);
+        if (count == 0) {
+            return;
+        }
+        uploadPointers(s, models);
+        for (int i = 0; i < models; i++) {
+            s.paramsHost.setFloat((long) models * 8 + i * 4L, thresholds[i]);
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 12, s.stream);
+        device.launch(Kernel.WIDEN_ELEMENTS, count, s.stream, new KernelArgs().pointer(s.values[models])
+                .pointer(s.params).i32(models).pointer(s.params + (long) models * 8).f32(calibration).i32(count)
+                .pointer(s.out));
+        observeModels(s, count);
+    }
+
+    @Override
+    public void pcb(float[] lo, float[] hi, float[] low, float[] high, float lambda, int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.held = null;
+        s.expectObserved(metrics, count);
+        if (count == 0) {
+            return;
+        }
+        uploadPointers(s, models);
+        float[][] bounds = {lo, hi, low, high};
+        for (int b = 0; b < bounds.length; b++) {
+            for (int i = 0; i < models; i++) {
+                s.paramsHost.setFloat((long) models * 8 + ((long) b * models + i) * 4, bounds[b][i]);
+            }
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 24, s.stream);
+        device.launch(Kernel.PCB, count, s.stream, new KernelArgs().pointer(s.values[models]).pointer(s.params)
+                .i32(models).pointer(s.params + (long) models * 8).f32(lambda).i32(count).pointer(s.out));
+        observeModels(s, count);
+    }
+
+    @Override
     public void consensus(TaskVectorKernel.ModelTerm[] terms, boolean ties, int tieSign, float[] tallLambdas,
                           int minTasks, float alpha, long chunkStart, int count, ChunkMetrics metrics) {
         if (models > 32) {
@@ -581,7 +627,8 @@ public final class DeviceChunkKernels implements ChunkKernels {
     }
 
     private static boolean derived(Operand o) {
-        return o instanceof Operand.Variance || o instanceof Operand.Selected || o instanceof Operand.Importance;
+        return o instanceof Operand.Variance || o instanceof Operand.Selected || o instanceof Operand.Importance
+                || o instanceof Operand.Balance;
     }
 
     /** Both operands of a product: the second in the spare buffer where both need the delta buffer. */

@@ -14,7 +14,7 @@ public final class GpuBackend implements KernelBackend {
             Primitive.NEARSWAP, Primitive.RAM, Primitive.VARIANCE, Primitive.SELECT, Primitive.SCE, Primitive.IMPORTANCE,
             Primitive.FUSE, Primitive.COLUMN_DOT, Primitive.COMBINE_COLUMNS, Primitive.DEQUANTIZE, Primitive.SCALE,
             Primitive.LOW_RANK, Primitive.TIES_MODEL, Primitive.SUM, Primitive.VARM,
-            Primitive.CONSENSUS));
+            Primitive.CONSENSUS, Primitive.WIDEN, Primitive.PCB));
 
     private final Device device;
     private final GpuMemoryBudget budget;

@@ -44,7 +44,10 @@ public enum Kernel {
     EXACT_SIGNED_SUM("amalgam_exact_signed_sum", "pipp"),
     VARM_ELEMENT("amalgam_varm_element", "ppiiifip"),
     KEPT_BITS("amalgam_kept_bits", "piiip"),
-    CONSENSUS("amalgam_consensus", "ppppiiiifuip");
+    CONSENSUS("amalgam_consensus", "ppppiiiifuip"),
+    WIDEN_ELEMENTS("amalgam_widen_elements", "ppipfip"),
+    PCB_BALANCE("amalgam_pcb_balance", "ppiiffiip"),
+    PCB("amalgam_pcb", "ppipfip");
 
     /** Bins of an exact dot product (AMALGAM_DOT_BINS, ExactDot.BINS). */
     public static final int DOT_BINS = 555;

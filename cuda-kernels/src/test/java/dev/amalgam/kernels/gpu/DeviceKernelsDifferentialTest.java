@@ -741,4 +741,59 @@ abstract class DeviceKernelsDifferentialTest {
                     m)), (a, b) -> assertMerged(a, b, "per-column, base " + plusBase));
         }
     }
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void widenElementMergesMatch(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 3, 47);
+        // Thresholds inside the |delta| grid, so both the softmax and the calibrated score occur.
+        for (float[] thresholds : new float[][]{{0.03f, 0.1f, 0.0f}, {1e9f, 1e9f, 1e9f}}) {
+            for (float calibration : new float[]{1.0f, 0.35f}) {
+                same(c, k -> merged(k, c, dtype, m -> k.widenElements(thresholds, calibration, c.count(), m)),
+                        (a, b) -> assertMerged(a, b, "widen elements " + Arrays.toString(thresholds) + " calibration "
+                                + calibration));
+            }
+        }
+    }
+
+    /** PCB clamp bounds inside the |delta| grid, one pair per model, and the balance's drop bounds. */
+    private static final float[] PCB_LO = {0.015625f, 0.0f, 0.03125f};
+    private static final float[] PCB_HI = {0.125f, 6.2f, 0.0625f};
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void pcbBalancesAndTheirOrderStatisticsMatch(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 3, 48);
+        for (int model = 0; model < 3; model++) {
+            for (boolean positive : new boolean[]{true, false}) {
+                Operand a = new Operand.Balance(model, PCB_LO[model], PCB_HI[model], positive);
+                same(c, k -> {
+                    long[] high = new long[MagnitudeHistogram.BINS];
+                    k.histogramHigh(a, c.count(), high);
+                    int bucket = MagnitudeHistogram.select(high, c.count() / 2).bucket();
+                    long[] low = new long[MagnitudeHistogram.BINS];
+                    k.histogramLow(a, c.count(), bucket, low);
+                    int valueBits = (bucket << 16) | MagnitudeHistogram.select(low, 0).bucket();
+                    long[] out = Arrays.copyOf(high, high.length + low.length + 2);
+                    System.arraycopy(low, 0, out, high.length, low.length);
+                    out[out.length - 2] = k.countEqual(a, c.count(), valueBits);
+                    out[out.length - 1] = k.countNonzero(a, c.count());
+                    return out;
+                }, (x, y) -> assertArrayEquals(x, y, a.toString()));
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void pcbMergesMatch(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 3, 49);
+        float[][] drops = {{-0.5f, 0.0f, 0.2f}, {1.0f, 1.0f, -3.0f}};
+        float[][] tops = {{2.5f, 1.0f, 7.0f}, {1.0f, 2.0f, 0.5f}};
+        for (int d = 0; d < drops.length; d++) {
+            float[] low = drops[d];
+            float[] high = tops[d];
+            same(c, k -> merged(k, c, dtype, m -> k.pcb(PCB_LO, PCB_HI, low, high, 0.8f, c.count(), m)),
+                    (a, b) -> assertMerged(a, b, "pcb low " + Arrays.toString(low) + " high " + Arrays.toString(high)));
+        }
+    }
 }
