@@ -1168,3 +1168,77 @@ extern "C" __global__ void amalgam_pcb(const float* base, const u64* models, int
     }
     out[i] = __fadd_rn(b, __fmul_rn(lambda, __fdiv_rn(num, java_maxf(den, 1e-12f))));
 }
+
+// ---- companion inputs: Fisher merging, OTA, Fast Fisher Grafting ------------------------------
+
+// Fisher-weighted averaging (ComposedKernels.fisher): t_k = c_k F_k (F floored at `floor` for
+// model 0, or every model without favor_target), out = (sum t_k x_k) / (sum t_k), sums from +0.
+extern "C" __global__ void amalgam_fisher(const u64* models, const u64* fishers, const float* coefficients, int m,
+                                          float floor, int favor_target, int n, float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float lhs = 0.0f;
+    float rhs = 0.0f;
+    for (int k = 0; k < m; k++) {
+        float diag = ((const float*) fishers[k])[i];
+        if (!favor_target || k == 0) {
+            diag = java_maxf(diag, floor);
+        }
+        float t = __fmul_rn(coefficients[k], diag);
+        lhs = __fadd_rn(lhs, t);
+        rhs = __fadd_rn(rhs, __fmul_rn(t, ((const float*) models[k])[i]));
+    }
+    out[i] = __fdiv_rn(rhs, lhs);
+}
+
+// OTA (ComposedKernels.ota): p_k = float(sqrt(double(v_k + eps))) + eps, out = (sum p_k x_k) / (sum p_k).
+extern "C" __global__ void amalgam_ota(const u64* models, const u64* moments, int m, float epsilon, int n,
+                                       float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float weights = 0.0f;
+    float sum = 0.0f;
+    for (int k = 0; k < m; k++) {
+        float v = ((const float*) moments[k])[i];
+        float p = __fadd_rn((float) __dsqrt_rn((double) __fadd_rn(v, epsilon)), epsilon);
+        weights = __fadd_rn(weights, p);
+        sum = __fadd_rn(sum, __fmul_rn(p, ((const float*) models[k])[i]));
+    }
+    out[i] = __fdiv_rn(sum, weights);
+}
+
+// Fast Fisher Grafting's salience (ComposedKernels.salience): (d * d) * v.
+extern "C" __global__ void amalgam_salience(const float* x, const float* base, const float* moment, int n,
+                                            float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    float d = __fsub_rn(x[i], base[i]);
+    out[i] = __fmul_rn(__fmul_rn(d, d), moment[i]);
+}
+
+// The graft (ComposedKernels.graft): b + (x - b) where the top-k rule keeps the position's score
+// (equal scores by rank, zero scores too), else b; kept positions counted in `kept` lanes.
+extern "C" __global__ void amalgam_graft(const float* x, const float* base, const float* scores, int n,
+                                         u32 threshold_bits, i64 equals_to_keep, const u64* prefix, u64* kept,
+                                         float* out) {
+    i64 i = amalgam_index();
+    if (i >= n) {
+        return;
+    }
+    u32 bits = magnitude_bits(scores[i]);
+    int keep = bits > threshold_bits;
+    if (bits == threshold_bits) {
+        keep = (i64) equal_rank(scores, i, threshold_bits, prefix) < equals_to_keep;
+    }
+    float b = base[i];
+    out[i] = keep ? __fadd_rn(b, __fsub_rn(x[i], b)) : b;
+    if (keep) {
+        atomicAdd(&kept[amalgam_lane()], 1ULL);
+    }
+}

@@ -48,6 +48,7 @@ inline double __dadd_rn(double a, double b) { return a + b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
 inline double __dsub_rn(double a, double b) { return a - b; }
 inline double __ddiv_rn(double a, double b) { return a / b; }
+inline double __dsqrt_rn(double a) { return std::sqrt(a); }
 // rint, scalbn and ilogb are exact operations, in CUDA as in <cmath>.
 using std::ilogb;
 using std::rint;

@@ -101,6 +101,7 @@ const Entry KERNELS[] = {
     KERNEL(amalgam_dequant_fp8), KERNEL(amalgam_dequant_mxfp4), KERNEL(amalgam_merge_ties_model),
     KERNEL(amalgam_add_weighted), KERNEL(amalgam_sign_counts), KERNEL(amalgam_exact_signed_sum), KERNEL(amalgam_varm_element), KERNEL(amalgam_kept_bits),
     KERNEL(amalgam_consensus), KERNEL(amalgam_widen_elements), KERNEL(amalgam_pcb_balance), KERNEL(amalgam_pcb),
+    KERNEL(amalgam_fisher), KERNEL(amalgam_ota), KERNEL(amalgam_salience), KERNEL(amalgam_graft),
 };
 
 void throw_java(JNIEnv* env, const std::string& message) {

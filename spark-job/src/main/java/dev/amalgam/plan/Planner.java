@@ -312,7 +312,8 @@ public final class Planner {
         ShardPlan[] shards = layoutShards(withScales(tensors), options.shardBytes(), placed);
         linkScales(placed);
         int wholeLimit = resources == null || !options.wholeTensorStatistics() ? 0
-                : ResourceCheck.largestChunk(resources, modelCount, hasBase,
+                // Companion inputs take a buffer each, like models.
+                : ResourceCheck.largestChunk(resources, modelCount * (1 + method.companions().size()), hasBase,
                 uniformOut != null && !uniformOut.writable());
         ChunkPlan[] chunks = chunk(placed, options.chunkElements(), wholeLimit, method);
         MergePlan plan = new MergePlan(settings, modelCount, placed.toArray(TensorPlan[]::new), chunks, shards);

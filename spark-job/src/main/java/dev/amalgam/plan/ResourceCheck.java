@@ -112,7 +112,8 @@ public final class ResourceCheck {
 
     /** GPU bytes one task holds for the plan's largest chunk. */
     public static long taskDeviceBytes(MergePlan plan) {
-        return DeviceChunkKernels.deviceBytes(maxChunk(plan), plan.modelCount(), plan.settings().hasBase());
+        return DeviceChunkKernels.deviceBytes(maxChunk(plan), plan.modelCount(), plan.settings().hasBase(),
+                plan.companionSlots());
     }
 
     /** A generous estimate of the driver heap the plan, its broadcasts and the chunk reports take. */

@@ -82,9 +82,47 @@ class GpuMergeJobTest {
 
     /**
      * Methods whose primitives have no CUDA kernel yet (their tasks run on the CPU on a GPU
-     * executor; the comparison above still checks they write the CPU's bytes).
+     * executor; the comparison above still checks they write the CPU's bytes). None today: LiNeS
+     * with a computed alpha is the one plan without, tested below.
      */
-    private static final java.util.Set<String> CPU_ONLY = java.util.Set.of("fisher", "ota", "ffg");
+    private static final java.util.Set<String> CPU_ONLY = java.util.Set.of();
+
+    @ParameterizedTest(name = "LiNeS with a computed alpha on {0}, emulated device")
+    @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})
+    void aPlanNeedingAPrimitiveTheDeviceLacksRunsOnTheCpu(Dtype dtype) throws Exception {
+        MergeFixture f = fixtures.get(dtype);
+        // The computed alpha sums the method's own output (OUTPUT_SUM), which has no CUDA kernel.
+        String config = f.config("ties-lines.yml", "merge_method: ties\nbase_model: " + f.base + "\nmodels:\n"
+                + "  - model: " + f.models.get(0) + "\n    parameters: {weight: 1.0, density: 0.6}\n"
+                + "  - model: " + f.models.get(1) + "\n    parameters: {weight: 0.8, density: 0.4}\n"
+                + "parameters: {lines: {beta: 0.5}}\n");
+        EmulatedDevice device = new EmulatedDevice();
+        compare("ties-lines", config, dtype, device, "emulated");
+        assertEquals(0, device.launches(), "the device launched kernels for a plan it cannot run");
+    }
+
+    @ParameterizedTest(name = "Fisher, OTA and FFG from companion checkpoints on {0}, emulated device")
+    @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})
+    void companionMethodsOnTheEmulatedGpuWriteTheCpuBytes(Dtype dtype) throws Exception {
+        MergeFixture f = fixtures.get(dtype);
+        StringBuilder fisher = new StringBuilder("merge_method: fisher\nmodels:\n");
+        StringBuilder ota = new StringBuilder("merge_method: ota\nmodels:\n");
+        for (int i = 0; i < 3; i++) {
+            String model = f.models.get(i);
+            fisher.append("  - model: ").append(model).append("\n    fisher: ")
+                    .append(ExampleConfigs.companion(model, "fisher")).append("\n    parameters: {weight: ")
+                    .append(1.0 + i).append("}\n");
+            ota.append("  - model: ").append(model).append("\n    second_moment: ")
+                    .append(ExampleConfigs.companion(model, "second_moment")).append("\n");
+        }
+        fisher.append("parameters: {fisher_floor: 0.001, favor_target_model: false}\n");
+        mergesAlikeOnTheEmulatedDevice("fisher-companions", f.config("fisher-companions.yml", fisher.toString()), dtype);
+        mergesAlikeOnTheEmulatedDevice("ota-companions", f.config("ota-companions.yml", ota.toString()), dtype);
+        String ffg = "merge_method: ffg\nbase_model: " + f.base + "\nmodels:\n  - model: " + f.models.get(2)
+                + "\n    second_moment: " + ExampleConfigs.companion(f.models.get(2), "second_moment")
+                + "\nparameters: {density: 0.35}\n";
+        mergesAlikeOnTheEmulatedDevice("ffg-companions", f.config("ffg-companions.yml", ffg), dtype);
+    }
 
     @ParameterizedTest(name = "paper TIES on {0}, emulated device")
     @org.junit.jupiter.params.provider.EnumSource(value = Dtype.class, names = {"BF16", "F16", "F32"})

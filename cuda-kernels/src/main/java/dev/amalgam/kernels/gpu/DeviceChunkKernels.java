@@ -34,6 +34,8 @@ public final class DeviceChunkKernels implements ChunkKernels {
     private final GpuMemoryBudget budget;
     private final long reserved;
     private final int models;
+    private final boolean hasBase;
+    /** Input slots: the models, the base's (held only with a base), then companion inputs. */
     private final int slots;
     private final int maxCount;
     private final List<Long> deviceBuffers = new ArrayList<>();
@@ -43,7 +45,12 @@ public final class DeviceChunkKernels implements ChunkKernels {
 
     /** Device bytes one working set takes (both buffer sets), for the memory budget. */
     public static long deviceBytes(int maxCount, int models, boolean hasBase) {
-        int slots = models + (hasBase ? 1 : 0);
+        return deviceBytes(maxCount, models, hasBase, 0);
+    }
+
+    /** The same with {@code companions} companion inputs, each buffered like a model. */
+    public static long deviceBytes(int maxCount, int models, boolean hasBase, int companions) {
+        int slots = models + (hasBase ? 1 : 0) + companions;
         long floats = (long) maxCount * 4;
         long tiles = (ceilDiv(maxCount, Kernel.RANK_TILE) * 2L + (long) figureRows(models) * ceilDiv(maxCount, Kernel.SUM_TILE)) * 8;
         long counters = ((long) (models + 1) * Kernel.LANES + (long) Kernel.LANES * 256 + 1) * 8
@@ -72,20 +79,27 @@ public final class DeviceChunkKernels implements ChunkKernels {
      * buffers (bounded above by one MiB a set).
      */
     public static long hostBytes(int maxCount, int models, boolean hasBase) {
-        int slots = models + (hasBase ? 1 : 0);
+        return hostBytes(maxCount, models, hasBase, 0);
+    }
+
+    /** The same with {@code companions} companion inputs. */
+    public static long hostBytes(int maxCount, int models, boolean hasBase, int companions) {
+        int slots = models + (hasBase ? 1 : 0) + companions;
         long floats = org.apache.arrow.memory.rounding.DefaultRoundingPolicy.DEFAULT_ROUNDING_POLICY
                 .getRoundedSize((long) maxCount * 4);
         return SETS * ((slots + 1) * floats + slots * scaleCapacity(maxCount) + (1L << 20));
     }
 
     DeviceChunkKernels(Device device, GpuMemoryBudget budget, BufferAllocator parent, String name, int maxCount,
-                       int models, boolean hasBase) {
+                       int models, boolean hasBase, int companions) {
         this.device = device;
         this.budget = budget;
         this.models = models;
-        this.slots = models + (hasBase ? 1 : 0);
+        this.hasBase = hasBase;
+        // Companions follow the base's slot (models + 1 + j) whether or not there is a base.
+        this.slots = models + (hasBase || companions > 0 ? 1 : 0) + companions;
         this.maxCount = maxCount;
-        this.reserved = deviceBytes(maxCount, models, hasBase);
+        this.reserved = deviceBytes(maxCount, models, hasBase, companions);
         budget.reserve(reserved, name);
         BufferAllocator child;
         try {
@@ -219,7 +233,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
 
     /** The delta buffer holding {@code o} for the chunk, computed unless it already does. */
     private long held(BufferSet s, Operand o, int count) {
-        if (slots == models) {
+        if (!hasBase) {
             throw new IllegalArgumentException(o + " needs a base, and this working set has none");
         }
         if (o.equals(s.held)) {
@@ -243,6 +257,9 @@ public final class DeviceChunkKernels implements ChunkKernels {
             int rows = imp.cols() == 0 ? 0 : count / imp.cols();
             device.launch(Kernel.IMPORTANCE, rows, s.stream, new KernelArgs().pointer(s.values[0])
                     .pointer(s.values[models]).i32(rows).i32(imp.cols()).pointer(s.delta));
+        } else if (o instanceof Operand.Salience sal) {
+            device.launch(Kernel.SALIENCE, count, s.stream, new KernelArgs().pointer(s.values[sal.model()])
+                    .pointer(s.values[models]).pointer(s.values[sal.slot()]).i32(count).pointer(s.delta));
         } else if (o instanceof Operand.Balance bal) {
             uploadPointers(s, models);
             device.upload(s.params, s.paramsHost, (long) models * 8, s.stream);
@@ -477,6 +494,72 @@ public final class DeviceChunkKernels implements ChunkKernels {
         observeModels(s, count);
     }
 
+    /** Each model's companion slot of kind {@code kind} (0 the first), after the base's slot. */
+    private long companion(BufferSet s, int kind, int model) {
+        return s.values[models + 1 + kind * models + model];
+    }
+
+    @Override
+    public void fisher(float[] coefficients, float floor, boolean favorTarget, int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.held = null;
+        s.expectObserved(metrics, count);
+        if (count == 0) {
+            return;
+        }
+        for (int i = 0; i < models; i++) {
+            s.paramsHost.setLong((long) i * 8, s.values[i]);
+            s.paramsHost.setLong((long) (models + i) * 8, companion(s, 0, i));
+            s.paramsHost.setFloat((long) models * 16 + i * 4L, coefficients[i]);
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 20, s.stream);
+        device.launch(Kernel.FISHER, count, s.stream, new KernelArgs().pointer(s.params)
+                .pointer(s.params + (long) models * 8).pointer(s.params + (long) models * 16).i32(models).f32(floor)
+                .bool(favorTarget).i32(count).pointer(s.out));
+        observeModels(s, count);
+    }
+
+    @Override
+    public void ota(float epsilon, int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        s.held = null;
+        s.expectObserved(metrics, count);
+        if (count == 0) {
+            return;
+        }
+        for (int i = 0; i < models; i++) {
+            s.paramsHost.setLong((long) i * 8, s.values[i]);
+            s.paramsHost.setLong((long) (models + i) * 8, companion(s, 0, i));
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 16, s.stream);
+        device.launch(Kernel.OTA, count, s.stream, new KernelArgs().pointer(s.params)
+                .pointer(s.params + (long) models * 8).i32(models).f32(epsilon).i32(count).pointer(s.out));
+        observeModels(s, count);
+    }
+
+    @Override
+    public void graft(Operand.Salience salience, KeepRule.TopK keep, int count, ChunkMetrics metrics) {
+        BufferSet s = set();
+        long scores = held(s, salience, count);
+        // Kept counts come from the kept lanes (a ruled model's, as in a task-vector merge).
+        TaskVectorKernel.ModelTerm[] terms = new TaskVectorKernel.ModelTerm[models];
+        for (int i = 0; i < models; i++) {
+            terms[i] = new TaskVectorKernel.ModelTerm(1.0f, i == salience.model() ? keep : new KeepRule.All(), 1.0f);
+        }
+        s.expect(metrics, count, terms);
+        if (count == 0) {
+            return;
+        }
+        device.zero(s.kept, (long) (models + 1) * Kernel.LANES * 8, s.stream);
+        prefix(s, scores, count, keep.thresholdBits(), keep.equalsBefore(), s.lowPrefix);
+        device.launch(Kernel.GRAFT, count, s.stream, new KernelArgs().pointer(s.values[salience.model()])
+                .pointer(s.values[models]).pointer(scores).i32(count).u32(keep.thresholdBits())
+                .i64(keep.equalsToKeep()).pointer(s.lowPrefix)
+                .pointer(s.kept + (long) salience.model() * Kernel.LANES * 8).pointer(s.out));
+        // The report's delta squares, after the graft has read the scores from the delta buffer.
+        observeModels(s, count);
+    }
+
     @Override
     public void pcb(float[] lo, float[] hi, float[] low, float[] high, float lambda, int count, ChunkMetrics metrics) {
         BufferSet s = set();
@@ -607,7 +690,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
             return s.values[v.slot()];
         }
         if (o instanceof Operand.Delta d) {
-            if (slots == models) {
+            if (!hasBase) {
                 throw new IllegalArgumentException(o + " needs a base, and this working set has none");
             }
             if (!spare) {
@@ -628,7 +711,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
 
     private static boolean derived(Operand o) {
         return o instanceof Operand.Variance || o instanceof Operand.Selected || o instanceof Operand.Importance
-                || o instanceof Operand.Balance;
+                || o instanceof Operand.Balance || o instanceof Operand.Salience;
     }
 
     /** Both operands of a product: the second in the spare buffer where both need the delta buffer. */
@@ -934,7 +1017,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
     /** The report's delta norms of every model (where there is a base): squares per tile, summed at finish. */
     private void observeModels(BufferSet s, int count) {
         s.held = null;
-        if (slots == models) {
+        if (!hasBase) {
             return;
         }
         int sumTiles = ceilDiv(count, Kernel.SUM_TILE);
@@ -975,7 +1058,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
             if (s.terms != null) {
                 device.download(s.countersHost, s.kept, (long) (models + 1) * Kernel.LANES * 8, s.stream);
                 device.download(s.squaresHost, s.squares, (long) figureRows(models) * s.squareTiles * 8, s.stream);
-            } else if (s.observed && slots > models) {
+            } else if (s.observed && hasBase) {
                 device.download(s.squaresHost, s.squares, (long) figureRows(models) * s.squareTiles * 8, s.stream);
             }
         }
@@ -1106,6 +1189,9 @@ public final class DeviceChunkKernels implements ChunkKernels {
         private void allocate() {
             long floats = (long) maxCount * 4;
             for (int slot = 0; slot < slots; slot++) {
+                if (slot == models && !hasBase) {
+                    continue;
+                }
                 rawHost[slot] = hostBuffer(floats);
                 raw[slot] = deviceBuffer(floats);
                 values[slot] = deviceBuffer(floats);
@@ -1179,12 +1265,12 @@ public final class DeviceChunkKernels implements ChunkKernels {
                 for (int i = 0; i < models; i++) {
                     metrics.kept[i] += count;
                     double squaresSum = 0;
-                    for (int t = 0; slots > models && t < squareTiles; t++) {
+                    for (int t = 0; hasBase && t < squareTiles; t++) {
                         squaresSum += squaresHost.getDouble(((long) i * squareTiles + t) * 8);
                     }
                     metrics.deltaSquares[i] += squaresSum;
                 }
-                if (slots > models) {
+                if (hasBase) {
                     addDots();
                 }
             }

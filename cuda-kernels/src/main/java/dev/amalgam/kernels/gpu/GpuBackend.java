@@ -14,7 +14,8 @@ public final class GpuBackend implements KernelBackend {
             Primitive.NEARSWAP, Primitive.RAM, Primitive.VARIANCE, Primitive.SELECT, Primitive.SCE, Primitive.IMPORTANCE,
             Primitive.FUSE, Primitive.COLUMN_DOT, Primitive.COMBINE_COLUMNS, Primitive.DEQUANTIZE, Primitive.SCALE,
             Primitive.LOW_RANK, Primitive.TIES_MODEL, Primitive.SUM, Primitive.VARM,
-            Primitive.CONSENSUS, Primitive.WIDEN, Primitive.PCB));
+            Primitive.CONSENSUS, Primitive.WIDEN, Primitive.PCB, Primitive.COMPANIONS, Primitive.FISHER, Primitive.OTA,
+            Primitive.GRAFT));
 
     private final Device device;
     private final GpuMemoryBudget budget;
@@ -44,6 +45,12 @@ public final class GpuBackend implements KernelBackend {
 
     @Override
     public ChunkKernels open(BufferAllocator host, String name, int maxCount, int models, boolean hasBase) {
-        return new DeviceChunkKernels(device, budget, host, name, maxCount, models, hasBase);
+        return new DeviceChunkKernels(device, budget, host, name, maxCount, models, hasBase, 0);
+    }
+
+    @Override
+    public ChunkKernels open(BufferAllocator host, String name, int maxCount, int models, boolean hasBase,
+                             int companions) {
+        return new DeviceChunkKernels(device, budget, host, name, maxCount, models, hasBase, companions);
     }
 }

@@ -47,7 +47,11 @@ public enum Kernel {
     CONSENSUS("amalgam_consensus", "ppppiiiifuip"),
     WIDEN_ELEMENTS("amalgam_widen_elements", "ppipfip"),
     PCB_BALANCE("amalgam_pcb_balance", "ppiiffiip"),
-    PCB("amalgam_pcb", "ppipfip");
+    PCB("amalgam_pcb", "ppipfip"),
+    FISHER("amalgam_fisher", "pppifiip"),
+    OTA("amalgam_ota", "ppifip"),
+    SALIENCE("amalgam_salience", "pppip"),
+    GRAFT("amalgam_graft", "pppiulppp");
 
     /** Bins of an exact dot product (AMALGAM_DOT_BINS, ExactDot.BINS). */
     public static final int DOT_BINS = 555;

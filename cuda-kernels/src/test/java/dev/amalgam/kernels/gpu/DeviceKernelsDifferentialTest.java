@@ -796,4 +796,101 @@ abstract class DeviceKernelsDifferentialTest {
                     (a, b) -> assertMerged(a, b, "pcb low " + Arrays.toString(low) + " high " + Arrays.toString(high)));
         }
     }
+    /**
+     * A chunk with companion inputs: {@code stored} in slot order (models, the base or null, then
+     * one companion per model), companions non-negative on a small grid with zeros and ties.
+     */
+    private record CompanionChunk(Dtype dtype, int count, int models, byte[][] stored) {
+    }
+
+    private static CompanionChunk companionChunk(Dtype dtype, int count, int models, boolean base, long seed) {
+        Chunk c = chunk(dtype, count, models, seed);
+        SplittableRandom random = new SplittableRandom(seed + 1);
+        byte[][] stored = new byte[2 * models + 1][];
+        for (int i = 0; i < models; i++) {
+            stored[i] = c.stored()[i];
+            float[] v = new float[count];
+            for (int j = 0; j < count; j++) {
+                v[j] = random.nextInt(6) == 0 ? 0.0f : (random.nextInt(9) + 1) * 0.03125f;
+            }
+            stored[models + 1 + i] = encode(dtype, v);
+        }
+        stored[models] = base ? c.stored()[models] : null;
+        return new CompanionChunk(dtype, count, models, stored);
+    }
+
+    private <T> T onCompanions(KernelBackend backend, CompanionChunk c, Function<ChunkKernels, T> work) {
+        boolean base = c.stored()[c.models()] != null;
+        try (ChunkKernels k = backend.open(allocator, "test", c.count(), c.models(), base, c.models())) {
+            k.beginChunk();
+            for (int slot = 0; slot < c.stored().length; slot++) {
+                if (c.stored()[slot] != null) {
+                    k.input(slot).setBytes(0, c.stored()[slot]);
+                    k.decode(slot, c.dtype(), c.count());
+                }
+            }
+            return work.apply(k);
+        }
+    }
+
+    private <T> void sameWithCompanions(CompanionChunk c, Function<ChunkKernels, T> work,
+                                        java.util.function.BiConsumer<T, T> compare) {
+        T cpu = onCompanions(CpuBackend.INSTANCE, c, work);
+        long before = launches(device);
+        T onDevice = onCompanions(gpu, c, work);
+        assertTrue(launches(device) != before || before < 0, "the device path launched no kernel");
+        compare.accept(cpu, onDevice);
+    }
+
+    private static Merged mergedWith(ChunkKernels k, CompanionChunk c, java.util.function.Consumer<ChunkMetrics> merge) {
+        ChunkMetrics metrics = new ChunkMetrics(c.models());
+        merge.accept(metrics);
+        ArrowBuf encoded = k.encodeOut(c.dtype(), c.count()).await();
+        byte[] bytes = new byte[c.count() * c.dtype().byteSize()];
+        encoded.getBytes(0, bytes);
+        return new Merged(bytes, metrics);
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void fisherAndOtaMergesFromCompanionInputsMatch(Dtype dtype, int count) {
+        CompanionChunk c = companionChunk(dtype, count, 3, false, 50);
+        float[] coefficients = {0.7f, 1.9f, 0.05f};
+        for (boolean favorTarget : new boolean[]{true, false}) {
+            sameWithCompanions(c, k -> mergedWith(k, c, m -> k.fisher(coefficients, 0.03125f, favorTarget, c.count(), m)),
+                    (a, b) -> assertMerged(a, b, "fisher, favor target " + favorTarget));
+        }
+        for (float epsilon : new float[]{1e-8f, 0.001f}) {
+            sameWithCompanions(c, k -> mergedWith(k, c, m -> k.ota(epsilon, c.count(), m)),
+                    (a, b) -> assertMerged(a, b, "ota, epsilon " + epsilon));
+        }
+    }
+
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void graftsAndTheirSaliencesMatch(Dtype dtype, int count) {
+        CompanionChunk c = companionChunk(dtype, count, 1, true, 51);
+        Operand.Salience salience = new Operand.Salience(0, 2);
+        long[] cpuHistogram = onCompanions(CpuBackend.INSTANCE, c, k -> {
+            long[] high = new long[MagnitudeHistogram.BINS];
+            k.histogramHigh(salience, c.count(), high);
+            return high;
+        });
+        sameWithCompanions(c, k -> {
+            long[] high = new long[MagnitudeHistogram.BINS];
+            k.histogramHigh(salience, c.count(), high);
+            long[] out = Arrays.copyOf(high, high.length + 2);
+            out[high.length] = k.countEqual(salience, c.count(), 0);
+            out[high.length + 1] = k.countNonzero(salience, c.count());
+            return out;
+        }, (x, y) -> assertArrayEquals(x, y, "salience order statistics"));
+        // A threshold at the median bucket's lower edge with part of its equal entries kept, zero
+        // scores with some of them kept (k past the non-zero scores), none and all.
+        int median = MagnitudeHistogram.select(cpuHistogram, c.count() / 2).bucket() << 16;
+        for (KeepRule.TopK rule : List.of(new KeepRule.TopK(median, 3, 1), new KeepRule.TopK(0, c.count() / 5, 0),
+                new KeepRule.TopK(Integer.MAX_VALUE, 0, 0), new KeepRule.TopK(0, c.count(), 0))) {
+            sameWithCompanions(c, k -> mergedWith(k, c, m -> k.graft(salience, rule, c.count(), m)),
+                    (a, b) -> assertMerged(a, b, "graft " + rule));
+        }
+    }
 }
