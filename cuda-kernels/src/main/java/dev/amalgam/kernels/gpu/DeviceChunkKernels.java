@@ -336,6 +336,22 @@ public final class DeviceChunkKernels implements ChunkKernels {
         exactSum(s, survivors, count, kept);
     }
 
+    @Override
+    public void outputMagnitudes(boolean minusBase, int count, ExactSum into) {
+        if (count == 0) {
+            return;
+        }
+        BufferSet s = set();
+        long values = s.out;
+        if (minusBase) {
+            device.launch(Kernel.DELTA, count, s.stream, new KernelArgs().pointer(s.out).pointer(s.values[models])
+                    .pointer(s.delta).i32(count));
+            s.held = null;
+            values = s.delta;
+        }
+        exactSum(s, values, count, into);
+    }
+
     private void exactSum(BufferSet s, long values, int count, ExactSum into) {
         long binBytes = (long) Kernel.LANES * 256 * 8;
         device.zero(s.bins, binBytes + 8, s.stream);
@@ -897,9 +913,11 @@ public final class DeviceChunkKernels implements ChunkKernels {
             }
         }
         device.upload(s.params, s.paramsHost, (long) m * (rowCoefficients == null ? 16 : 24), s.stream);
+        // Delta terms subtract the base whether or not the result adds it back (without a base,
+        // no term is a delta and the pointer is never read).
         long rowPointers = rowCoefficients == null ? s.params : s.params + (long) m * 16;
         device.launch(Kernel.COMBINE, count, s.stream, new KernelArgs().pointer(s.params).pointer(s.params + (long) m * 8)
-                .pointer(s.params + (long) m * 12).pointer(rowPointers).i32(m).pointer(plusBase ? s.values[models] : s.out)
+                .pointer(s.params + (long) m * 12).pointer(rowPointers).i32(m).pointer(hasBase ? s.values[models] : s.out)
                 .bool(plusBase).i32(rowCoefficients == null ? 0 : cols).bool(perColumn).i32(count).pointer(s.out));
         observeModels(s, count);
     }

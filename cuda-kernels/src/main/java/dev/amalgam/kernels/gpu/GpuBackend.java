@@ -15,7 +15,7 @@ public final class GpuBackend implements KernelBackend {
             Primitive.FUSE, Primitive.COLUMN_DOT, Primitive.COMBINE_COLUMNS, Primitive.DEQUANTIZE, Primitive.SCALE,
             Primitive.LOW_RANK, Primitive.TIES_MODEL, Primitive.SUM, Primitive.VARM,
             Primitive.CONSENSUS, Primitive.WIDEN, Primitive.PCB, Primitive.COMPANIONS, Primitive.FISHER, Primitive.OTA,
-            Primitive.GRAFT));
+            Primitive.GRAFT, Primitive.OUTPUT_SUM));
 
     private final Device device;
     private final GpuMemoryBudget budget;

@@ -893,4 +893,27 @@ abstract class DeviceKernelsDifferentialTest {
                     (a, b) -> assertMerged(a, b, "graft " + rule));
         }
     }
+    @ParameterizedTest(name = "{0} x {1}")
+    @MethodSource("dtypesAndCounts")
+    void sumsOfTheOutputMatch(Dtype dtype, int count) {
+        Chunk c = chunk(dtype, count, 3, 52);
+        Operand[] deltas = {D0, new Operand.Delta(1), new Operand.Delta(2)};
+        float[] weights = {1.0f, -0.6f, 0.35f};
+        ModelTerm[] terms = new ModelTerm[3];
+        for (int i = 0; i < 3; i++) {
+            terms[i] = new ModelTerm(weights[i], new KeepRule.TopK(Float.floatToRawIntBits(0.0625f), c.count() / 9, 0),
+                    1.0f);
+        }
+        // LiNeS' two quantities in the order the statistics stage asks them: the weighted sum of the
+        // deltas, then the merge (which may overwrite the decoded inputs) minus the base.
+        same(c, k -> {
+            ExactSum weighted = new ExactSum();
+            k.combine(deltas, weights, false, c.count(), new ChunkMetrics(3));
+            k.outputMagnitudes(false, c.count(), weighted);
+            ExactSum merged = new ExactSum();
+            k.mergeTaskVector(c.count(), c.start(), terms, Consensus.SUM, false, 1.0f, new ChunkMetrics(3));
+            k.outputMagnitudes(true, c.count(), merged);
+            return new float[]{weighted.toFloat(), merged.toFloat()};
+        }, (a, b) -> assertArrayEquals(a, b, "output sums"));
+    }
 }
