@@ -592,15 +592,23 @@ public final class ComposedKernels {
         return self * PortableMath.tanh(d[i] * sum);
     }
 
-    /** {@code max(pcb, 0)} or {@code max(-pcb, 0)} of {@link #balanceOf} per element, as the operand says. */
-    public static void balance(ArrowBuf base, ArrowBuf[] models, Operand.Balance operand, int count, ArrowBuf out) {
-        int m = models.length;
-        float[] d = new float[m];
+    /** {@link #balanceOf} of model {@code model} per element, signed. */
+    public static void signedBalance(ArrowBuf base, ArrowBuf[] models, int model, float lo, float hi, int count,
+                                     ArrowBuf out) {
+        float[] d = new float[models.length];
         for (int j = 0; j < count; j++) {
             long at = (long) j << 2;
             float sum = deltasAt(base, models, at, d);
-            float pcb = balanceOf(d, sum, operand.model(), operand.lo(), operand.hi());
-            out.setFloat(at, operand.positive() ? (pcb > 0.0f ? pcb : 0.0f) : (pcb < 0.0f ? -pcb : 0.0f));
+            out.setFloat(at, balanceOf(d, sum, model, lo, hi));
+        }
+    }
+
+    /** {@code max(pcb, 0)} ({@code positive}) or {@code max(-pcb, 0)} of a signed balance, +0 elsewhere. */
+    public static void balancePart(ArrowBuf signed, boolean positive, int count, ArrowBuf out) {
+        for (int j = 0; j < count; j++) {
+            long at = (long) j << 2;
+            float pcb = signed.getFloat(at);
+            out.setFloat(at, positive ? (pcb > 0.0f ? pcb : 0.0f) : (pcb < 0.0f ? -pcb : 0.0f));
         }
     }
 

@@ -12,6 +12,9 @@ final class CpuChunkKernels implements ChunkKernels {
     private final BufferAllocator allocator;
     private final int models;
     private final ArrowBuf raw;
+    /** The signed PCB balance the raw buffer holds for this chunk (as its positive part's key), or null. */
+    private Operand.Balance balance;
+    private int balanceCount;
     private final ArrowBuf[] values;
     private final ArrowBuf out;
     private final ArrowBuf encoded;
@@ -77,22 +80,26 @@ final class CpuChunkKernels implements ChunkKernels {
     public void beginChunk() {
         held = null;
         selection = false;
+        balance = null;
     }
 
     @Override
     public ArrowBuf input(int slot) {
+        balance = null;
         return raw;
     }
 
     @Override
     public void decode(int slot, Dtype dtype, int count) {
         held = null;
+        balance = null;
         ElementCodec.decode(raw, dtype, values[slot], count);
     }
 
     @Override
     public void decodeScaled(int slot, Dtype dtype, int count, BlockScales scales) {
         held = null;
+        balance = null;
         BlockScales.decode(scales, raw, dtype, values[slot], count);
     }
 
@@ -121,7 +128,16 @@ final class CpuChunkKernels implements ChunkKernels {
         } else if (o instanceof Operand.Importance imp) {
             ComposedKernels.importance(values[0], base, imp.cols(), count, delta);
         } else if (o instanceof Operand.Balance bal) {
-            ComposedKernels.balance(base, java.util.Arrays.copyOf(values, models), bal, count, delta);
+            // Both parts of a model's balance come from one computation of it, kept in the raw
+            // buffer (free once the chunk is decoded): its exp and tanh are the costly part.
+            Operand.Balance signed = new Operand.Balance(bal.model(), bal.lo(), bal.hi(), true);
+            if (!signed.equals(balance) || balanceCount != count) {
+                ComposedKernels.signedBalance(base, java.util.Arrays.copyOf(values, models), bal.model(), bal.lo(),
+                        bal.hi(), count, raw);
+                balance = signed;
+                balanceCount = count;
+            }
+            ComposedKernels.balancePart(raw, bal.positive(), count, delta);
         } else if (o instanceof Operand.Salience sal) {
             ComposedKernels.salience(values[sal.model()], base, values[sal.slot()], count, delta);
         } else {
@@ -277,6 +293,7 @@ final class CpuChunkKernels implements ChunkKernels {
     @Override
     public void addLowRank(int slot, LowRankFactors factors, int count, long chunkStart) {
         held = null;
+        balance = null;
         LowRankKernel.apply(values[slot], factors, count, chunkStart);
     }
 
