@@ -30,10 +30,13 @@ public record ModelExtent(long elements, int layers, String[] groups) {
         return groups.length;
     }
 
+    /** Compiled patterns, shared by every tensor's extent in this JVM (a plan has a handful). */
+    private static final java.util.Map<String, Pattern> COMPILED = new java.util.concurrent.ConcurrentHashMap<>();
+
     /** The number of the first group whose pattern {@code tensor} contains, or -1. */
     public int groupOf(String tensor) {
         for (int g = 0; g < groups.length; g++) {
-            if (Pattern.compile(groups[g]).matcher(tensor).find()) {
+            if (COMPILED.computeIfAbsent(groups[g], Pattern::compile).matcher(tensor).find()) {
                 return g;
             }
         }

@@ -482,36 +482,32 @@ class WholeModelMethodsTest {
         }
     }
 
+    /** A varm-by-group config over two fine-tunes with {@code groups} as given. */
+    private static String groupConfig(MergeFixture f, String name, String groups) {
+        return f.config(name, "merge_method: varm\nbase_model: " + f.base + "\nmodels:\n  - model: " + f.models.get(0)
+                + "\n  - model: " + f.models.get(1) + "\n" + groups + "parameters: {granularity: group}\n");
+    }
+
+    private static void refused(String config, String message) {
+        assertThatThrownBy(() -> new MergeJob(TestSpark.context()).run(MergeRequest.of(config, config + "-out")))
+                .isInstanceOf(AmalgamException.class)
+                .hasMessageContaining(message);
+    }
+
     @Test
     void aGroupPatternThatMatchesNoTensorIsRefused() {
-        MergeFixture f = fixtures.get(Dtype.F32);
-        String config = f.config("groups-typo.yml", "merge_method: varm\nbase_model: " + f.base + "\nmodels:\n"
-                + "  - model: " + f.models.get(0) + "\n  - model: " + f.models.get(1) + "\n"
-                + "groups: {attention: 'self_atn'}\nparameters: {granularity: group}\n");
-        assertThatThrownBy(() -> new MergeJob(TestSpark.context()).run(MergeRequest.of(config, f.out("gt"))))
-                .isInstanceOf(AmalgamException.class)
-                .hasMessageContaining("groups.attention ('self_atn') has no merged tensor");
+        refused(groupConfig(fixtures.get(Dtype.F32), "groups-typo.yml", "groups: {attention: 'self_atn'}\n"),
+                "groups.attention ('self_atn') has no merged tensor");
     }
 
     @Test
     void groupGranularityNeedsTheConfigsGroups() {
-        MergeFixture f = fixtures.get(Dtype.F32);
-        String config = f.config("groups-none.yml", "merge_method: varm\nbase_model: " + f.base + "\nmodels:\n"
-                + "  - model: " + f.models.get(0) + "\n  - model: " + f.models.get(1) + "\n"
-                + "parameters: {granularity: group}\n");
-        assertThatThrownBy(() -> new MergeJob(TestSpark.context()).run(MergeRequest.of(config, f.out("gn"))))
-                .isInstanceOf(AmalgamException.class)
-                .hasMessageContaining("add a top-level 'groups:' mapping");
+        refused(groupConfig(fixtures.get(Dtype.F32), "groups-none.yml", ""), "add a top-level 'groups:' mapping");
     }
 
     @Test
     void anInvalidGroupPatternIsRefused() {
-        MergeFixture f = fixtures.get(Dtype.F32);
-        String config = f.config("groups-bad.yml", "merge_method: varm\nbase_model: " + f.base + "\nmodels:\n"
-                + "  - model: " + f.models.get(0) + "\n  - model: " + f.models.get(1) + "\n"
-                + "groups: {attention: 'self_attn('}\nparameters: {granularity: group}\n");
-        assertThatThrownBy(() -> new MergeJob(TestSpark.context()).run(MergeRequest.of(config, f.out("gb"))))
-                .isInstanceOf(AmalgamException.class)
-                .hasMessageContaining("'groups.attention' is not a valid regular expression");
+        refused(groupConfig(fixtures.get(Dtype.F32), "groups-bad.yml", "groups: {attention: 'self_attn('}\n"),
+                "'groups.attention' is not a valid regular expression");
     }
 }

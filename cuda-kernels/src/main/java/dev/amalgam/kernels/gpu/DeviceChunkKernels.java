@@ -499,11 +499,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
         if (count == 0) {
             return;
         }
-        uploadPointers(s, models);
-        for (int i = 0; i < models; i++) {
-            s.paramsHost.setFloat((long) models * 8 + i * 4L, thresholds[i]);
-        }
-        device.upload(s.params, s.paramsHost, (long) models * 12, s.stream);
+        uploadPointersAndFloats(s, thresholds);
         device.launch(Kernel.WIDEN_ELEMENTS, count, s.stream, new KernelArgs().pointer(s.values[models])
                 .pointer(s.params).i32(models).pointer(s.params + (long) models * 8).f32(calibration).i32(count)
                 .pointer(s.out));
@@ -820,6 +816,15 @@ public final class DeviceChunkKernels implements ChunkKernels {
     }
 
     /** The models' value pointers at the start of the params buffer. */
+    /** The models' pointers, then one float per model at {@code params + models * 8}, uploaded. */
+    private void uploadPointersAndFloats(BufferSet s, float[] perModel) {
+        uploadPointers(s, models);
+        for (int i = 0; i < models; i++) {
+            s.paramsHost.setFloat((long) models * 8 + i * 4L, perModel[i]);
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 12, s.stream);
+    }
+
     private void uploadPointers(BufferSet s, int m) {
         for (int i = 0; i < m; i++) {
             s.paramsHost.setLong((long) i * 8, s.values[i]);
@@ -1009,11 +1014,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
         if (count == 0) {
             return;
         }
-        uploadPointers(s, models);
-        for (int i = 0; i < models; i++) {
-            s.paramsHost.setFloat((long) models * 8 + i * 4L, weights[i]);
-        }
-        device.upload(s.params, s.paramsHost, (long) models * 12, s.stream);
+        uploadPointersAndFloats(s, weights);
         device.launch(Kernel.SCE, count, s.stream, new KernelArgs().pointer(s.params).pointer(s.params + (long) models * 8)
                 .i32(models).pointer(s.values[models]).pointer(s.out).bool(selected).i32(count).pointer(s.out));
         observeModels(s, count);

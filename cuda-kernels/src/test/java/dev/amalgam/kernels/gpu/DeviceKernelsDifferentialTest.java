@@ -629,25 +629,31 @@ abstract class DeviceKernelsDifferentialTest {
 
     private static final Operand VARIANCE = new Operand.Variance();
 
+    /**
+     * What an order statistic of {@code a} reads from a chunk: the high histogram, the low one
+     * under the median's bucket, the count equal to the value found, and the non-zero count.
+     */
+    private static long[] orderFigures(ChunkKernels k, Operand a, int count) {
+        long[] high = new long[MagnitudeHistogram.BINS];
+        k.histogramHigh(a, count, high);
+        int bucket = MagnitudeHistogram.select(high, count / 2).bucket();
+        long[] low = new long[MagnitudeHistogram.BINS];
+        k.histogramLow(a, count, bucket, low);
+        int valueBits = (bucket << 16) | MagnitudeHistogram.select(low, 0).bucket();
+        long[] out = Arrays.copyOf(high, high.length + low.length + 2);
+        System.arraycopy(low, 0, out, high.length, low.length);
+        out[out.length - 2] = k.countEqual(a, count, valueBits);
+        out[out.length - 1] = k.countNonzero(a, count);
+        return out;
+    }
+
     @ParameterizedTest(name = "{0} x {1}")
     @MethodSource("dtypesAndCounts")
     void orderStatisticsOfDerivedOperandsMatch(Dtype dtype, int count) {
         Chunk c = chunk(dtype, count, 3, 41);
         int cols = count % 5 == 0 ? 5 : count;
         for (Operand a : new Operand[]{VARIANCE, new Operand.Importance(cols)}) {
-            same(c, k -> {
-                long[] high = new long[MagnitudeHistogram.BINS];
-                k.histogramHigh(a, c.count(), high);
-                int bucket = MagnitudeHistogram.select(high, c.count() / 2).bucket();
-                long[] low = new long[MagnitudeHistogram.BINS];
-                k.histogramLow(a, c.count(), bucket, low);
-                int valueBits = (bucket << 16) | MagnitudeHistogram.select(low, 0).bucket();
-                long[] out = Arrays.copyOf(high, high.length + low.length + 2);
-                System.arraycopy(low, 0, out, high.length, low.length);
-                out[out.length - 2] = k.countEqual(a, c.count(), valueBits);
-                out[out.length - 1] = k.countNonzero(a, c.count());
-                return out;
-            }, (x, y) -> assertArrayEquals(x, y, a.toString()));
+            same(c, k -> orderFigures(k, a, c.count()), (x, y) -> assertArrayEquals(x, y, a.toString()));
         }
     }
 
@@ -766,19 +772,7 @@ abstract class DeviceKernelsDifferentialTest {
         for (int model = 0; model < 3; model++) {
             for (boolean positive : new boolean[]{true, false}) {
                 Operand a = new Operand.Balance(model, PCB_LO[model], PCB_HI[model], positive);
-                same(c, k -> {
-                    long[] high = new long[MagnitudeHistogram.BINS];
-                    k.histogramHigh(a, c.count(), high);
-                    int bucket = MagnitudeHistogram.select(high, c.count() / 2).bucket();
-                    long[] low = new long[MagnitudeHistogram.BINS];
-                    k.histogramLow(a, c.count(), bucket, low);
-                    int valueBits = (bucket << 16) | MagnitudeHistogram.select(low, 0).bucket();
-                    long[] out = Arrays.copyOf(high, high.length + low.length + 2);
-                    System.arraycopy(low, 0, out, high.length, low.length);
-                    out[out.length - 2] = k.countEqual(a, c.count(), valueBits);
-                    out[out.length - 1] = k.countNonzero(a, c.count());
-                    return out;
-                }, (x, y) -> assertArrayEquals(x, y, a.toString()));
+                same(c, k -> orderFigures(k, a, c.count()), (x, y) -> assertArrayEquals(x, y, a.toString()));
             }
         }
     }
