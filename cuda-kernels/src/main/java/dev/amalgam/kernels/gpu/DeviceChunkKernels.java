@@ -511,6 +511,18 @@ public final class DeviceChunkKernels implements ChunkKernels {
         return s.values[models + 1 + kind * models + model];
     }
 
+    /**
+     * Uploads the models' pointers, then their first companions' (at {@code params + models * 8}),
+     * and {@code extra} bytes the caller wrote after them.
+     */
+    private void uploadModelsAndCompanions(BufferSet s, long extra) {
+        for (int i = 0; i < models; i++) {
+            s.paramsHost.setLong((long) i * 8, s.values[i]);
+            s.paramsHost.setLong((long) (models + i) * 8, companion(s, 0, i));
+        }
+        device.upload(s.params, s.paramsHost, (long) models * 16 + extra, s.stream);
+    }
+
     @Override
     public void fisher(float[] coefficients, float floor, boolean favorTarget, int count, ChunkMetrics metrics) {
         BufferSet s = set();
@@ -520,11 +532,9 @@ public final class DeviceChunkKernels implements ChunkKernels {
             return;
         }
         for (int i = 0; i < models; i++) {
-            s.paramsHost.setLong((long) i * 8, s.values[i]);
-            s.paramsHost.setLong((long) (models + i) * 8, companion(s, 0, i));
             s.paramsHost.setFloat((long) models * 16 + i * 4L, coefficients[i]);
         }
-        device.upload(s.params, s.paramsHost, (long) models * 20, s.stream);
+        uploadModelsAndCompanions(s, (long) models * 4);
         device.launch(Kernel.FISHER, count, s.stream, new KernelArgs().pointer(s.params)
                 .pointer(s.params + (long) models * 8).pointer(s.params + (long) models * 16).i32(models).f32(floor)
                 .bool(favorTarget).i32(count).pointer(s.out));
@@ -539,11 +549,7 @@ public final class DeviceChunkKernels implements ChunkKernels {
         if (count == 0) {
             return;
         }
-        for (int i = 0; i < models; i++) {
-            s.paramsHost.setLong((long) i * 8, s.values[i]);
-            s.paramsHost.setLong((long) (models + i) * 8, companion(s, 0, i));
-        }
-        device.upload(s.params, s.paramsHost, (long) models * 16, s.stream);
+        uploadModelsAndCompanions(s, 0);
         device.launch(Kernel.OTA, count, s.stream, new KernelArgs().pointer(s.params)
                 .pointer(s.params + (long) models * 8).i32(models).f32(epsilon).i32(count).pointer(s.out));
         observeModels(s, count);
