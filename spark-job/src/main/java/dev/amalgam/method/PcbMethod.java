@@ -41,16 +41,21 @@ final class PcbMethod extends DeclaredMethod {
         return true;
     }
 
-    private static long lowPosition(long n) {
+    static long lowPosition(long n) {
         return (long) (n * CLAMP_RATIO);
     }
 
-    private static long highPosition(long n) {
+    static long highPosition(long n) {
         return (long) (n * (1.0 - CLAMP_RATIO) - 1.0);
     }
 
     private long dropPosition(MethodTensor t) {
-        return (long) (t.extent().elements() * (1.0 - global(t, "pcb_ratio")));
+        return dropPosition(t.extent().elements(), global(t, "pcb_ratio"));
+    }
+
+    /** The signed balance's position below which scales are 0, {@code int(n * (1 - ratio))} in double. */
+    static long dropPosition(long n, double ratio) {
+        return (long) (n * (1.0 - ratio));
     }
 
     private static StatisticRequest magnitudeAt(int model, long position) {

@@ -45,6 +45,15 @@ class WholeModelMethodsTest {
         fixtures = MergeFixture.perDtype(temp, 3, 6_000);
     }
 
+    /** The fixture's three fine-tunes, each flattened in canonical order. */
+    private static float[][] flatModels(MergeFixture f, List<String> order) {
+        float[][] x = new float[3][];
+        for (int i = 0; i < 3; i++) {
+            x[i] = WholeModelReference.flatten(Tensors.all(f.models.get(i)), order);
+        }
+        return x;
+    }
+
     static Stream<Arguments> chunkings() {
         List<Arguments> cases = new ArrayList<>();
         for (Dtype dtype : Dtype.floats()) {
@@ -74,10 +83,7 @@ class WholeModelMethodsTest {
 
         Map<String, float[]> base = Tensors.all(f.base);
         List<String> order = WholeModelReference.canonical(base.keySet());
-        float[][] x = new float[3][];
-        for (int i = 0; i < 3; i++) {
-            x[i] = WholeModelReference.flatten(Tensors.all(f.models.get(i)), order);
-        }
+        float[][] x = flatModels(f, order);
         float[] flatBase = WholeModelReference.flatten(base, order);
         float[] expected = WholeModelReference.tiesPaper(flatBase, x, DENSITY, WEIGHT, 1.5f);
         Map<String, float[]> expectedTensors = WholeModelReference.split(expected, base, order);
@@ -301,10 +307,7 @@ class WholeModelMethodsTest {
 
         Map<String, float[]> base = Tensors.all(f.base);
         List<String> order = WholeModelReference.canonical(base.keySet());
-        float[][] x = new float[3][];
-        for (int i = 0; i < 3; i++) {
-            x[i] = WholeModelReference.flatten(Tensors.all(f.models.get(i)), order);
-        }
+        float[][] x = flatModels(f, order);
         double[] density = ties ? DENSITY : new double[]{1, 1, 1};
         float[] expected = WholeModelReference.consensus(WholeModelReference.flatten(base, order), x, WEIGHT, density,
                 tallLambda, 2, 0.8f, ties);
@@ -442,10 +445,7 @@ class WholeModelMethodsTest {
 
         Map<String, float[]> base = Tensors.all(f.base);
         List<String> order = WholeModelReference.canonical(base.keySet());
-        float[][] x = new float[3][];
-        for (int i = 0; i < 3; i++) {
-            x[i] = WholeModelReference.flatten(Tensors.all(f.models.get(i)), order);
-        }
+        float[][] x = flatModels(f, order);
         float[] expected = WholeModelReference.pcb(WholeModelReference.flatten(base, order), x, ratio, 0.9f);
         Map<String, float[]> expectedTensors = WholeModelReference.split(expected, base, order);
         Map<String, dev.amalgam.format.StoredTensor> merged = Tensors.open(out).byName();
