@@ -77,7 +77,7 @@ public final class AmalgamKryoRegistrator implements KryoRegistrator {
         kryo.register(dev.amalgam.format.RowMap.Mix[].class);
         kryo.register(float[].class);
         kryo.register(StatisticRequest[].class);
-        // The tensor table's delta_cosine column; Spark registers its other SQL types itself.
+        // Spark SQL reading the tensor table's delta_cosine column; Spark registers its other SQL types itself.
         kryo.register(org.apache.spark.sql.types.ArrayType.class);
     }
 }

@@ -4,17 +4,15 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.amalgam.commit.Charts;
-import dev.amalgam.commit.TensorTable;
+import dev.amalgam.commit.ParquetTable;
+import dev.amalgam.commit.ParquetTable.Column;
+import dev.amalgam.commit.ParquetTable.Kind;
 import dev.amalgam.staging.Renames;
 import dev.amalgam.config.ParameterResolver;
 import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaSparkContext;
-import org.apache.spark.sql.Row;
-import org.apache.spark.sql.RowFactory;
-import org.apache.spark.sql.types.DataTypes;
-import org.apache.spark.sql.types.StructType;
 import org.jfree.chart.ChartFactory;
 import org.jfree.chart.plot.PlotOrientation;
 import org.jfree.data.xy.XYSeries;
@@ -33,16 +31,16 @@ public final class DiffReport {
     public static final String PARQUET = "diff.parquet";
     public static final String HTML = "diff.html";
 
-    static final StructType SCHEMA = new StructType()
-            .add("tensor", DataTypes.StringType, false)
-            .add("layer", DataTypes.IntegerType, true)
-            .add("dtype_a", DataTypes.StringType, false)
-            .add("dtype_b", DataTypes.StringType, false)
-            .add("elements", DataTypes.LongType, false)
-            .add("relative_l2", DataTypes.DoubleType, false)
-            .add("max_abs_difference", DataTypes.DoubleType, false)
-            .add("cosine", DataTypes.DoubleType, false)
-            .add("differing", DataTypes.LongType, false);
+    static final ParquetTable TABLE = new ParquetTable("amalgam_diff", List.of(
+            Column.required("tensor", Kind.STRING),
+            Column.optional("layer", Kind.INT),
+            Column.required("dtype_a", Kind.STRING),
+            Column.required("dtype_b", Kind.STRING),
+            Column.required("elements", Kind.LONG),
+            Column.required("relative_l2", Kind.DOUBLE),
+            Column.required("max_abs_difference", Kind.DOUBLE),
+            Column.required("cosine", Kind.DOUBLE),
+            Column.required("differing", Kind.LONG)));
 
     private DiffReport() {
     }
@@ -78,7 +76,7 @@ public final class DiffReport {
     }
 
     /**
-     * Writes diff.json, diff.parquet (through Spark SQL) and diff.html into {@code dir}, replacing
+     * Writes diff.json, diff.parquet (commit.ParquetTable) and diff.html into {@code dir}, replacing
      * them. They are written in a hidden directory inside it and moved into place one by one, so a
      * failure leaves each of them whole: the new one, or the old one.
      */
@@ -90,14 +88,13 @@ public final class DiffReport {
         try {
             write(fs, new Path(staged, JSON), new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(json(r)));
             write(fs, new Path(staged, HTML), html(r).getBytes(StandardCharsets.UTF_8));
-            List<Row> rows = new ArrayList<>();
+            List<Object[]> rows = new ArrayList<>();
             for (CheckpointDiff.TensorDiff t : r.tensors()) {
                 int layer = ParameterResolver.layerOf(t.name());
-                rows.add(RowFactory.create(t.name(), layer < 0 ? null : layer, t.dtypeA(), t.dtypeB(), t.elements(),
-                        t.relativeL2(), t.maxAbsDifference(), t.cosine(), t.differing()));
+                rows.add(new Object[]{t.name(), layer < 0 ? null : layer, t.dtypeA(), t.dtypeB(), t.elements(),
+                        t.relativeL2(), t.maxAbsDifference(), t.cosine(), t.differing()});
             }
-            TensorTable.writeParquet(sc, rows, SCHEMA, new Path(staged, PARQUET).toString(), "diff table",
-                    rows.size() + " rows to " + PARQUET);
+            TABLE.write(sc.hadoopConfiguration(), new Path(staged, PARQUET), rows);
             for (String name : new String[]{JSON, HTML, PARQUET}) {
                 fs.delete(new Path(out, name), true);
                 Renames.move(fs, new Path(staged, name), new Path(out, name));

@@ -243,7 +243,7 @@ public final class MergeJob {
                 new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(report));
         committer.writeFile("README.md", ModelCard.render(config, plan, report).getBytes(StandardCharsets.UTF_8));
         committer.writeFile(HtmlReport.FILE, HtmlReport.render(report, config.source()).getBytes(StandardCharsets.UTF_8));
-        TensorTable.write(sc, report, committer.staging().toString());
+        TensorTable.write(hadoop, report, committer.staging().toString());
         committer.publish();
         planB.destroy();
         statsB.destroy();

@@ -51,7 +51,7 @@ class NamedSparkWorkTest {
         } finally {
             sc.sc().removeSparkListener(listener);
         }
-        String step = "(statistics round \\d+( \\(sample\\))?|merge|shard assembly|tensor table)";
+        String step = "(statistics round \\d+( \\(sample\\))?|merge|shard assembly)";
         assertThat(jobs).isNotEmpty().allMatch(d -> d.matches(step + ": .+"), "named like 'merge: 12 chunks of 3 tensors, ...'");
         assertThat(jobs).anyMatch(d -> d.startsWith("statistics round 0 (sample): "))
                 .anyMatch(d -> d.startsWith("statistics round 0: "))
