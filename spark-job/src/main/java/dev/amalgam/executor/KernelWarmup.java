@@ -37,8 +37,11 @@ public final class KernelWarmup {
     }
 
     static void run() {
+        long started = System.nanoTime();
         try {
             exercise(ROUNDS);
+            org.slf4j.LoggerFactory.getLogger(KernelWarmup.class).info("kernel warm-up: {} rounds in {} ms", ROUNDS,
+                    (System.nanoTime() - started) / 1_000_000);
         } catch (RuntimeException | Error e) {
             // A warm-up that cannot run changes nothing but speed.
         }
