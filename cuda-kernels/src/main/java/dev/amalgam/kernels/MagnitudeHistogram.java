@@ -21,7 +21,17 @@ public final class MagnitudeHistogram {
     }
 
     public static void addLow(ArrowBuf delta, int count, int highBucket, long[] histogram) {
-        for (int i = 0; i < count; i++) {
+        int from = 0;
+        if (Simd.ENABLED) {
+            from = SimdKernels.intBound(count);
+            SimdKernels.addLow(delta, from, highBucket, histogram);
+        }
+        addLow(delta, from, count, highBucket, histogram);
+    }
+
+    /** The scalar definition over [from, to): SIMD code runs it on the vectors that hold an entry of the bucket. */
+    static void addLow(ArrowBuf delta, int from, int to, int highBucket, long[] histogram) {
+        for (int i = from; i < to; i++) {
             int bits = KeepRule.magnitudeBits(delta.getFloat((long) i << 2));
             if (bits >>> 16 == highBucket) {
                 histogram[bits & 0xffff]++;
@@ -38,7 +48,28 @@ public final class MagnitudeHistogram {
      * candidate of an order statistic bracketed by a sample, so no second read is needed.
      */
     public static void addBand(ArrowBuf delta, int count, int[] slotOf, int[] band) {
-        for (int i = 0; i < count; i++) {
+        int from = 0;
+        if (Simd.ENABLED) {
+            int lowest = 0;
+            while (lowest < slotOf.length && slotOf[lowest] < 0) {
+                lowest++;
+            }
+            if (lowest == slotOf.length) {
+                return; // an empty band collects nothing
+            }
+            int highest = slotOf.length - 1;
+            while (slotOf[highest] < 0) {
+                highest--;
+            }
+            from = SimdKernels.intBound(count);
+            SimdKernels.addBand(delta, from, lowest, highest, slotOf, band);
+        }
+        addBand(delta, from, count, slotOf, band);
+    }
+
+    /** The scalar definition over [from, to): SIMD code runs it on the vectors that hold an entry in the band's range. */
+    static void addBand(ArrowBuf delta, int from, int to, int[] slotOf, int[] band) {
+        for (int i = from; i < to; i++) {
             int bits = KeepRule.magnitudeBits(delta.getFloat((long) i << 2));
             int slot = slotOf[bits >>> 16];
             if (slot >= 0) {

@@ -327,4 +327,37 @@ final class SimdKernels {
                     .intoByteBuffer(db, j << 1, LE);
         }
     }
+
+    /**
+     * {@link MagnitudeHistogram#addLow} over [0, end): a vector none of whose |delta| patterns lies
+     * in the high bucket (most of them: one bucket holds a small share of a tensor) is skipped with
+     * one compare; the others go through the scalar definition.
+     */
+    static void addLow(ArrowBuf delta, int end, int highBucket, long[] histogram) {
+        ByteBuffer db = view(delta, end);
+        int lo = highBucket << 16;
+        int hi = lo | 0xffff;
+        for (int j = 0; j < end; j += I.length()) {
+            IntVector bits = IntVector.fromByteBuffer(I, db, j << 2, LE).and(0x7fffffff);
+            if (bits.compare(VectorOperators.GE, lo).and(bits.compare(VectorOperators.LE, hi)).anyTrue()) {
+                MagnitudeHistogram.addLow(delta, j, j + I.length(), highBucket, histogram);
+            }
+        }
+    }
+
+    /**
+     * {@link MagnitudeHistogram#addBand} over [0, end), vectors with no |delta| pattern between the
+     * band's lowest and highest high buckets skipped with two compares.
+     */
+    static void addBand(ArrowBuf delta, int end, int lowestBucket, int highestBucket, int[] slotOf, int[] band) {
+        ByteBuffer db = view(delta, end);
+        int lo = lowestBucket << 16;
+        int hi = (highestBucket << 16) | 0xffff;
+        for (int j = 0; j < end; j += I.length()) {
+            IntVector bits = IntVector.fromByteBuffer(I, db, j << 2, LE).and(0x7fffffff);
+            if (bits.compare(VectorOperators.GE, lo).and(bits.compare(VectorOperators.LE, hi)).anyTrue()) {
+                MagnitudeHistogram.addBand(delta, j, j + I.length(), slotOf, band);
+            }
+        }
+    }
 }

@@ -37,6 +37,44 @@ class SimdDifferentialTest {
         }
     }
 
+    @ParameterizedTest(name = "{0} elements")
+    @CsvSource({"1000", "4099", "17", "5", "65536"})
+    void histogramsOfOneBucketAndOfABandMatchTheScalarDefinition(int count) {
+        Assumptions.assumeTrue(Simd.ENABLED, "the JVM lacks --add-modules jdk.incubator.vector");
+        try (BufferAllocator allocator = new RootAllocator()) {
+            ArrowBuf d = buffer(allocator, values(count, 5, 2));
+            // Buckets the data holds (0.25 and 0.5 are frequent), NaN's and infinity's, and one it lacks.
+            int quarter = Float.floatToRawIntBits(0.25f) >>> 16;
+            int[] buckets = {quarter, Float.floatToRawIntBits(0.5f) >>> 16, 0x7f80, 0x7fc0, 0x1234};
+            for (int bucket : buckets) {
+                long[] simd = new long[MagnitudeHistogram.BINS];
+                long[] scalar = new long[MagnitudeHistogram.BINS];
+                MagnitudeHistogram.addLow(d, count, bucket, simd);
+                MagnitudeHistogram.addLow(d, 0, count, bucket, scalar);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(scalar, simd, "bucket " + bucket);
+            }
+            // A band with gaps between its buckets, one of the buckets at the band's range edge.
+            int[] slotOf = new int[MagnitudeHistogram.HIGH_BUCKETS];
+            java.util.Arrays.fill(slotOf, -1);
+            int[] band = {quarter - 3, quarter, quarter + 1, Float.floatToRawIntBits(0.5f) >>> 16};
+            for (int i = 0; i < band.length; i++) {
+                slotOf[band[i]] = i;
+            }
+            int[] simd = new int[band.length << 16];
+            int[] scalar = new int[band.length << 16];
+            MagnitudeHistogram.addBand(d, count, slotOf, simd);
+            MagnitudeHistogram.addBand(d, 0, count, slotOf, scalar);
+            org.junit.jupiter.api.Assertions.assertArrayEquals(scalar, simd);
+            org.junit.jupiter.api.Assertions.assertTrue(count < 1000 || java.util.Arrays.stream(simd).sum() > 0,
+                    "the band holds entries");
+            int[] none = new int[MagnitudeHistogram.HIGH_BUCKETS];
+            java.util.Arrays.fill(none, -1);
+            MagnitudeHistogram.addBand(d, count, none, simd);
+            org.junit.jupiter.api.Assertions.assertArrayEquals(scalar, simd, "an empty band adds nothing");
+            d.close();
+        }
+    }
+
     private static int[] run(BufferAllocator allocator, boolean simd, float[] base, float[][] xs,
                              TaskVectorKernel.Consensus consensus, boolean rescale) {
         int n = base.length;

@@ -2,6 +2,7 @@ package dev.amalgam.kernels.bench;
 
 import dev.amalgam.kernels.ChunkMetrics;
 import dev.amalgam.kernels.CounterRandom;
+import dev.amalgam.kernels.Deltas;
 import dev.amalgam.kernels.Dtype;
 import dev.amalgam.kernels.ElementCodec;
 import dev.amalgam.kernels.KeepRule;
@@ -49,6 +50,10 @@ public class KernelBenchmark {
     ArrowBuf[] models = new ArrowBuf[MODELS];
     ArrowBuf out;
     long[] histogram = new long[MagnitudeHistogram.BINS];
+    ArrowBuf delta;
+    int medianBucket;
+    int[] bandSlots = new int[MagnitudeHistogram.HIGH_BUCKETS];
+    int[] band = new int[7 << 16];
     KernelScratch scratch = new KernelScratch();
 
     @Setup(Level.Trial)
@@ -70,6 +75,15 @@ public class KernelBenchmark {
                 pristine[i].setFloat(j * 4L, base.getFloat(j * 4L) + (float) random.nextGaussian() * 0.002f);
             }
         }
+        delta = allocator.buffer(N * 4L);
+        Deltas.compute(pristine[0], base, delta, N);
+        long[] high = new long[MagnitudeHistogram.BINS];
+        MagnitudeHistogram.addHigh(delta, N, high);
+        medianBucket = MagnitudeHistogram.select(high, N / 2).bucket();
+        java.util.Arrays.fill(bandSlots, -1);
+        for (int b = -3; b <= 3; b++) {
+            bandSlots[medianBucket + b] = b + 3;
+        }
     }
 
     @Setup(Level.Invocation)
@@ -85,6 +99,7 @@ public class KernelBenchmark {
         bf16.close();
         base.close();
         out.close();
+        delta.close();
         for (int i = 0; i < MODELS; i++) {
             pristine[i].close();
             models[i].close();
@@ -117,6 +132,20 @@ public class KernelBenchmark {
     public long[] magnitudeHistogram() {
         MagnitudeHistogram.addHigh(pristine[0], N, histogram);
         return histogram;
+    }
+
+    /** The second radix round: the low 16 bits of the entries in the high bucket of the median delta. */
+    @Benchmark
+    public long[] magnitudeLow() {
+        MagnitudeHistogram.addLow(delta, N, medianBucket, histogram);
+        return histogram;
+    }
+
+    /** The one-pass statistics' band: the median delta's high bucket and its three neighbours on each side. */
+    @Benchmark
+    public int[] magnitudeBand() {
+        MagnitudeHistogram.addBand(delta, N, bandSlots, band);
+        return band;
     }
 
     @Benchmark
