@@ -27,28 +27,56 @@ public final class KernelWarmup {
     private KernelWarmup() {
     }
 
+    /**
+     * Inputs below this many bytes merge as fast without the warm-up: on two cores it costs a
+     * 1.2 MB merge 0.7 s, breaks even near 400 MB and saves 1-2 s at 2 GB (docs/benchmarks.md).
+     */
+    public static final long WORTHWHILE_BYTES = 256L << 20;
+
+    /**
+     * Set to end the warm-up after its current round. A flag, not an interrupt: an interrupt that
+     * lands while the warm-up initializes Arrow's or the logger's classes fails their static
+     * initialization, and with it every later use of those classes in the JVM.
+     */
+    private static volatile boolean stopRequested;
+
     /** Starts the warm-up in a daemon thread; returns at once. */
     public static Thread start() {
         Thread t = new Thread(KernelWarmup::run, "amalgam-kernel-warmup");
         t.setDaemon(true);
         t.setPriority(Thread.MIN_PRIORITY);
+        stopRequested = false;
         t.start();
         return t;
+    }
+
+    /**
+     * Ends a running warm-up after its current round when the merge that follows reads fewer than
+     * {@link #WORTHWHILE_BYTES}: its chunks compile the loops soon enough themselves, and the
+     * warm-up would only take a core from them.
+     */
+    public static void stopUnlessWorthwhile(long inputBytes) {
+        if (inputBytes < WORTHWHILE_BYTES) {
+            stopRequested = true;
+        }
     }
 
     static void run() {
         long started = System.nanoTime();
         try {
-            exercise(ROUNDS);
-            org.slf4j.LoggerFactory.getLogger(KernelWarmup.class).info("kernel warm-up: {} rounds in {} ms", ROUNDS,
-                    (System.nanoTime() - started) / 1_000_000);
+            int rounds = exercise(ROUNDS, () -> stopRequested);
+            org.slf4j.LoggerFactory.getLogger(KernelWarmup.class).info("kernel warm-up: {} of {} rounds in {} ms",
+                    rounds, ROUNDS, (System.nanoTime() - started) / 1_000_000);
         } catch (RuntimeException | Error e) {
             // A warm-up that cannot run changes nothing but speed.
         }
     }
 
-    /** The loops, {@code rounds} times over; closing its allocator fails on any leaked buffer. */
-    static void exercise(int rounds) {
+    /**
+     * The loops, up to {@code rounds} times over (fewer once {@code stop} says so); closing its allocator
+     * fails on any leaked buffer. Returns the rounds run.
+     */
+    static int exercise(int rounds, java.util.function.BooleanSupplier stop) {
         try (BufferAllocator allocator = new RootAllocator(64L << 20);
              ChunkKernels k = CpuBackend.INSTANCE.open(allocator, "warmup", COUNT, 2, true)) {
             SplittableRandom random = new SplittableRandom(7);
@@ -60,7 +88,8 @@ public final class KernelWarmup {
                 }
             }
             long[] histogram = new long[MagnitudeHistogram.BINS];
-            for (int round = 0; round < rounds && !Thread.currentThread().isInterrupted(); round++) {
+            int round = 0;
+            for (; round < rounds && !stop.getAsBoolean(); round++) {
                 k.beginChunk();
                 for (int slot = 0; slot < 3; slot++) {
                     k.input(slot).setBytes(0, stored[slot]);
@@ -75,6 +104,7 @@ public final class KernelWarmup {
                         : TaskVectorKernel.Consensus.NONE, true, 1.0f, new ChunkMetrics(2));
                 k.encodeOut(Dtype.BF16, COUNT).await();
             }
+            return round;
         }
     }
 }

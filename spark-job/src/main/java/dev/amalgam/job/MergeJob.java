@@ -73,7 +73,9 @@ public final class MergeJob {
     }
 
     public Result run(MergeRequest request) {
-        return run(request, inspect(request));
+        Inspection inspection = inspect(request);
+        dev.amalgam.executor.KernelWarmup.stopUnlessWorthwhile(inspection.planned().plan().inputBytes());
+        return run(request, inspection);
     }
 
     /** Parses the config, reads every header, plans, and fingerprints the inputs; reads no tensor data. */
